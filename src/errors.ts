@@ -1,0 +1,130 @@
+/**
+ * The error catalogue. Every error Heimdall raises, whether a plugin that can't load, a bad config or a 4xx/5xx
+ * answer, is created here, with a stable code that users can search for and docs/errors list.
+ */
+
+/** OpenAI's error `type` values, which clients and SDKs switch on. */
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error'
+  | 'upstream_error'
+  | 'timeout_error'
+  | 'config_error'
+  | 'plugin_error';
+
+export class HeimdallError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  readonly type: ErrorType;
+  /** Whether a request that failed with this error may be retried on a fallback model. */
+  readonly allowFallbacks: boolean;
+
+  constructor(code: string, statusCode: number, type: ErrorType, message: string, allowFallbacks = true) {
+    super(message);
+    this.name = 'HeimdallError';
+    this.code = code;
+    this.statusCode = statusCode;
+    this.type = type;
+    this.allowFallbacks = allowFallbacks;
+  }
+}
+
+export interface ErrorFactory<A extends unknown[]> {
+  (...args: A): HeimdallError;
+  readonly code: string;
+  readonly statusCode: number;
+}
+
+function define<A extends unknown[]>(
+  code: string,
+  statusCode: number,
+  type: ErrorType,
+  message: (...args: A) => string,
+): ErrorFactory<A> {
+  const factory = (...args: A) => new HeimdallError(code, statusCode, type, message(...args));
+  return Object.assign(factory, { code, statusCode });
+}
+
+const REBUILD = 'Build the plugin on (or cross-compile it for) the machine that runs the gateway';
+
+export const Errors = {
+  // --- configuration -------------------------------------------------------------------------------------------
+  CONFIG_READ: define('HEIMDALL_ERR_CONFIG_READ', 500, 'config_error', (file: string, cause: string) =>
+    `cannot read config file ${file}: ${cause}`),
+  CONFIG: define('HEIMDALL_ERR_CONFIG', 500, 'config_error', (file: string, issues: string) =>
+    `invalid config ${file}:\n${issues}`),
+  CONFIG_ENV: define('HEIMDALL_ERR_CONFIG_ENV', 500, 'config_error', (path: string, name: string) =>
+    `config ${path} refers to environment variable ${name}, which is not set. Set ${name} or change the reference`),
+
+  // --- plugin loading: each names the file, the cause and the fix ---------------------------------------------
+  PLUGIN_PLATFORM: define('HEIMDALL_ERR_PLUGIN_PLATFORM', 500, 'plugin_error', (file: string, platform: string) =>
+    `plugin ${file}: native plugins are supported on Linux and macOS only; this gateway runs on ${platform}. ` +
+    'Run the gateway on Linux or macOS'),
+  PLUGIN_NOT_FOUND: define('HEIMDALL_ERR_PLUGIN_NOT_FOUND', 500, 'plugin_error', (file: string, cause: string) =>
+    `plugin ${file}: cannot read the file (${cause}). Check the "path" in config.json; relative paths are resolved ` +
+    'against the directory of config.json. Did the plugin build run (npm run build:plugins)?'),
+  PLUGIN_FORMAT: define('HEIMDALL_ERR_PLUGIN_FORMAT', 500, 'plugin_error', (file: string, found: string, expected: string) =>
+    `plugin ${file} is ${found}; this gateway needs ${expected}. ${REBUILD}, as a shared library ` +
+    '(gcc -shared -fPIC, go build -buildmode=c-shared, or crate-type = ["cdylib"])'),
+  PLUGIN_ARCH: define('HEIMDALL_ERR_PLUGIN_ARCH', 500, 'plugin_error', (file: string, built: string, host: string) =>
+    `plugin ${file} is built for ${built}; this gateway runs on ${host}. ${REBUILD}`),
+  PLUGIN_OPEN: define('HEIMDALL_ERR_PLUGIN_OPEN', 500, 'plugin_error', (file: string, cause: string) =>
+    `plugin ${file}: the dynamic loader refused it: ${cause}. Check that the libraries it links against are ` +
+    'installed (ldd on Linux, otool -L on macOS)'),
+  PLUGIN_SYMBOL: define('HEIMDALL_ERR_PLUGIN_SYMBOL', 500, 'plugin_error', (file: string, missing: string[]) =>
+    `plugin ${file} does not export the required symbol${missing.length > 1 ? 's' : ''} ${missing.join(', ')}. ` +
+    'Export them with C linkage (see native/include/heimdall_plugin.h; //export in Go, #[no_mangle] extern "C" in Rust)'),
+  PLUGIN_ABI: define('HEIMDALL_ERR_PLUGIN_ABI', 500, 'plugin_error', (file: string, plugin: string, host: string) =>
+    `plugin ${file}: incompatible ABI version: gateway speaks ABI ${host}, plugin was built for ABI ${plugin}. ` +
+    `Rebuild the plugin against heimdall_plugin.h for ABI ${host}`),
+  PLUGIN_NAME: define('HEIMDALL_ERR_PLUGIN_NAME', 500, 'plugin_error', (file: string, cause: string) =>
+    `plugin ${file}: ${cause}`),
+  PLUGIN_INIT: define('HEIMDALL_ERR_PLUGIN_INIT', 500, 'plugin_error', (name: string, file: string, message: string) =>
+    `plugin ${name} (${file}) refused to start: Init failed: ${message}. Fix the plugin's "config" in config.json, ` +
+    'or mark the plugin "optional": true to start without it'),
+
+  // --- requests (4xx) -----------------------------------------------------------------------------------------
+  BAD_JSON: define('HEIMDALL_ERR_BAD_JSON', 400, 'invalid_request_error', (cause: string) =>
+    `the request body is not valid JSON: ${cause}`),
+  BAD_REQUEST: define('HEIMDALL_ERR_BAD_REQUEST', 400, 'invalid_request_error', (message: string) => message),
+  CONTENT_TYPE: define('HEIMDALL_ERR_CONTENT_TYPE', 415, 'invalid_request_error', (found: string) =>
+    `unsupported content-type ${JSON.stringify(found)}: send the request body as application/json`),
+  BODY_TOO_LARGE: define('HEIMDALL_ERR_BODY_TOO_LARGE', 413, 'invalid_request_error', (limit: number) =>
+    `the request body is larger than the limit of ${limit} bytes (server.body_limit in config.json)`),
+  MODEL_MISSING: define('HEIMDALL_ERR_MODEL_MISSING', 400, 'invalid_request_error', () =>
+    'the request has no "model": name one as "provider/model", for example "openai/gpt-4o-mini"'),
+  MODEL_FORMAT: define('HEIMDALL_ERR_MODEL_FORMAT', 400, 'invalid_request_error', (model: string) =>
+    `model ${JSON.stringify(model)} is not of the form "provider/model", for example "openai/gpt-4o-mini"`),
+  PROVIDER_UNKNOWN: define('HEIMDALL_ERR_PROVIDER_UNKNOWN', 404, 'not_found_error', (provider: string, known: string[]) =>
+    `unknown provider ${JSON.stringify(provider)}; configured providers: ${known.join(', ') || '(none)'}`),
+  MODEL_UNKNOWN: define('HEIMDALL_ERR_MODEL_UNKNOWN', 404, 'not_found_error', (model: string, known: string[]) =>
+    `model ${JSON.stringify(model)} is not configured; available: ${known.join(', ')}`),
+  ROUTE_NOT_FOUND: define('HEIMDALL_ERR_ROUTE_NOT_FOUND', 404, 'not_found_error', (method: string, url: string) =>
+    `no route for ${method} ${url}`),
+
+  // --- upstream (5xx) -----------------------------------------------------------------------------------------
+  UPSTREAM_CONNECT: define('HEIMDALL_ERR_UPSTREAM_CONNECT', 502, 'upstream_error', (provider: string, cause: string) =>
+    `provider ${provider} could not be reached: ${cause}`),
+  UPSTREAM_TIMEOUT: define('HEIMDALL_ERR_UPSTREAM_TIMEOUT', 504, 'timeout_error', (provider: string, ms: number) =>
+    `provider ${provider} did not answer within ${ms} ms`),
+  UPSTREAM_STATUS: define('HEIMDALL_ERR_UPSTREAM_STATUS', 502, 'upstream_error', (provider: string, status: number, message: string) =>
+    `provider ${provider} answered ${status}: ${message}`),
+  UPSTREAM_RATE_LIMIT: define('HEIMDALL_ERR_UPSTREAM_RATE_LIMIT', 429, 'rate_limit_error', (provider: string, message: string) =>
+    `provider ${provider} is rate limiting: ${message}`),
+  UPSTREAM_BAD_RESPONSE: define('HEIMDALL_ERR_UPSTREAM_BAD_RESPONSE', 502, 'upstream_error', (provider: string, cause: string) =>
+    `provider ${provider} sent a response that could not be understood: ${cause}`),
+  INTERNAL: define('HEIMDALL_ERR_INTERNAL', 500, 'server_error', (message: string) => `internal error: ${message}`),
+} as const;
+
+/** The OpenAI-style error body every 4xx/5xx answer carries. */
+export interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
+export function errorBody(err: HeimdallError): ErrorBody {
+  return { error: { message: err.message, type: err.type, param: null, code: err.code } };
+}
