@@ -117,6 +117,8 @@ export const Errors = {
     `provider ${provider} is rate limiting: ${message}`),
   UPSTREAM_BAD_RESPONSE: define('HEIMDALL_ERR_UPSTREAM_BAD_RESPONSE', 502, 'upstream_error', (provider: string, cause: string) =>
     `provider ${provider} sent a response that could not be understood: ${cause}`),
+  CLIENT_CLOSED: define('HEIMDALL_ERR_CLIENT_CLOSED', 499, 'invalid_request_error', () =>
+    'the client closed the connection before the answer was complete'),
   INTERNAL: define('HEIMDALL_ERR_INTERNAL', 500, 'server_error', (message: string) => `internal error: ${message}`),
 } as const;
 
@@ -125,6 +127,6 @@ export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string };
 }
 
-export function errorBody(err: HeimdallError): ErrorBody {
-  return { error: { message: err.message, type: err.type, param: null, code: err.code } };
+export function errorBody(err: { message: string; type?: string; code?: string }): ErrorBody {
+  return { error: { message: err.message, type: err.type ?? 'server_error', param: null, code: err.code ?? 'error' } };
 }

@@ -1,0 +1,211 @@
+// Command heimdall-gen writes heimdall_exports.go, the file that exports a Go plugin's C symbols.
+//
+// cgo allows //export only in package main, so the exports cannot live in the SDK. heimdall-gen reads the plugin's
+// package, finds which hook methods it defines (Init, TransportInterceptor, PreHook, PostHook, StreamChunkHook,
+// Cleanup), and exports the ABI's required symbols plus exactly those hooks: the gateway skips a hook a plugin does
+// not export at no cost, which matters for StreamChunkHook, called once per streamed chunk.
+//
+// Run it from the plugin's directory, usually through a go:generate line in the plugin's main file:
+//
+//	//go:generate go run github.com/heimdall-gateway/heimdall/sdk/go/cmd/heimdall-gen
+//
+// Detection is by method name. -hooks names the hooks explicitly instead, for hooks a plugin gets from an embedded
+// type of another package. Whatever is exported, the SDK checks at Init that it matches the hook interfaces the
+// plugin implements, so a stale file or a wrong method signature fails at start-up with a clear message.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// hooks are the optional exports, in the order they are written.
+var hooks = []string{"TransportInterceptor", "PreHook", "PostHook", "StreamChunkHook"}
+
+func main() {
+	dir := flag.String("dir", ".", "the plugin's package directory")
+	outName := flag.String("o", "heimdall_exports.go", "the file to write, relative to -dir")
+	hookList := flag.String("hooks", "", "comma-separated hooks to export instead of detecting them "+
+		"(TransportInterceptor,PreHook,PostHook,StreamChunkHook)")
+	flag.Parse()
+
+	if err := run(*dir, *outName, *hookList); err != nil {
+		fmt.Fprintln(os.Stderr, "heimdall-gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir, outName, hookList string) error {
+	var found []string
+	var err error
+	if hookList != "" {
+		found, err = parseHookList(hookList)
+	} else {
+		found, err = detectHooks(dir, outName)
+	}
+	if err != nil {
+		return err
+	}
+	src, err := generate(found)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, outName), src, 0o644)
+}
+
+func parseHookList(list string) ([]string, error) {
+	want := map[string]bool{}
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" || h == "Init" || h == "Cleanup" { // always exported
+			continue
+		}
+		if !contains(hooks, h) {
+			return nil, fmt.Errorf("unknown hook %q; the hooks are %s", h, strings.Join(hooks, ", "))
+		}
+		want[h] = true
+	}
+	var out []string
+	for _, h := range hooks {
+		if want[h] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// detectHooks parses the package in dir (without its tests and the generated file) and returns the hooks it
+// defines methods for.
+func detectHooks(dir, outName string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	fset := token.NewFileSet()
+	defined := map[string]bool{}
+	files := 0
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || name == outName {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, err
+		}
+		if f.Name.Name != "main" {
+			return nil, fmt.Errorf("%s is in package %s; a plugin must be package main", name, f.Name.Name)
+		}
+		files++
+		for _, decl := range f.Decls {
+			if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv != nil {
+				defined[fn.Name.Name] = true
+			}
+		}
+	}
+	if files == 0 {
+		return nil, errors.New("no Go files in " + dir)
+	}
+	var out []string
+	for _, h := range hooks {
+		if defined[h] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// signatures are the exports' C-side parameter lists and the cabi call that serves each.
+var signatures = map[string]struct{ params, call string }{
+	"TransportInterceptor": {
+		"ctx *C.uint8_t, ctxLen C.size_t, http *C.uint8_t, httpLen C.size_t, body *C.uint8_t, bodyLen C.size_t, " +
+			"out unsafe.Pointer",
+		"cabi.TransportInterceptor(unsafe.Pointer(ctx), uintptr(ctxLen), unsafe.Pointer(http), uintptr(httpLen), " +
+			"unsafe.Pointer(body), uintptr(bodyLen), out)",
+	},
+	"PreHook": {
+		"ctx *C.uint8_t, ctxLen C.size_t, req *C.uint8_t, reqLen C.size_t, out unsafe.Pointer",
+		"cabi.PreHook(unsafe.Pointer(ctx), uintptr(ctxLen), unsafe.Pointer(req), uintptr(reqLen), out)",
+	},
+	"PostHook": {
+		"ctx *C.uint8_t, ctxLen C.size_t, resp *C.uint8_t, respLen C.size_t, errObj *C.uint8_t, errLen C.size_t, " +
+			"out unsafe.Pointer",
+		"cabi.PostHook(unsafe.Pointer(ctx), uintptr(ctxLen), unsafe.Pointer(resp), uintptr(respLen), " +
+			"unsafe.Pointer(errObj), uintptr(errLen), out)",
+	},
+	"StreamChunkHook": {
+		"ctx *C.uint8_t, ctxLen C.size_t, chunk *C.uint8_t, chunkLen C.size_t, out unsafe.Pointer",
+		"cabi.StreamChunkHook(unsafe.Pointer(ctx), uintptr(ctxLen), unsafe.Pointer(chunk), uintptr(chunkLen), out)",
+	},
+}
+
+const header = `// Code generated by heimdall-gen. DO NOT EDIT.
+
+// This file exports the plugin's C symbols (native/include/heimdall_plugin.h). cgo allows //export only in package
+// main, so it lives here; the SDK's cabi package does the work. Re-run go generate after adding or removing a hook.
+
+package main
+
+// #include <stddef.h>
+// #include <stdint.h>
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/heimdall-gateway/heimdall/sdk/go/cabi"
+)
+
+func init() { cabi.DeclareExports(%s) }
+
+//export heimdall_plugin_abi_version
+func heimdall_plugin_abi_version() C.uint32_t { return C.uint32_t(cabi.ABIVersion) }
+
+//export heimdall_plugin_free
+func heimdall_plugin_free(data *C.uint8_t, n C.size_t) { cabi.Free(unsafe.Pointer(data), uintptr(n)) }
+
+//export GetName
+func GetName() *C.char { return (*C.char)(cabi.Name()) }
+
+//export Cleanup
+func Cleanup() { cabi.Cleanup() }
+
+//export Init
+func Init(config *C.uint8_t, configLen C.size_t, out unsafe.Pointer) C.int32_t {
+	return C.int32_t(cabi.Init(unsafe.Pointer(config), uintptr(configLen), out))
+}
+`
+
+// generate returns the source of heimdall_exports.go exporting the given hooks.
+func generate(exported []string) ([]byte, error) {
+	quoted := make([]string, len(exported))
+	for i, h := range exported {
+		quoted[i] = fmt.Sprintf("%q", h)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, header, strings.Join(quoted, ", "))
+	for _, h := range exported {
+		sig := signatures[h]
+		fmt.Fprintf(&b, "\n//export %s\nfunc %s(%s) C.int32_t {\n\treturn C.int32_t(%s)\n}\n", h, h, sig.params, sig.call)
+	}
+	b.WriteString("\n// main is required by -buildmode=c-shared and never runs.\nfunc main() {}\n")
+	return format.Source(b.Bytes())
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

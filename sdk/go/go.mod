@@ -1,0 +1,3 @@
+module github.com/heimdall-gateway/heimdall/sdk/go
+
+go 1.19

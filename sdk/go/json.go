@@ -1,0 +1,146 @@
+package heimdall
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// DecodeConfig decodes a plugin's config into v, refusing unknown fields so that a typo in config.json is reported
+// at start-up instead of being silently ignored. An empty config leaves v unchanged, so set defaults in v first.
+func DecodeConfig(config []byte, v any) error {
+	if len(bytes.TrimSpace(config)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(config))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid config: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid config: more than one JSON value")
+	}
+	return nil
+}
+
+// marshal encodes v without escaping <, > and & (the output goes to a gateway, not into HTML), and without the
+// trailing newline json.Encoder adds.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// The typed structs keep the fields they do not name in an Extra map, so a plugin that changes one field of a
+// request hands every other field on untouched (tools, response_format, provider-specific options, ...).
+// decodeWithExtra and encodeWithExtra implement that for a struct's "fields" type: the same struct without the
+// custom (Un)MarshalJSON methods, so encoding/json handles the named fields.
+
+// decodeWithExtra decodes data into fields (a pointer to a struct) and returns the members fields does not name.
+func decodeWithExtra(data []byte, fields any) (map[string]json.RawMessage, error) {
+	if err := json.Unmarshal(data, fields); err != nil {
+		return nil, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return nil, err
+	}
+	for name := range jsonNames(reflect.TypeOf(fields).Elem()) {
+		delete(all, name)
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	return all, nil
+}
+
+// encodeWithExtra encodes fields (a struct) and appends the extra members, in key order. An extra member that has
+// the name of a named field is skipped: the field wins.
+func encodeWithExtra(fields any, extra map[string]json.RawMessage) ([]byte, error) {
+	b, err := marshal(fields)
+	if err != nil || len(extra) == 0 {
+		return b, err
+	}
+	named := jsonNames(reflect.TypeOf(fields))
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if !named[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := b[:len(b)-1] // drop the closing brace
+	for _, k := range keys {
+		v := extra[k]
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		kb, _ := marshal(k) // a string always encodes
+		out = append(out, kb...)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
+}
+
+var jsonNamesCache sync.Map // reflect.Type -> map[string]bool
+
+// jsonNames is the set of JSON member names a struct type's fields encode to.
+func jsonNames(t reflect.Type) map[string]bool {
+	if cached, ok := jsonNamesCache.Load(t); ok {
+		return cached.(map[string]bool)
+	}
+	names := make(map[string]bool, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = true
+	}
+	jsonNamesCache.Store(t, names)
+	return names
+}
+
+// jsonValue normalises a value a plugin put in a result: nil, a nil pointer, map or slice mean "not set" (nil), and
+// raw bytes are taken as JSON text rather than base64-encoded.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case json.RawMessage:
+		if x == nil {
+			return nil
+		}
+		return x
+	case []byte:
+		if x == nil {
+			return nil
+		}
+		return json.RawMessage(x)
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		if rv.IsNil() {
+			return nil
+		}
+	}
+	return v
+}

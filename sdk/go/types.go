@@ -1,0 +1,249 @@
+package heimdall
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// The OpenAI chat-completions shapes that cross the ABI. Each struct names the common fields and keeps every other
+// member in Extra, so a decode/encode round trip loses nothing a plugin did not change. Extra must not hold the
+// name of a named field (the field wins).
+
+// Request is a chat-completions request, the input of PreHook.
+type Request struct {
+	Model       string          `json:"model,omitempty"`
+	Messages    []Message       `json:"messages,omitempty"`
+	Stream      bool            `json:"stream,omitempty"`
+	MaxTokens   *int            `json:"max_tokens,omitempty"`
+	Temperature *float64        `json:"temperature,omitempty"`
+	TopP        *float64        `json:"top_p,omitempty"`
+	Stop        json.RawMessage `json:"stop,omitempty"` // a string or an array of strings
+	User        string          `json:"user,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Message is one message of a request, a response's choice, or a chunk's delta.
+type Message struct {
+	Role       string          `json:"role,omitempty"`
+	Content    *Content        `json:"content,omitempty"` // nil when absent or null
+	Name       string          `json:"name,omitempty"`
+	ToolCalls  json.RawMessage `json:"tool_calls,omitempty"`
+	ToolCallID string          `json:"tool_call_id,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Content is a message's content: a plain string (Text), or an array of parts (Parts: text, image_url,
+// input_audio, ...). It encodes as an array when Parts is non-nil, else as a string.
+type Content struct {
+	Text  string
+	Parts []ContentPart
+}
+
+// ContentPart is one part of an array content.
+type ContentPart struct {
+	Type string `json:"type"`
+	Text string `json:"text,omitempty"` // for "text" parts; other kinds keep their payload in Extra
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Response is a chat.completion object.
+type Response struct {
+	ID      string   `json:"id,omitempty"`
+	Object  string   `json:"object,omitempty"`
+	Created int64    `json:"created,omitempty"`
+	Model   string   `json:"model,omitempty"`
+	Choices []Choice `json:"choices"`
+	Usage   *Usage   `json:"usage,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Choice is one choice of a Response.
+type Choice struct {
+	Index        int     `json:"index"`
+	Message      Message `json:"message"`
+	FinishReason string  `json:"finish_reason,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Usage counts a response's tokens.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Chunk is a chat.completion.chunk object, one event of a streamed response.
+type Chunk struct {
+	ID      string        `json:"id,omitempty"`
+	Object  string        `json:"object,omitempty"`
+	Created int64         `json:"created,omitempty"`
+	Model   string        `json:"model,omitempty"`
+	Choices []ChunkChoice `json:"choices"`
+	Usage   *Usage        `json:"usage,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// ChunkChoice is one choice of a Chunk. FinishReason is nil (JSON null) until the choice's last chunk.
+type ChunkChoice struct {
+	Index        int     `json:"index"`
+	Delta        Message `json:"delta"`
+	FinishReason *string `json:"finish_reason"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// Error is a request's error: the input of PostHook when the result is an error, and what PreHook, PostHook and
+// StreamChunkHook return to fail a request on purpose.
+type Error struct {
+	StatusCode int    `json:"status_code,omitempty"` // the HTTP status
+	Message    string `json:"message"`
+	Type       string `json:"type,omitempty"` // OpenAI's error type: "invalid_request_error", "rate_limit_error", ...
+	Code       string `json:"code,omitempty"` // a stable, searchable code such as "rate_limited"
+	// AllowFallbacks says whether the gateway may try the request's fallback models; nil means the default, true.
+	AllowFallbacks *bool `json:"allow_fallbacks,omitempty"`
+	// RetryAfter, in seconds, asks the gateway to send a retry-after header with the error (0: none).
+	RetryAfter int `json:"retry_after,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// FallbacksAllowed reports AllowFallbacks with its default applied.
+func (e *Error) FallbacksAllowed() bool { return e.AllowFallbacks == nil || *e.AllowFallbacks }
+
+// TextContent returns a plain string content.
+func TextContent(s string) *Content { return &Content{Text: s} }
+
+// String returns the content as text: the string, or the text of the text parts joined with newlines.
+func (c *Content) String() string {
+	if c == nil {
+		return ""
+	}
+	if c.Parts == nil {
+		return c.Text
+	}
+	var texts []string
+	for _, p := range c.Parts {
+		if p.Type == "text" {
+			texts = append(texts, p.Text)
+		}
+	}
+	return strings.Join(texts, "\n")
+}
+
+func (c Content) MarshalJSON() ([]byte, error) {
+	if c.Parts != nil {
+		return marshal(c.Parts)
+	}
+	return marshal(c.Text)
+}
+
+func (c *Content) UnmarshalJSON(data []byte) error {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		c.Text = ""
+		c.Parts = []ContentPart{}
+		return json.Unmarshal(data, &c.Parts)
+	}
+	if len(trimmed) > 0 && trimmed[0] == '"' {
+		c.Parts = nil
+		return json.Unmarshal(data, &c.Text)
+	}
+	return fmt.Errorf("heimdall: message content must be a string or an array of parts, got %.20s", trimmed)
+}
+
+// The (Un)MarshalJSON pairs below route each struct through decodeWithExtra/encodeWithExtra, using a defined type
+// with the same fields but without these methods, so encoding/json does not recurse into them.
+
+type (
+	requestFields     Request
+	messageFields     Message
+	contentPartFields ContentPart
+	responseFields    Response
+	choiceFields      Choice
+	usageFields       Usage
+	chunkFields       Chunk
+	chunkChoiceFields ChunkChoice
+	errorFields       Error
+)
+
+func (r Request) MarshalJSON() ([]byte, error) { return encodeWithExtra(requestFields(r), r.Extra) }
+func (r *Request) UnmarshalJSON(data []byte) (err error) {
+	var f requestFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*r = Request(f)
+	return err
+}
+
+func (m Message) MarshalJSON() ([]byte, error) { return encodeWithExtra(messageFields(m), m.Extra) }
+func (m *Message) UnmarshalJSON(data []byte) (err error) {
+	var f messageFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*m = Message(f)
+	return err
+}
+
+func (p ContentPart) MarshalJSON() ([]byte, error) { return encodeWithExtra(contentPartFields(p), p.Extra) }
+func (p *ContentPart) UnmarshalJSON(data []byte) (err error) {
+	var f contentPartFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*p = ContentPart(f)
+	return err
+}
+
+func (r Response) MarshalJSON() ([]byte, error) { return encodeWithExtra(responseFields(r), r.Extra) }
+func (r *Response) UnmarshalJSON(data []byte) (err error) {
+	var f responseFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*r = Response(f)
+	return err
+}
+
+func (c Choice) MarshalJSON() ([]byte, error) { return encodeWithExtra(choiceFields(c), c.Extra) }
+func (c *Choice) UnmarshalJSON(data []byte) (err error) {
+	var f choiceFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*c = Choice(f)
+	return err
+}
+
+func (u Usage) MarshalJSON() ([]byte, error) { return encodeWithExtra(usageFields(u), u.Extra) }
+func (u *Usage) UnmarshalJSON(data []byte) (err error) {
+	var f usageFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*u = Usage(f)
+	return err
+}
+
+func (c Chunk) MarshalJSON() ([]byte, error) { return encodeWithExtra(chunkFields(c), c.Extra) }
+func (c *Chunk) UnmarshalJSON(data []byte) (err error) {
+	var f chunkFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*c = Chunk(f)
+	return err
+}
+
+func (c ChunkChoice) MarshalJSON() ([]byte, error) { return encodeWithExtra(chunkChoiceFields(c), c.Extra) }
+func (c *ChunkChoice) UnmarshalJSON(data []byte) (err error) {
+	var f chunkChoiceFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*c = ChunkChoice(f)
+	return err
+}
+
+func (e Error) MarshalJSON() ([]byte, error) { return encodeWithExtra(errorFields(e), e.Extra) }
+func (e *Error) UnmarshalJSON(data []byte) (err error) {
+	var f errorFields
+	f.Extra, err = decodeWithExtra(data, &f)
+	*e = Error(f)
+	return err
+}

@@ -1,0 +1,354 @@
+//! The JSON objects that cross the ABI, as serde types.
+//!
+//! Every object type keeps the fields it does not name in `extra` (`#[serde(flatten)]`), so a plugin that changes one
+//! field and hands the object back loses nothing. Key order is kept too (serde_json's `preserve_order`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A JSON object (`serde_json::Map<String, Value>`), in insertion order.
+pub type Map = serde_json::Map<String, Value>;
+
+/// The context object every hook receives first.
+///
+/// `{"request_id": "4b1c...", "route": "/v1/chat/completions", "provider": "openai", "model": "gpt-4o-mini",
+///   "stream": false, "headers": {"user-agent": "curl/8.5"}, "values": {"cache_key": "9f2c"}}`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub route: String,
+    /// Not known yet in TransportInterceptor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Not known yet in TransportInterceptor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub stream: bool,
+    /// Request headers, lower-case names, without credentials. Values are strings (see [`Context::header`]).
+    #[serde(default)]
+    pub headers: Map,
+    /// What plugins set with `{"context": {...}}` earlier in the same request.
+    #[serde(default)]
+    pub values: Map,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+impl Context {
+    /// A request header by its lower-case name. A header sent several times arrives as an array; this returns the first.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match self.headers.get(name)? {
+            Value::String(s) => Some(s),
+            Value::Array(items) => items.first().and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// A context value set by an earlier hook.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.values.get(key)
+    }
+}
+
+/// A chat-completions request (OpenAI shape). Unknown fields (temperature, tools, response_format, ...) are in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+/// One message, in a request or in a response choice. `name`, `tool_calls`, `tool_call_id`, ... are in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    #[serde(default)]
+    pub role: String,
+    /// `None` is written as `"content": null` (an assistant message that only calls tools).
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+impl Message {
+    pub fn new(role: impl Into<String>, text: impl Into<String>) -> Self {
+        Message { role: role.into(), content: Some(Content::Text(text.into())), extra: Map::new() }
+    }
+
+    /// The message's text: the string content, or its text parts joined with "\n".
+    pub fn text(&self) -> String {
+        self.content.as_ref().map(Content::text).unwrap_or_default()
+    }
+}
+
+/// Message content: a string, or an array of parts (`{"type": "text", "text": ...}`, `{"type": "image_url", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+impl Content {
+    /// The text: the string, or the text parts joined with "\n".
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(s) => s.clone(),
+            Content::Parts(parts) => parts.iter().filter_map(|p| p.text.as_deref()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    /// Calls `f` on every piece of text (the string, or each text part), in place.
+    pub fn for_each_text_mut(&mut self, mut f: impl FnMut(&mut String)) {
+        match self {
+            Content::Text(s) => f(s),
+            Content::Parts(parts) => parts.iter_mut().filter_map(|p| p.text.as_mut()).for_each(f),
+        }
+    }
+}
+
+impl From<String> for Content {
+    fn from(s: String) -> Self {
+        Content::Text(s)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(s: &str) -> Self {
+        Content::Text(s.to_owned())
+    }
+}
+
+/// One part of an array content. `text` is set for `"type": "text"`; `image_url`, `input_audio`, ... are in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContentPart {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+/// A `chat.completion` response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub object: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// `created`, `system_fingerprint`, ...
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+impl ChatResponse {
+    /// A minimal `chat.completion` with one assistant message, for short-circuits (a cache hit, a canned answer).
+    pub fn assistant(model: impl Into<String>, text: impl Into<String>) -> Self {
+        ChatResponse {
+            id: String::new(),
+            object: "chat.completion".into(),
+            model: model.into(),
+            choices: vec![Choice {
+                index: 0,
+                message: Message::new("assistant", text),
+                finish_reason: Some("stop".into()),
+                extra: Map::new(),
+            }],
+            usage: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub message: Message,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    /// `logprobs`, ...
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+/// A `chat.completion.chunk`, one streamed event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamChunk {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub object: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    #[serde(default)]
+    pub choices: Vec<ChunkChoice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub delta: Delta,
+    /// Set on the choice's last chunk.
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+/// What a chunk adds to a choice's message. `tool_calls`, `refusal`, ... are in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+/// The error object: what PostHook receives when the result is an error, and what a hook returns to fail a request
+/// on purpose or abort a stream.
+///
+/// `{"status_code": 429, "message": "slow down", "type": "rate_limit_error", "code": "rate_limited",
+///   "allow_fallbacks": false}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub status_code: u16,
+    #[serde(default)]
+    pub message: String,
+    /// OpenAI's error type: invalid_request_error, rate_limit_error, permission_error, server_error, ...
+    #[serde(rename = "type", default)]
+    pub error_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Whether the gateway may try the request's fallback models instead.
+    #[serde(default = "yes")]
+    pub allow_fallbacks: bool,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ApiError {
+    /// An error with the OpenAI type that goes with the status (429 -> rate_limit_error, 403 -> permission_error, ...).
+    pub fn new(status_code: u16, message: impl Into<String>) -> Self {
+        let error_type = match status_code {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            _ => "server_error",
+        };
+        ApiError {
+            status_code,
+            message: message.into(),
+            error_type: error_type.into(),
+            code: None,
+            allow_fallbacks: true,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error_type = error_type.into();
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Whether the gateway may try the request's fallback models (default true).
+    pub fn allow_fallbacks(mut self, allow: bool) -> Self {
+        self.allow_fallbacks = allow;
+        self
+    }
+}
+
+/// What TransportInterceptor sees of the raw HTTP request (the body comes separately, as received).
+///
+/// `{"method": "POST", "path": "/v1/chat/completions", "headers": {"content-type": "application/json", ...}}`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    #[serde(default)]
+    pub method: String,
+    #[serde(default)]
+    pub path: String,
+    /// All headers, lower-case names, credentials included.
+    #[serde(default)]
+    pub headers: Map,
+    #[serde(flatten)]
+    pub extra: Map,
+}
+
+impl HttpRequest {
+    /// A header by its lower-case name (the first value of a repeated header).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match self.headers.get(name)? {
+            Value::String(s) => Some(s),
+            Value::Array(items) => items.first().and_then(Value::as_str),
+            _ => None,
+        }
+    }
+}
+
+/// An HTTP answer given by TransportInterceptor instead of the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    pub status_code: u16,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub headers: Map,
+    #[serde(default)]
+    pub body: Value,
+}
+
+impl HttpResponse {
+    pub fn new(status_code: u16, body: Value) -> Self {
+        HttpResponse { status_code, headers: Map::new(), body }
+    }
+
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), Value::String(value.into()));
+        self
+    }
+}

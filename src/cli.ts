@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * The heimdall command.
+ *
+ *   heimdall start [--config config.json] [--host H] [--port N]
+ */
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from './config/load.js';
+import { HeimdallError } from './errors.js';
+import { createLogger } from './logger.js';
+import { createGateway } from './server/app.js';
+
+const USAGE = `usage: heimdall start [--config config.json] [--host HOST] [--port PORT]`;
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c', default: 'config.json' },
+      host: { type: 'string' },
+      port: { type: 'string', short: 'p' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command] = positionals;
+  if (values.help || command === undefined) {
+    console.log(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  if (command !== 'start') {
+    console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    return 2;
+  }
+  return start(values.config, values.host, values.port);
+}
+
+async function start(configFile: string, host?: string, port?: string): Promise<number> {
+  const loaded = loadConfigFile(configFile);
+  const log = createLogger(loaded.config.log.level);
+  const gateway = await createGateway(loaded, { logger: log });
+  const listenHost = host ?? loaded.config.server.host;
+  const listenPort = port !== undefined ? Number(port) : loaded.config.server.port;
+  await gateway.app.listen({ host: listenHost, port: listenPort });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down: finishing requests, then cleaning up plugins');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await gateway.close();
+  log.info('stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof HeimdallError) console.error(`heimdall: ${err.code}: ${err.message}`);
+    else console.error('heimdall:', err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,43 @@
+/**
+ * A JSON object that may exist as bytes, as a parsed value, or both, each made from the other only when first
+ * needed. This is how Heimdall serialises once: bytes received from the client or the provider travel to plugins
+ * and back out untouched unless somebody actually changes the value.
+ */
+import type { JsonObject } from './plugins/plugin.js';
+
+export class Payload {
+  private constructor(
+    private buf: Buffer | undefined,
+    private obj: JsonObject | undefined,
+  ) {}
+
+  /** `value`, when given, must be what `bytes` parse to. */
+  static fromBytes(bytes: Buffer, value?: JsonObject): Payload {
+    return new Payload(bytes, value);
+  }
+
+  static fromValue(value: JsonObject): Payload {
+    return new Payload(undefined, value);
+  }
+
+  bytes(): Buffer {
+    return (this.buf ??= Buffer.from(JSON.stringify(this.obj)));
+  }
+
+  /** Throws SyntaxError (or TypeError for a non-object) when the bytes are not a JSON object. */
+  value(): JsonObject {
+    if (this.obj === undefined) {
+      const parsed: unknown = JSON.parse((this.buf as Buffer).toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw new TypeError('expected a JSON object');
+      }
+      this.obj = parsed as JsonObject;
+    }
+    return this.obj;
+  }
+
+  /** Whether bytes exist already (so sending them costs no serialisation). */
+  get hasBytes(): boolean {
+    return this.buf !== undefined;
+  }
+}

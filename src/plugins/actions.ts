@@ -1,0 +1,143 @@
+/**
+ * Decoding what a hook handed back: the JSON "action" objects of the ABI (see native/include/heimdall_plugin.h).
+ * Anything that is not exactly one of the documented shapes is a plugin failure, reported with what was wrong.
+ */
+import type {
+  AbiError,
+  ChunkResult,
+  ContextPatch,
+  Json,
+  JsonObject,
+  PostHookResult,
+  PreHookResult,
+  TransportResult,
+} from './plugin.js';
+
+export class ActionError extends Error {}
+
+function parse(output: string): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(output);
+  } catch (err) {
+    throw new ActionError(`output is not valid JSON (${(err as Error).message}): ${preview(output)}`);
+  }
+  if (!isObject(value)) throw new ActionError(`output must be a JSON object, got ${preview(output)}`);
+  return value;
+}
+
+export function decodePreHook(output: string): PreHookResult {
+  const action = parse(output);
+  allowOnly(action, ['request', 'response', 'error', 'context']);
+  const context = contextOf(action);
+  const kinds = present(action, ['request', 'response', 'error']);
+  if (kinds.length > 1) throw new ActionError(`output has both ${kinds.join(' and ')}; return one of them`);
+  if (action.request !== undefined) return { kind: 'request', request: object(action.request, 'request'), ...withContext(context) };
+  if (action.response !== undefined) return { kind: 'response', response: object(action.response, 'response'), ...withContext(context) };
+  if (action.error !== undefined) return { kind: 'error', error: abiError(action.error), ...withContext(context) };
+  return { kind: 'continue', ...withContext(context) };
+}
+
+export function decodePostHook(output: string): PostHookResult {
+  const action = parse(output);
+  allowOnly(action, ['response', 'error', 'context']);
+  const context = contextOf(action);
+  if (action.response !== undefined && action.error !== undefined) {
+    throw new ActionError('output has both response and error; return one of them');
+  }
+  if (action.response !== undefined) return { kind: 'response', response: object(action.response, 'response'), ...withContext(context) };
+  if (action.error !== undefined) return { kind: 'error', error: abiError(action.error), ...withContext(context) };
+  return { kind: 'continue', ...withContext(context) };
+}
+
+export function decodeChunk(output: string): ChunkResult {
+  const action = parse(output);
+  allowOnly(action, ['chunk', 'drop', 'error']);
+  if (present(action, ['chunk', 'drop', 'error']).length > 1) throw new ActionError('output must hold one of chunk, drop, error');
+  if (action.chunk !== undefined) return { kind: 'chunk', chunk: object(action.chunk, 'chunk') };
+  if (action.drop !== undefined) {
+    if (action.drop !== true) throw new ActionError('"drop" must be true');
+    return { kind: 'drop' };
+  }
+  if (action.error !== undefined) return { kind: 'error', error: abiError(action.error) };
+  return { kind: 'continue' };
+}
+
+export function decodeTransport(output: string): TransportResult {
+  const action = parse(output);
+  allowOnly(action, ['headers', 'body', 'response', 'context']);
+  const context = contextOf(action);
+  if (action.response !== undefined) {
+    const r = object(action.response, 'response');
+    const status = r.status_code ?? 200;
+    if (!isStatus(status)) throw new ActionError('"response.status_code" must be an HTTP status (100-599)');
+    const headers = r.headers === undefined ? {} : stringRecord(r.headers, 'response.headers', false);
+    return {
+      kind: 'response',
+      response: { status_code: status, headers: headers as Record<string, string>, body: r.body ?? null },
+      ...withContext(context),
+    };
+  }
+  const result: TransportResult = { kind: 'continue', ...withContext(context) };
+  if (action.headers !== undefined) result.headers = stringRecord(action.headers, 'headers', true);
+  if (action.body !== undefined) result.body = action.body;
+  return result;
+}
+
+function withContext(context: ContextPatch | undefined): { context?: ContextPatch } {
+  return context === undefined ? {} : { context };
+}
+
+function contextOf(action: JsonObject): ContextPatch | undefined {
+  return action.context === undefined ? undefined : object(action.context, 'context');
+}
+
+function abiError(value: Json | undefined): AbiError {
+  const e = object(value, 'error');
+  if (typeof e.message !== 'string' || e.message === '') throw new ActionError('"error.message" must be a non-empty string');
+  const status = e.status_code ?? 500;
+  if (!isStatus(status) || status < 400) throw new ActionError('"error.status_code" must be an HTTP error status (400-599)');
+  if (e.type !== undefined && typeof e.type !== 'string') throw new ActionError('"error.type" must be a string');
+  if (e.code !== undefined && typeof e.code !== 'string') throw new ActionError('"error.code" must be a string');
+  if (e.allow_fallbacks !== undefined && typeof e.allow_fallbacks !== 'boolean') {
+    throw new ActionError('"error.allow_fallbacks" must be a boolean');
+  }
+  return { ...e, status_code: status, message: e.message } as AbiError;
+}
+
+function stringRecord(value: Json | undefined, name: string, allowNull: boolean): Record<string, string | null> {
+  const o = object(value, name);
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v !== 'string' && !(allowNull && v === null)) {
+      throw new ActionError(`"${name}.${k}" must be a string${allowNull ? ' or null' : ''}`);
+    }
+  }
+  return o as Record<string, string | null>;
+}
+
+function object(value: Json | undefined, name: string): JsonObject {
+  if (!isObject(value)) throw new ActionError(`"${name}" must be a JSON object`);
+  return value;
+}
+
+function allowOnly(action: JsonObject, keys: string[]): void {
+  for (const key of Object.keys(action)) {
+    if (!keys.includes(key)) throw new ActionError(`unknown field "${key}" in output (expected ${keys.join(', ')})`);
+  }
+}
+
+function present(action: JsonObject, keys: string[]): string[] {
+  return keys.filter((k) => action[k] !== undefined);
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isStatus(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
+}
+
+function preview(s: string): string {
+  return JSON.stringify(s.length > 120 ? `${s.slice(0, 120)}...` : s);
+}

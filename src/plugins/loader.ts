@@ -1,0 +1,113 @@
+/**
+ * Loading one plugin, checks first: no plugin code runs until the file is known to be a shared object for this
+ * platform and architecture that exports the required ABI symbols. Then dlopen, the ABI version check (the first
+ * plugin function called), GetName and Init. Every refusal is a catalogued error naming the file, the cause and
+ * the fix.
+ */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Errors, HeimdallError } from '../errors.js';
+import { HOST_ABI_MAJOR, HOST_ABI_MINOR, NativeLibrary, REQUIRED_SYMBOLS } from './abi.js';
+import { checkCompatible, inspectBinary } from './inspect.js';
+import { NativePlugin } from './native-plugin.js';
+import type { Json, Language, Plugin } from './plugin.js';
+
+export interface LoadOptions {
+  /** Resolved (env references replaced) plugin config, handed to Init. */
+  config: Record<string, Json | undefined> | Record<string, unknown>;
+  /** Called for conditions that do not stop the load (a newer minor ABI version). */
+  warn?: (message: string) => void;
+}
+
+export const PLUGIN_EXTENSION = process.platform === 'darwin' ? '.dylib' : '.so';
+
+/** Relative paths resolve against `baseDir`; a path with no extension gets the platform's (.so or .dylib). */
+export function resolvePluginPath(file: string, baseDir: string): string {
+  const abs = path.resolve(baseDir, file);
+  if (path.extname(abs) === '' && !existsSync(abs)) return abs + PLUGIN_EXTENSION;
+  return abs;
+}
+
+export function formatAbiVersion(version: number): string {
+  return `${version >>> 16}.${version & 0xffff}`;
+}
+
+/** Languages whose runtime can't survive dlclose: Go (golang/go#11100) and Rust (TLS destructors). */
+export function canUnload(language: Language): boolean {
+  return language === 'c';
+}
+
+export function loadPlugin(file: string, options: LoadOptions): Plugin {
+  if (process.platform !== 'linux' && process.platform !== 'darwin') throw Errors.PLUGIN_PLATFORM(file, process.platform);
+  try {
+    if (!statSync(file).isFile()) throw Errors.PLUGIN_NOT_FOUND(file, 'not a regular file');
+  } catch (err) {
+    if (err instanceof HeimdallError) throw err;
+    throw Errors.PLUGIN_NOT_FOUND(file, (err as NodeJS.ErrnoException).code ?? String(err));
+  }
+
+  const binary = inspectBinary(file);
+  checkCompatible(file, binary);
+  // Name every missing required symbol before any plugin code runs (when the symbol table could be read).
+  const symbols = new Set(binary.symbols ?? REQUIRED_SYMBOLS);
+  const missing = REQUIRED_SYMBOLS.filter((s) => !symbols.has(s));
+  if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing);
+
+  let lib: NativeLibrary;
+  try {
+    lib = new NativeLibrary(file);
+  } catch (err) {
+    throw Errors.PLUGIN_OPEN(file, (err as Error).message);
+  }
+  const unloadable = canUnload(binary.language);
+  try {
+    // The version check is the first call into the plugin.
+    const version = lib.abiVersion();
+    const major = version >>> 16;
+    if (major !== HOST_ABI_MAJOR) {
+      throw Errors.PLUGIN_ABI(file, formatAbiVersion(version), formatAbiVersion((HOST_ABI_MAJOR << 16) | HOST_ABI_MINOR));
+    }
+    if ((version & 0xffff) > HOST_ABI_MINOR) {
+      options.warn?.(
+        `plugin ${file} was built for ABI ${formatAbiVersion(version)}, newer than this gateway's ` +
+          `${HOST_ABI_MAJOR}.${HOST_ABI_MINOR}; exports this gateway does not know are not called`,
+      );
+    }
+    const exported = lib.exports();
+    const stillMissing = REQUIRED_SYMBOLS.filter((s) => !exported.has(s));
+    if (stillMissing.length > 0) throw Errors.PLUGIN_SYMBOL(file, stillMissing);
+
+    const name = lib.getName();
+    if (name === null || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+      throw Errors.PLUGIN_NAME(file, `GetName returned ${JSON.stringify(name)}; it must return 1-64 characters of letters, digits, ".", "_" or "-"`);
+    }
+
+    if (exported.has('Init')) {
+      const result = lib.init(Buffer.from(JSON.stringify(options.config)));
+      if (result.status !== 0) {
+        throw Errors.PLUGIN_INIT(name, file, result.output || `status ${result.status} with no message`);
+      }
+    }
+
+    return new NativePlugin(
+      {
+        name,
+        file,
+        abiVersion: formatAbiVersion(version),
+        language: binary.language,
+        hooks: {
+          transport: exported.has('TransportInterceptor'),
+          pre: exported.has('PreHook'),
+          post: exported.has('PostHook'),
+          chunk: exported.has('StreamChunkHook'),
+        },
+      },
+      lib,
+      unloadable,
+    );
+  } catch (err) {
+    // Init did not succeed, so Cleanup must not run; just let go of the library where that is safe.
+    if (unloadable) lib.unload();
+    throw err;
+  }
+}

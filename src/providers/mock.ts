@@ -1,0 +1,102 @@
+/**
+ * A built-in provider with deterministic answers and no network, so the gateway runs offline (the default
+ * config.json uses it) and plugins can be tried without an API key.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MockProviderConfig } from '../config/schema.js';
+import { Payload } from '../payload.js';
+import type { JsonObject } from '../plugins/plugin.js';
+import type { ChatCall, Provider } from './provider.js';
+
+export class MockProvider implements Provider {
+  readonly models: readonly string[] | undefined;
+  private readonly latencyMs: number;
+  private seq = 0;
+
+  constructor(
+    readonly name: string,
+    config: MockProviderConfig,
+  ) {
+    this.models = config.models;
+    this.latencyMs = config.latency_ms;
+  }
+
+  async chat(call: ChatCall): Promise<Payload> {
+    if (this.latencyMs > 0) await sleep(this.latencyMs, undefined, { signal: call.signal });
+    const { content, usage } = this.answer(call);
+    return Payload.fromValue({
+      id: this.nextId(),
+      object: 'chat.completion',
+      created: nowSeconds(),
+      model: call.model,
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+      usage,
+    });
+  }
+
+  async stream(call: ChatCall): Promise<AsyncIterable<string>> {
+    const { content, usage } = this.answer(call);
+    const id = this.nextId();
+    const created = nowSeconds();
+    const latency = this.latencyMs;
+    const chunk = (delta: JsonObject, finish: string | null, extra: JsonObject = {}): string =>
+      JSON.stringify({
+        id, object: 'chat.completion.chunk', created, model: call.model,
+        choices: [{ index: 0, delta, finish_reason: finish }], ...extra,
+      });
+    // Words keep their trailing space, so the chunks concatenate back to the exact content.
+    const pieces = content.match(/\S+\s*/g) ?? [];
+    return (async function* () {
+      yield chunk({ role: 'assistant', content: '' }, null);
+      for (const piece of pieces) {
+        if (latency > 0) await sleep(latency, undefined, { signal: call.signal });
+        yield chunk({ content: piece }, null);
+      }
+      yield chunk({}, 'stop', { usage });
+    })();
+  }
+
+  async close(): Promise<void> {}
+
+  private answer(call: ChatCall): { content: string; usage: JsonObject } {
+    const request = call.request.value();
+    const messages = Array.isArray(request.messages) ? request.messages : [];
+    const last = [...messages].reverse().find((m) => isObject(m) && m.role === 'user');
+    const said = isObject(last) ? textOf(last.content) : '';
+    const content = `Mock reply from ${call.model}. You said: ${said}`;
+    const promptTokens = messages.reduce<number>((n, m) => n + (isObject(m) ? countWords(textOf(m.content)) : 0), 0);
+    const completionTokens = countWords(content);
+    return {
+      content,
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    };
+  }
+
+  private nextId(): string {
+    this.seq += 1;
+    return `chatcmpl-mock-${this.seq}`;
+  }
+}
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((part) => (isObject(part) && typeof part.text === 'string' ? part.text : ''))
+      .filter(Boolean)
+      .join(' ');
+  }
+  return '';
+}
+
+function countWords(text: string): number {
+  return text.split(/\s+/).filter(Boolean).length;
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

@@ -1,0 +1,30 @@
+/**
+ * What every provider implements. Providers speak one upstream wire format each, and know nothing of plugins or
+ * HTTP routes: they take an OpenAI-shaped chat request and give back an OpenAI-shaped response or chunk stream,
+ * or throw a catalogued HeimdallError.
+ */
+import type { Payload } from '../payload.js';
+
+export interface ChatCall {
+  /** The model name the upstream knows ("gpt-4o-mini", not "openai/gpt-4o-mini"). */
+  model: string;
+  /** The chat-completions request. Its "model" is still the gateway's "provider/model" name. */
+  request: Payload;
+  /** True when `request` holds the client's own bytes, untouched by plugins. */
+  unchanged: boolean;
+  signal: AbortSignal;
+}
+
+export interface Provider {
+  readonly name: string;
+  /** Models this provider accepts; undefined means any. */
+  readonly models: readonly string[] | undefined;
+  /** A chat.completion object. */
+  chat(call: ChatCall): Promise<Payload>;
+  /**
+   * Resolves once the upstream has accepted the request (so a failure before the first byte is an ordinary
+   * rejection), to the chat.completion.chunk objects as JSON text, in order.
+   */
+  stream(call: ChatCall): Promise<AsyncIterable<string>>;
+  close(): Promise<void>;
+}

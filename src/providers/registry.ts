@@ -1,0 +1,63 @@
+/**
+ * The configured providers, and the resolution of a "provider/model" name to one of them.
+ */
+import type { Config, ProviderConfig } from '../config/schema.js';
+import { resolveEnvRefs } from '../config/load.js';
+import { Errors } from '../errors.js';
+import { MockProvider } from './mock.js';
+import { OpenAIProvider } from './openai.js';
+import type { Provider } from './provider.js';
+
+export interface ResolvedModel {
+  provider: Provider;
+  /** The upstream model name. */
+  model: string;
+}
+
+export class ProviderRegistry {
+  private readonly providers = new Map<string, Provider>();
+
+  constructor(config: Config['providers'], env: NodeJS.ProcessEnv = process.env) {
+    for (const [name, entry] of Object.entries(config)) {
+      this.providers.set(name, create(name, resolveEnvRefs(entry, `providers.${name}`, env)));
+    }
+  }
+
+  /** "openai/gpt-4o-mini" -> the openai provider and "gpt-4o-mini". Model names may contain further slashes. */
+  resolve(name: unknown): ResolvedModel {
+    if (name === undefined || name === null || name === '') throw Errors.MODEL_MISSING();
+    if (typeof name !== 'string') throw Errors.BAD_REQUEST('"model" must be a string such as "openai/gpt-4o-mini"');
+    const slash = name.indexOf('/');
+    if (slash <= 0 || slash === name.length - 1) throw Errors.MODEL_FORMAT(name);
+    const providerName = name.slice(0, slash);
+    const provider = this.providers.get(providerName);
+    if (provider === undefined) throw Errors.PROVIDER_UNKNOWN(providerName, [...this.providers.keys()]);
+    const model = name.slice(slash + 1);
+    if (provider.models !== undefined && !provider.models.includes(model)) {
+      throw Errors.MODEL_UNKNOWN(name, provider.models.map((m) => `${providerName}/${m}`));
+    }
+    return { provider, model };
+  }
+
+  /** "provider/model" for every model named in the config. */
+  listModels(): { id: string; owned_by: string }[] {
+    const out: { id: string; owned_by: string }[] = [];
+    for (const provider of this.providers.values()) {
+      for (const model of provider.models ?? []) out.push({ id: `${provider.name}/${model}`, owned_by: provider.name });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.providers.values()].map((p) => p.close()));
+  }
+}
+
+function create(name: string, config: ProviderConfig): Provider {
+  switch (config.type) {
+    case 'openai':
+      return new OpenAIProvider(name, config);
+    case 'mock':
+      return new MockProvider(name, config);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Building the gateway: config in, a fastify app with its providers, plugins and routes out. Plugins are loaded
+ * before the server listens, and cleaned up (in reverse order) when it closes.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { LoadedConfig } from '../config/load.js';
+import { Errors, HeimdallError, errorBody } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import { PluginRegistry } from '../plugins/registry.js';
+import { ProviderRegistry } from '../providers/registry.js';
+import { chatRoutes } from './routes/chat.js';
+import { healthRoutes } from './routes/health.js';
+import { modelRoutes } from './routes/models.js';
+
+export interface Gateway {
+  app: FastifyInstance;
+  plugins: PluginRegistry;
+  providers: ProviderRegistry;
+  /** Stop listening, finish in-flight requests, then Cleanup every plugin. */
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  logger?: Logger;
+}
+
+export async function createGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const { config } = loaded;
+  const log = options.logger ?? createLogger(config.log.level);
+
+  const providers = new ProviderRegistry(config.providers);
+  const plugins = new PluginRegistry(log);
+  try {
+    plugins.loadAll(config.plugins, loaded.baseDir);
+  } catch (err) {
+    await providers.close();
+    throw err;
+  }
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // One line per request, written in onResponse below, instead of fastify's two; request_id on every line.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    bodyLimit: config.server.body_limit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+
+  // Keep the body as bytes: TransportInterceptors see it raw, and unchanged bytes can go upstream as they are.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id);
+    done();
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    done();
+  });
+
+  app.setErrorHandler((err: FastifyError | HeimdallError, req, reply) => {
+    const e = toHttpError(err, config.server.body_limit);
+    if (e.statusCode >= 500) req.log.error({ err }, e.message);
+    reply.code(e.statusCode).send(errorBody(e));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = Errors.ROUTE_NOT_FOUND(req.method, req.url);
+    reply.code(e.statusCode).send(errorBody(e));
+  });
+
+  const pipeline = new Pipeline(plugins, providers, log);
+  chatRoutes(app, pipeline);
+  modelRoutes(app, providers);
+  healthRoutes(app, plugins);
+
+  app.addHook('onClose', async () => {
+    plugins.closeAll();
+    await providers.close();
+  });
+
+  return { app, plugins, providers, close: () => app.close() };
+}
+
+/** Fastify's own errors (body parsing, limits) become catalogue errors, so every answer has the same shape. */
+function toHttpError(err: FastifyError | HeimdallError, bodyLimit: number): HeimdallError {
+  if (err instanceof HeimdallError) return err;
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return Errors.BODY_TOO_LARGE(bodyLimit);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return Errors.CONTENT_TYPE(String(err.message.match(/'(.*)'/)?.[1] ?? 'missing'));
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return Errors.BAD_JSON('the body is empty');
+  }
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return Errors.BAD_REQUEST(err.message);
+  return Errors.INTERNAL(err.message);
+}

@@ -1,0 +1,47 @@
+/**
+ * POST /v1/chat/completions: HTTP in, the pipeline, HTTP out (JSON, or SSE for "stream": true).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { errorBody } from '../../errors.js';
+import { RequestContext } from '../../pipeline/context.js';
+import type { Pipeline } from '../../pipeline/pipeline.js';
+import type { AbiError } from '../../plugins/plugin.js';
+import { writeEventStream } from '../sse.js';
+
+const ROUTE = '/v1/chat/completions';
+
+export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
+  app.post(ROUTE, async (req: FastifyRequest, reply: FastifyReply) => {
+    const abort = new AbortController();
+    // 'close' on the response fires when the client goes away before we are done (and after we finish, harmlessly).
+    reply.raw.on('close', () => abort.abort());
+
+    const ctx = new RequestContext(req.id, ROUTE, req.headers);
+    const run = pipeline.start(ctx, abort.signal);
+
+    const transported = run.transport(req.method, req.url, req.body as Buffer);
+    if (transported.kind === 'response') {
+      return reply.code(transported.status).headers(transported.headers).type('application/json').send(transported.body);
+    }
+
+    const { stream } = run.prepare(transported.body); // throws 4xx errors for the error handler
+
+    if (!stream) {
+      const result = await run.chat();
+      if (result.error !== undefined) return sendError(reply, result.error);
+      return reply.type('application/json').send(result.response.bytes());
+    }
+
+    const outcome = await run.stream();
+    if (outcome.kind === 'error') return sendError(reply, outcome.error);
+    reply.hijack();
+    await writeEventStream(reply.raw, { 'x-request-id': req.id }, outcome.events);
+    return reply;
+  });
+}
+
+export function sendError(reply: FastifyReply, error: AbiError): FastifyReply {
+  const retryAfter = error.retry_after;
+  if (typeof retryAfter === 'number' || typeof retryAfter === 'string') reply.header('retry-after', String(retryAfter));
+  return reply.code(error.status_code).send(errorBody(error));
+}

@@ -1,0 +1,13 @@
+/**
+ * GET /v1/models: the configured models, named "provider/model", in OpenAI's list shape.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ProviderRegistry } from '../../providers/registry.js';
+
+export function modelRoutes(app: FastifyInstance, providers: ProviderRegistry): void {
+  const created = Math.floor(Date.now() / 1000);
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: providers.listModels().map((m) => ({ id: m.id, object: 'model', created, owned_by: m.owned_by })),
+  }));
+}
