@@ -14,12 +14,17 @@
         "cflags": ["-O2"]
       }
     },
+    # node's common.gypi asks Xcode for -O3; a late (target_conditions) setting is the one that overrides it.
+    "target_conditions": [
+      ["OS=='mac'", {
+        "configurations": {"Release": {"xcode_settings": {"GCC_OPTIMIZATION_LEVEL": "2"}}}
+      }]
+    ],
     "conditions": [
       ["OS=='mac'", {
         "product_extension": "dylib",
         "xcode_settings": {
           "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
-          "GCC_OPTIMIZATION_LEVEL": "2",
           "WARNING_CFLAGS": ["-Wall", "-Wextra"]
         }
       }, {

@@ -103,6 +103,8 @@ export const Errors = {
     `unknown provider ${JSON.stringify(provider)}; configured providers: ${known.join(', ') || '(none)'}`),
   MODEL_UNKNOWN: define('HEIMDALL_ERR_MODEL_UNKNOWN', 404, 'not_found_error', (model: string, known: string[]) =>
     `model ${JSON.stringify(model)} is not configured; available: ${known.join(', ')}`),
+  PROVIDER_UNAVAILABLE: define('HEIMDALL_ERR_PROVIDER_UNAVAILABLE', 503, 'server_error', (provider: string, cause: string) =>
+    `provider ${provider} is not usable: ${cause}`),
   ROUTE_NOT_FOUND: define('HEIMDALL_ERR_ROUTE_NOT_FOUND', 404, 'not_found_error', (method: string, url: string) =>
     `no route for ${method} ${url}`),
 

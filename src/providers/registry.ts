@@ -3,10 +3,11 @@
  */
 import type { Config, ProviderConfig } from '../config/schema.js';
 import { resolveEnvRefs } from '../config/load.js';
-import { Errors } from '../errors.js';
+import { Errors, HeimdallError } from '../errors.js';
 import { MockProvider } from './mock.js';
 import { OpenAIProvider } from './openai.js';
 import type { Provider } from './provider.js';
+import { UnavailableProvider } from './unavailable.js';
 
 export interface ResolvedModel {
   provider: Provider;
@@ -17,9 +18,22 @@ export interface ResolvedModel {
 export class ProviderRegistry {
   private readonly providers = new Map<string, Provider>();
 
-  constructor(config: Config['providers'], env: NodeJS.ProcessEnv = process.env) {
+  /**
+   * A provider whose env reference is not set is registered as unavailable rather than stopping the gateway: its
+   * requests get a 503 naming the variable, and every other provider works (so the default config starts
+   * offline, without an OpenAI key).
+   */
+  constructor(config: Config['providers'], env: NodeJS.ProcessEnv = process.env, warn: (message: string) => void = () => {}) {
     for (const [name, entry] of Object.entries(config)) {
-      this.providers.set(name, create(name, resolveEnvRefs(entry, `providers.${name}`, env)));
+      let provider: Provider;
+      try {
+        provider = create(name, resolveEnvRefs(entry, `providers.${name}`, env));
+      } catch (err) {
+        if (!(err instanceof HeimdallError) || err.code !== Errors.CONFIG_ENV.code) throw err;
+        warn(`provider ${name} is unavailable: ${err.message}`);
+        provider = new UnavailableProvider(name, entry.models, Errors.PROVIDER_UNAVAILABLE(name, err.message));
+      }
+      this.providers.set(name, provider);
     }
   }
 

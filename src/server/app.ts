@@ -31,7 +31,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const { config } = loaded;
   const log = options.logger ?? createLogger(config.log.level);
 
-  const providers = new ProviderRegistry(config.providers);
+  const providers = new ProviderRegistry(config.providers, process.env, (msg) => log.warn(msg));
   const plugins = new PluginRegistry(log);
   try {
     plugins.loadAll(config.plugins, loaded.baseDir);

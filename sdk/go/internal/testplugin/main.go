@@ -1,0 +1,179 @@
+// Command testplugin is a Go plugin that exercises every hook and every way a hook can end, for testing the SDK
+// and the gateway's loader. What each hook does is chosen by the request's x-test header (the context carries it),
+// so one build serves every case:
+//
+//	go build -buildmode=c-shared -o go_testplugin.so ./internal/testplugin
+//
+// x-test            TransportInterceptor        PreHook                         PostHook / StreamChunkHook
+// (absent)          continue                    continue, without decoding      continue
+// panic             panics                      panics                          panic
+// nil               -                           nil dereference                 -
+// error             returns an error            returns an error                returns an error
+// modify            sets/removes headers        sets temperature 0.5            uppercases the content
+// respond           answers 403                 short-circuits with a response  replaces an error with a response
+// reject            -                           short-circuits with a 400 error drops the chunk / turns into an error
+// context           sets context "tag"          sets context "tag"              -
+// invalid           -                           returns Request and Error       -
+//
+// Init takes {"tag": "...", "fail": "message", "panic": true}.
+package main
+
+//go:generate go run github.com/heimdall-gateway/heimdall/sdk/go/cmd/heimdall-gen
+
+import (
+	"errors"
+	"strings"
+
+	heimdall "github.com/heimdall-gateway/heimdall/sdk/go"
+)
+
+type testPlugin struct {
+	tag string
+}
+
+func init() { heimdall.Register(&testPlugin{}) }
+
+func (p *testPlugin) Name() string { return "go-testplugin" }
+
+func (p *testPlugin) Init(config []byte) error {
+	cfg := struct {
+		Tag   string `json:"tag"`
+		Fail  string `json:"fail"`
+		Panic bool   `json:"panic"`
+	}{Tag: "default"}
+	if err := heimdall.DecodeConfig(config, &cfg); err != nil {
+		return err
+	}
+	if cfg.Panic {
+		panic("Init was told to panic")
+	}
+	if cfg.Fail != "" {
+		return errors.New(cfg.Fail)
+	}
+	p.tag = cfg.Tag
+	return nil
+}
+
+func (p *testPlugin) TransportInterceptor(ctx *heimdall.Context, req *heimdall.HTTPRequest) (heimdall.TransportResult, error) {
+	switch req.Header("x-test") {
+	case "panic":
+		panic("TransportInterceptor was told to panic")
+	case "error":
+		return heimdall.TransportResult{}, errors.New("TransportInterceptor was told to fail")
+	case "modify":
+		return heimdall.TransportResult{}.WithHeader("x-added", p.tag).WithoutHeader("x-remove"), nil
+	case "respond":
+		return heimdall.TransportResult{Response: &heimdall.HTTPResponse{
+			StatusCode: 403,
+			Headers:    map[string]string{"x-reason": "test"},
+			Body:       map[string]any{"error": map[string]any{"message": "forbidden by go-testplugin"}},
+		}}, nil
+	case "context":
+		return heimdall.TransportResult{}.WithContext("transport_tag", p.tag), nil
+	}
+	return heimdall.TransportResult{}, nil
+}
+
+func (p *testPlugin) PreHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.Request]) (heimdall.PreHookResult, error) {
+	switch ctx.Header("x-test") {
+	case "panic":
+		panic("PreHook was told to panic")
+	case "nil":
+		var req *heimdall.Request
+		return heimdall.ModifiedRequest(req.Model), nil // a nil dereference, on purpose
+	case "error":
+		return heimdall.Continue(), errors.New("PreHook was told to fail")
+	case "modify":
+		req, err := in.Decode()
+		if err != nil {
+			return heimdall.Continue(), err
+		}
+		t := 0.5
+		req.Temperature = &t
+		return heimdall.ModifiedRequest(req), nil
+	case "respond":
+		return heimdall.ShortCircuitResponse(&heimdall.Response{
+			ID: "chatcmpl-go-testplugin", Object: "chat.completion", Model: ctx.Model(),
+			Choices: []heimdall.Choice{{
+				Message:      heimdall.Message{Role: "assistant", Content: heimdall.TextContent("from go-testplugin")},
+				FinishReason: "stop",
+			}},
+		}), nil
+	case "reject":
+		return heimdall.ShortCircuitError(&heimdall.Error{
+			StatusCode: 400, Message: "rejected by go-testplugin", Type: "invalid_request_error",
+			Code: "go_testplugin", AllowFallbacks: heimdall.Bool(false),
+		}), nil
+	case "context":
+		return heimdall.Continue().WithContext("tag", p.tag), nil
+	case "invalid":
+		return heimdall.PreHookResult{Request: in.Raw(), Error: &heimdall.Error{Message: "both"}}, nil
+	}
+	return heimdall.Continue(), nil
+}
+
+func (p *testPlugin) PostHook(ctx *heimdall.Context, resp *heimdall.Input[heimdall.Response],
+	errIn *heimdall.Input[heimdall.Error]) (heimdall.PostHookResult, error) {
+	switch ctx.Header("x-test") {
+	case "panic":
+		panic("PostHook was told to panic")
+	case "error":
+		return heimdall.PostHookResult{}, errors.New("PostHook was told to fail")
+	case "modify":
+		r, err := resp.Decode()
+		if err != nil || r == nil {
+			return heimdall.PostHookResult{}, err
+		}
+		for i := range r.Choices {
+			if c := r.Choices[i].Message.Content; c != nil && c.Parts == nil {
+				c.Text = strings.ToUpper(c.Text)
+			}
+		}
+		return heimdall.PostHookResult{Response: r}, nil
+	case "respond":
+		if errIn.Empty() {
+			return heimdall.PostHookResult{}, nil
+		}
+		e, err := errIn.Decode()
+		if err != nil {
+			return heimdall.PostHookResult{}, err
+		}
+		return heimdall.PostHookResult{Response: &heimdall.Response{
+			Object: "chat.completion",
+			Choices: []heimdall.Choice{{
+				Message:      heimdall.Message{Role: "assistant", Content: heimdall.TextContent("recovered: " + e.Message)},
+				FinishReason: "stop",
+			}},
+		}}, nil
+	case "reject":
+		return heimdall.PostHookResult{Error: &heimdall.Error{StatusCode: 502, Message: "invalidated by go-testplugin"}}, nil
+	}
+	return heimdall.PostHookResult{}, nil
+}
+
+func (p *testPlugin) StreamChunkHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.Chunk]) (heimdall.StreamChunkResult, error) {
+	switch ctx.Header("x-test") {
+	case "panic":
+		panic("StreamChunkHook was told to panic")
+	case "error":
+		return heimdall.StreamChunkResult{}, errors.New("StreamChunkHook was told to fail")
+	case "modify":
+		chunk, err := in.Decode()
+		if err != nil {
+			return heimdall.StreamChunkResult{}, err
+		}
+		for i := range chunk.Choices {
+			if c := chunk.Choices[i].Delta.Content; c != nil {
+				c.Text = strings.ToUpper(c.Text)
+			}
+		}
+		return heimdall.StreamChunkResult{Chunk: chunk}, nil
+	case "respond":
+		return heimdall.StreamChunkResult{Drop: true}, nil
+	case "reject":
+		return heimdall.StreamChunkResult{Error: &heimdall.Error{StatusCode: 500, Message: "stream aborted by go-testplugin"}}, nil
+	}
+	return heimdall.StreamChunkResult{}, nil
+}
+
+func (p *testPlugin) Cleanup() {}

@@ -1,0 +1,233 @@
+//! Write Heimdall gateway plugins in Rust.
+//!
+//! A plugin is a `cdylib` that exports the C ABI of `native/include/heimdall_plugin.h`. This crate gives you typed
+//! hooks instead: implement [`Plugin`] (every hook has a no-op default) and export it with [`export_plugin!`].
+//!
+//! ```ignore
+//! use heimdall_plugin::{ApiError, ChatRequest, Ctx, Json, Plugin, PreAction, Result, Value};
+//!
+//! struct MaxTokens { limit: u64 }
+//!
+//! impl Plugin for MaxTokens {
+//!     fn init(config: Value) -> Result<Self> {
+//!         Ok(MaxTokens { limit: config["limit"].as_u64().unwrap_or(4096) })
+//!     }
+//!
+//!     fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+//!         let requested = request.get()?.extra.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+//!         if requested > self.limit {
+//!             return Ok(PreAction::Error(ApiError::new(400, "max_tokens is too large").allow_fallbacks(false)));
+//!         }
+//!         ctx.set_value("max_tokens_checked", true);
+//!         Ok(PreAction::Continue)
+//!     }
+//! }
+//!
+//! heimdall_plugin::export_plugin!(MaxTokens, "max-tokens", [pre_hook]);
+//! ```
+//!
+//! What the SDK guarantees:
+//! - Every export catches panics: a panicking hook returns `HEIMDALL_ERROR` with the panic message (and location) as
+//!   its output, and the gateway carries on. The plugin must be built with `panic = "unwind"` (the default; the macro
+//!   refuses `panic = "abort"` at compile time).
+//! - Inputs are parsed lazily ([`Json`]): a hook that returns `Continue` without calling `get()` parses nothing, and
+//!   `Continue` with no context values set returns an empty output (the host's fast path). Hooks left out of the
+//!   macro's list are not exported at all, so the host does not even call them.
+//! - The plugin value lives in a static behind a mutex; hooks may come from different OS threads, one at a time.
+
+mod hook;
+mod types;
+
+#[doc(hidden)]
+pub mod __rt;
+
+pub use hook::{ChunkAction, Ctx, Error, Json, PostAction, PostInput, PreAction, Result, TransportAction};
+pub use serde_json::{self, json, Value};
+pub use types::{
+    ApiError, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, ContentPart, Context, Delta, HttpRequest,
+    HttpResponse, Map, Message, StreamChunk, Usage,
+};
+
+/// `HEIMDALL_ABI_VERSION` of the header this SDK implements: (major << 16) | minor.
+pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
+pub const ABI_VERSION_MAJOR: u32 = 1;
+pub const ABI_VERSION_MINOR: u32 = 0;
+
+/// Status codes.
+pub const HEIMDALL_OK: i32 = 0;
+pub const HEIMDALL_ERROR: i32 = 1;
+
+/// A Heimdall plugin. Implement `init` and the hooks you need; the others are no-ops that cost nothing.
+///
+/// One value of the type exists per loaded plugin, created by `init` from the plugin's `"config"` object in
+/// config.json, and dropped after `cleanup` at shutdown. Hooks get `&mut self`: the host calls one function at a time.
+pub trait Plugin: Send + Sized + 'static {
+    /// Creates the plugin from its config (`{}` when config.json gives none). An error refuses to start the gateway
+    /// (or leaves the plugin out, if it is marked optional), with the error's message shown to the operator.
+    /// [`config`] turns the JSON into your own `Deserialize` type with a readable error.
+    fn init(config: Value) -> Result<Self>;
+
+    /// Sees and may rewrite the raw HTTP request before the gateway parses its body (HTTP callers only).
+    /// `body` is the request body exactly as received.
+    fn transport_interceptor(
+        &mut self,
+        _ctx: &Ctx<'_>,
+        _http: Json<'_, HttpRequest>,
+        _body: Json<'_, Value>,
+    ) -> Result<TransportAction> {
+        Ok(TransportAction::Continue)
+    }
+
+    /// Sees the request before the provider call: modify it, or short-circuit with a response or an error.
+    fn pre_hook(&mut self, _ctx: &Ctx<'_>, _request: Json<'_, ChatRequest>) -> Result<PreAction> {
+        Ok(PreAction::Continue)
+    }
+
+    /// Sees the result (for a streamed request: the assembled response, after the stream has ended).
+    fn post_hook(&mut self, _ctx: &Ctx<'_>, _result: PostInput<'_>) -> Result<PostAction> {
+        Ok(PostAction::Continue)
+    }
+
+    /// Sees each streamed chunk before the client does. (ABI v1 has no way to set context values from here.)
+    fn stream_chunk_hook(&mut self, _ctx: &Json<'_, Context>, _chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+        Ok(ChunkAction::Continue)
+    }
+
+    /// Releases what the plugin holds, at shutdown. The value is dropped right after.
+    fn cleanup(&mut self) {}
+}
+
+/// Reads a plugin config into your own type: `let cfg: MyConfig = heimdall_plugin::config(config)?;`.
+/// The error names the field that is wrong ("invalid config: unknown field `colour`, expected ...").
+pub fn config<T: serde::de::DeserializeOwned>(config: Value) -> Result<T> {
+    serde_json::from_value(config).map_err(|e| format!("invalid config: {e}").into())
+}
+
+/// Exports a [`Plugin`] type as a Heimdall plugin: every symbol of the C ABI, with `#[no_mangle] extern "C"`.
+///
+/// ```ignore
+/// heimdall_plugin::export_plugin!(MyPlugin, "my-plugin");                          // every hook
+/// heimdall_plugin::export_plugin!(MyPlugin, "my-plugin", [pre_hook, post_hook]);   // only these hooks
+/// ```
+///
+/// The name is the plugin's identifier in logs, metrics and status (ASCII letters, digits, `-`, `_`, `.`).
+/// The hooks, by method name: `transport_interceptor`, `pre_hook`, `post_hook`, `stream_chunk_hook`. Without a list
+/// all four are exported, and those you did not implement return "continue unchanged" without parsing anything;
+/// with a list, only the listed ones are exported and the host skips the others entirely (it then does not even build
+/// their inputs). A hook you implement but leave out of the list is never called.
+///
+/// Use it once per shared library (the symbol names are fixed by the ABI).
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty, $name:literal $(,)?) => {
+        $crate::export_plugin!($plugin, $name, [transport_interceptor, pre_hook, post_hook, stream_chunk_hook]);
+    };
+    ($plugin:ty, $name:literal, [$($hook:ident),* $(,)?] $(,)?) => {
+        const _: () = {
+            #[cfg(panic = "abort")]
+            compile_error!(
+                "Heimdall plugins must be built with panic = \"unwind\" (the default): the SDK turns panics into \
+                 error statuses, which panic = \"abort\" makes impossible. Remove panic = \"abort\" from the profile."
+            );
+
+            const _: () = assert!(
+                $crate::__rt::valid_name($name),
+                "plugin name: 1 to 64 ASCII letters, digits, '-', '_' or '.'"
+            );
+
+            static PLUGIN: $crate::__rt::Slot<$plugin> = $crate::__rt::Slot::new();
+            const NAME: &str = concat!($name, "\0");
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn heimdall_plugin_abi_version() -> u32 {
+                $crate::ABI_VERSION
+            }
+
+            /// # Safety
+            /// `data`/`len` must be a buffer this plugin handed out, freed once.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn heimdall_plugin_free(data: *mut u8, len: usize) {
+                unsafe { $crate::__rt::free(data, len) }
+            }
+
+            #[unsafe(no_mangle)]
+            #[allow(non_snake_case)]
+            pub extern "C" fn GetName() -> *const ::core::ffi::c_char {
+                NAME.as_ptr().cast()
+            }
+
+            /// # Safety
+            /// Called by the host as heimdall_plugin.h says.
+            #[unsafe(no_mangle)]
+            #[allow(non_snake_case)]
+            pub unsafe extern "C" fn Init(config: *const u8, config_len: usize, out: *mut $crate::__rt::Buf) -> i32 {
+                unsafe { $crate::__rt::init(&PLUGIN, config, config_len, out) }
+            }
+
+            #[unsafe(no_mangle)]
+            #[allow(non_snake_case)]
+            pub extern "C" fn Cleanup() {
+                $crate::__rt::cleanup(&PLUGIN, $name)
+            }
+
+            $( $crate::__export_hook!($hook, PLUGIN); )*
+        };
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_hook {
+    (transport_interceptor, $slot:ident) => {
+        /// # Safety
+        /// Called by the host as heimdall_plugin.h says.
+        #[unsafe(no_mangle)]
+        #[allow(non_snake_case)]
+        pub unsafe extern "C" fn TransportInterceptor(
+            ctx: *const u8, ctx_len: usize, http: *const u8, http_len: usize, body: *const u8, body_len: usize,
+            out: *mut $crate::__rt::Buf,
+        ) -> i32 {
+            unsafe { $crate::__rt::transport_interceptor(&$slot, ctx, ctx_len, http, http_len, body, body_len, out) }
+        }
+    };
+    (pre_hook, $slot:ident) => {
+        /// # Safety
+        /// Called by the host as heimdall_plugin.h says.
+        #[unsafe(no_mangle)]
+        #[allow(non_snake_case)]
+        pub unsafe extern "C" fn PreHook(
+            ctx: *const u8, ctx_len: usize, request: *const u8, request_len: usize, out: *mut $crate::__rt::Buf,
+        ) -> i32 {
+            unsafe { $crate::__rt::pre_hook(&$slot, ctx, ctx_len, request, request_len, out) }
+        }
+    };
+    (post_hook, $slot:ident) => {
+        /// # Safety
+        /// Called by the host as heimdall_plugin.h says.
+        #[unsafe(no_mangle)]
+        #[allow(non_snake_case)]
+        pub unsafe extern "C" fn PostHook(
+            ctx: *const u8, ctx_len: usize, response: *const u8, response_len: usize, error: *const u8,
+            error_len: usize, out: *mut $crate::__rt::Buf,
+        ) -> i32 {
+            unsafe { $crate::__rt::post_hook(&$slot, ctx, ctx_len, response, response_len, error, error_len, out) }
+        }
+    };
+    (stream_chunk_hook, $slot:ident) => {
+        /// # Safety
+        /// Called by the host as heimdall_plugin.h says.
+        #[unsafe(no_mangle)]
+        #[allow(non_snake_case)]
+        pub unsafe extern "C" fn StreamChunkHook(
+            ctx: *const u8, ctx_len: usize, chunk: *const u8, chunk_len: usize, out: *mut $crate::__rt::Buf,
+        ) -> i32 {
+            unsafe { $crate::__rt::stream_chunk_hook(&$slot, ctx, ctx_len, chunk, chunk_len, out) }
+        }
+    };
+    ($other:ident, $slot:ident) => {
+        compile_error!(concat!(
+            "unknown hook `", stringify!($other),
+            "`: the hooks are transport_interceptor, pre_hook, post_hook, stream_chunk_hook"
+        ));
+    };
+}
