@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Builds the Go and Rust example plugins into build/plugins (the C examples are built by node-gyp through
+// binding.gyp). A missing toolchain is reported and skipped, never fatal: the gateway itself needs neither.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildGo } from './build-go.mjs';
+import { buildRust } from './build-rust.mjs';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(repo, 'build', 'plugins');
+
+await buildGo(outDir);
+await buildRust(outDir);
