@@ -26,8 +26,10 @@ typedef struct {
   double stored_at;       /* seconds, monotonic clock */
 } entry;
 
-static double ttl_seconds = 60;
-static size_t max_entries = 256;
+#define MAX_ENTRIES 10000
+
+static double ttl_seconds;
+static size_t max_entries;
 static entry *entries;
 static size_t next_slot; /* entries is a ring: the next insert evicts the oldest entry */
 
@@ -45,6 +47,7 @@ HEIMDALL_EXPORT void Cleanup(void) {
   for (size_t i = 0; entries != NULL && i < max_entries; i++) clear(&entries[i]);
   free(entries);
   entries = NULL;
+  max_entries = next_slot = 0;
 }
 
 /* Monotonic, so a wall-clock change (NTP, DST, an operator) cannot make entries immortal or expire them all. */
@@ -60,8 +63,8 @@ static uint64_t fnv1a64(const uint8_t *p, size_t n) {
   return h ? h : 1; /* 0 marks a free slot */
 }
 
-/* A linear scan: simple, and over a few hundred 8-byte keys faster than it sounds. A cache of many thousands of
- * entries would want a hash index here. */
+/* A linear scan: simple, and over at most MAX_ENTRIES keys a matter of microseconds. A bigger cache would want a hash
+ * index here, or a cache server. */
 static entry *lookup(uint64_t key) {
   for (size_t i = 0; i < max_entries; i++)
     if (entries[i].key == key) return &entries[i];
@@ -71,28 +74,30 @@ static entry *lookup(uint64_t key) {
 HEIMDALL_EXPORT int32_t Init(const uint8_t *config, size_t config_len, heimdall_buf_t *out) {
   static const char *const keys[] = {"ttl_seconds", "max_entries", NULL};
   char msg[200];
-  double n;
+  double ttl = 60, max = 256;
   if (js_check_keys(config, config_len, keys, msg, sizeof msg) != 0) return heimdall_fail(out, msg);
 
-  size_t ttl = js_find(config, config_len, 0, "ttl_seconds");
-  if (ttl != JS_NONE) {
-    if (js_read_number(config, config_len, ttl, &n) != 0 || !(n > 0))
-      return heimdall_fail(out, "bad config: \"ttl_seconds\" must be a number greater than 0");
-    ttl_seconds = n;
-  }
-  size_t max = js_find(config, config_len, 0, "max_entries");
-  if (max != JS_NONE) {
-    if (js_read_number(config, config_len, max, &n) != 0 || n < 1 || n > 1000000 || n != (double)(size_t)n)
-      return heimdall_fail(out, "bad config: \"max_entries\" must be an integer from 1 to 1000000");
-    max_entries = (size_t)n;
-  }
-  entries = (entry *)calloc(max_entries, sizeof *entries);
-  return entries ? HEIMDALL_OK : heimdall_fail(out, "out of memory");
+  size_t at = js_find(config, config_len, 0, "ttl_seconds");
+  if (at != JS_NONE && (js_read_number(config, config_len, at, &ttl) != 0 || !(ttl > 0)))
+    return heimdall_fail(out, "bad config: \"ttl_seconds\" must be a number greater than 0");
+  at = js_find(config, config_len, 0, "max_entries");
+  if (at != JS_NONE &&
+      (js_read_number(config, config_len, at, &max) != 0 || max < 1 || max > MAX_ENTRIES ||
+       max != (double)(size_t)max))
+    return heimdall_fail(out, "bad config: \"max_entries\" must be an integer from 1 to 10000");
+
+  entries = (entry *)calloc((size_t)max, sizeof *entries);
+  if (entries == NULL) return heimdall_fail(out, "out of memory");
+  ttl_seconds = ttl;
+  max_entries = (size_t)max;
+  next_slot = 0;
+  return HEIMDALL_OK;
 }
 
 HEIMDALL_EXPORT int32_t PreHook(const uint8_t *ctx, size_t ctx_len, const uint8_t *req, size_t req_len,
                                 heimdall_buf_t *out) {
   (void)ctx, (void)ctx_len;
+  if (entries == NULL) return HEIMDALL_OK; /* not initialised */
   /* Requests that differ only in whitespace are the same request. Key order or escapes still make different keys:
    * that costs a miss, never a wrong answer. */
   js_buf canonical = {0};
@@ -106,7 +111,8 @@ HEIMDALL_EXPORT int32_t PreHook(const uint8_t *ctx, size_t ctx_len, const uint8_
 
   /* FNV-1a is fast but not collision-resistant: anyone can craft a request with the same key as a popular one.
    * Comparing the request itself keeps such a request from poisoning the answer others get. It is not cached. */
-  if (e != NULL && (e->request_len != canonical.len || memcmp(e->request, canonical.data, canonical.len) != 0)) {
+  if (e != NULL && (e->request_len != canonical.len ||
+                    (canonical.len > 0 && memcmp(e->request, canonical.data, canonical.len) != 0))) {
     js_buf_free(&canonical);
     return HEIMDALL_OK;
   }

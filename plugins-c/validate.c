@@ -30,6 +30,7 @@ HEIMDALL_EXPORT void Cleanup(void) {
   free(banned);
   banned = NULL;
   banned_count = 0;
+  max_tokens = -1;
   js_buf_free(&blocked);
 }
 

@@ -37,7 +37,10 @@ type rateLimiter struct {
 	lim    *limiter
 }
 
-func init() { heimdall.Register(&rateLimiter{}) }
+// thePlugin is the one instance this shared object serves.
+var thePlugin = &rateLimiter{}
+
+func init() { heimdall.Register(thePlugin) }
 
 func (r *rateLimiter) Name() string { return "rate-limiter" }
 

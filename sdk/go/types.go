@@ -192,7 +192,9 @@ func (m *Message) UnmarshalJSON(data []byte) (err error) {
 	return err
 }
 
-func (p ContentPart) MarshalJSON() ([]byte, error) { return encodeWithExtra(contentPartFields(p), p.Extra) }
+func (p ContentPart) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(contentPartFields(p), p.Extra)
+}
 func (p *ContentPart) UnmarshalJSON(data []byte) (err error) {
 	var f contentPartFields
 	f.Extra, err = decodeWithExtra(data, &f)
@@ -232,7 +234,9 @@ func (c *Chunk) UnmarshalJSON(data []byte) (err error) {
 	return err
 }
 
-func (c ChunkChoice) MarshalJSON() ([]byte, error) { return encodeWithExtra(chunkChoiceFields(c), c.Extra) }
+func (c ChunkChoice) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(chunkChoiceFields(c), c.Extra)
+}
 func (c *ChunkChoice) UnmarshalJSON(data []byte) (err error) {
 	var f chunkChoiceFields
 	f.Extra, err = decodeWithExtra(data, &f)

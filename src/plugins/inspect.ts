@@ -117,7 +117,9 @@ export function describe(info: BinaryInfo): string {
     case 'macho':
       return slices.join('');
     case 'macho-fat':
-      return `Mach-O universal binary with ${slices.length} architecture${slices.length === 1 ? '' : 's'}: ${slices.join('; ')}`;
+      return `Mach-O universal binary with ${slices.length} architecture${slices.length === 1 ? '' : 's'}: ${
+        slices.join('; ')
+      }`;
     case 'unknown':
       return info.what ?? 'a file of unknown format';
   }
@@ -125,7 +127,9 @@ export function describe(info: BinaryInfo): string {
 
 function describeSlice(info: BinaryInfo, s: Slice): string {
   const target = `(${info.platform}/${s.arch ?? s.cpu})`;
-  if (info.format === 'elf') return `ELF ${s.bits}-bit ${s.endian === 'little' ? 'LSB' : 'MSB'} ${s.kindName}, ${s.cpu} ${target}`;
+  if (info.format === 'elf') {
+    return `ELF ${s.bits}-bit ${s.endian === 'little' ? 'LSB' : 'MSB'} ${s.kindName}, ${s.cpu} ${target}`;
+  }
   return `Mach-O ${s.bits}-bit ${s.endian === 'big' ? 'big-endian ' : ''}${s.kindName}, ${s.cpu} ${target}`;
 }
 
@@ -254,7 +258,15 @@ const STT_GNU_IFUNC = 10; // a function whose address a resolver picks at load t
 const STV_DEFAULT = 0;
 const STV_PROTECTED = 3;
 
-const ELF_OSABI: Record<number, string> = { 0: 'linux', 3: 'linux', 2: 'netbsd', 6: 'sunos', 7: 'aix', 9: 'freebsd', 12: 'openbsd' };
+const ELF_OSABI: Record<number, string> = {
+  0: 'linux', // ELFOSABI_SYSV (NONE): what Linux toolchains write
+  3: 'linux', // ELFOSABI_GNU: written when GNU extensions (IFUNC, unique symbols) are used
+  2: 'netbsd',
+  6: 'sunos',
+  7: 'aix',
+  9: 'freebsd',
+  12: 'openbsd',
+};
 
 interface Section {
   name: number;
@@ -279,7 +291,10 @@ function parseElf(buf: Buffer): Parsed {
     throw new Malformed(`a truncated ELF file (${buf.length} bytes; an ELF ${bits}-bit header alone is ${headerSize})`);
   }
   const r = reader(buf, endian === 'little', bits);
-  const at = bits === 64 ? { shoff: 40, shentsize: 58, shnum: 60, shstrndx: 62 } : { shoff: 32, shentsize: 46, shnum: 48, shstrndx: 50 };
+  const at =
+    bits === 64
+      ? { shoff: 40, shentsize: 58, shnum: 60, shstrndx: 62 }
+      : { shoff: 32, shentsize: 46, shnum: 48, shstrndx: 50 };
   const type = r.u16(16);
   const osabi = r.u8(7);
   const { cpu, arch } = elfCpu(r.u16(18), bits, endian);
@@ -295,12 +310,12 @@ function parseElf(buf: Buffer): Parsed {
   let shstrndx = r.u16(at.shstrndx);
   if (shstrndx === 0xffff && sections[0]) shstrndx = sections[0].link; // SHN_XINDEX: the real index is in section 0
   const names = sections[shstrndx];
-  const sectionNamed = (name: string) =>
-    names && sections.find((s) => s.type !== SHT_NOBITS && cstr(buf, names.offset + s.name, names.offset + names.size) === name);
+  const nameOf = (s: Section) => (names ? cstr(buf, names.offset + s.name, names.offset + names.size) : '');
+  const sectionNamed = (name: string) => sections.find((s) => s.type !== SHT_NOBITS && nameOf(s) === name);
   const comment = sectionNamed('.comment');
   const language = detectLanguage(buf, [...symbols], {
     goSection: Boolean(sectionNamed('.go.buildinfo') || sectionNamed('.note.go.buildid')),
-    rustcComment: Boolean(comment && buf.toString('latin1', comment.offset, comment.offset + comment.size).includes('rustc version')),
+    rustcComment: comment !== undefined && text(buf, comment).includes('rustc version'),
   });
 
   return {
@@ -321,18 +336,29 @@ function elfKind(type: number, pie: boolean): [BinaryKind, string] {
   }
 }
 
+function text(buf: Buffer, s: Section): string {
+  return buf.toString('latin1', s.offset, s.offset + s.size);
+}
+
 function readSections(buf: Buffer, r: Reader, bits: 32 | 64, shoff: number, shentsize: number, shnum: number): Section[] {
   if (shoff === 0) return []; // stripped of its section table (sstrip): no symbols to read, not an error
-  const size = bits === 64 ? 64 : 40;
-  if (shentsize < size) throw new Malformed(`a corrupt ELF file (section header size ${shentsize})`);
+  const headerSize = bits === 64 ? 64 : 40;
+  if (shentsize < headerSize) throw new Malformed(`a corrupt ELF file (section header size ${shentsize})`);
   const section = (i: number): Section => {
     const o = shoff + i * shentsize;
-    return bits === 64
-      ? { name: r.u32(o), type: r.u32(o + 4), offset: r.word(o + 24), size: r.word(o + 32), link: r.u32(o + 40), entsize: r.word(o + 56) }
-      : { name: r.u32(o), type: r.u32(o + 4), offset: r.word(o + 16), size: r.word(o + 20), link: r.u32(o + 24), entsize: r.word(o + 36) };
+    // Elf64_Shdr: name, type, flags, addr, offset, size, link, info, addralign, entsize; Elf32_Shdr: the same in 4 bytes.
+    const [offset, size, link, entsize] = bits === 64 ? [24, 32, 40, 56] : [16, 20, 24, 36];
+    return {
+      name: r.u32(o),
+      type: r.u32(o + 4),
+      offset: r.word(o + offset),
+      size: r.word(o + size),
+      link: r.u32(o + link),
+      entsize: r.word(o + entsize),
+    };
   };
   // With 0xff00 sections or more, e_shnum is 0 and the real count is section 0's sh_size.
-  const count = shnum === 0 && shoff + size <= buf.length ? section(0).size : shnum;
+  const count = shnum === 0 && shoff + headerSize <= buf.length ? section(0).size : shnum;
   const end = shoff + count * shentsize;
   if (end > buf.length) {
     throw new Malformed(`a truncated ELF file (${buf.length} bytes; its section table ends at byte ${end})`);
@@ -350,8 +376,9 @@ function elfSymbols(buf: Buffer, r: Reader, bits: 32 | 64, symtab: Section, strt
   const entsize = symtab.entsize || (bits === 64 ? 24 : 16);
   const names = new Set<string>();
   for (let o = symtab.offset + entsize; o + entsize <= symtab.offset + symtab.size; o += entsize) {
-    // Elf64_Sym: name u32, info u8, other u8, shndx u16, ... Elf32_Sym: name u32, value u32, size u32, info, other, shndx.
-    const [info, other, shndx] = bits === 64 ? [r.u8(o + 4), r.u8(o + 5), r.u16(o + 6)] : [r.u8(o + 12), r.u8(o + 13), r.u16(o + 14)];
+    // Elf64_Sym: name, info, other, shndx, value, size. Elf32_Sym: name, value, size, info, other, shndx.
+    const at = bits === 64 ? o + 4 : o + 12;
+    const [info, other, shndx] = [r.u8(at), r.u8(at + 1), r.u16(at + 2)];
     const bind = info >> 4;
     const type = info & 0xf;
     const visibility = other & 3;
@@ -380,18 +407,22 @@ function isPie(buf: Buffer, r: Reader, bits: 32 | 64, sections: Section[]): bool
 
 function elfCpu(machine: number, bits: 32 | 64, endian: 'little' | 'big'): { cpu: string; arch: string | undefined } {
   const is64 = bits === 64;
-  const pick = (cpu: string, arch64: string | undefined, arch32: string | undefined) => ({ cpu, arch: is64 ? arch64 : arch32 });
+  const pick = (cpu: string, arch64: string | undefined, arch32: string | undefined) => ({
+    cpu,
+    arch: is64 ? arch64 : arch32,
+  });
+  const le = endian === 'little';
   switch (machine) {
     case 62: return pick(is64 ? 'x86-64' : 'x86-64 (x32 ABI)', 'x64', undefined);
     case 3: return pick('i386', undefined, 'ia32');
     case 183: return pick(is64 ? 'aarch64' : 'aarch64 (ILP32)', 'arm64', undefined);
     case 40: return pick('arm', undefined, 'arm');
     case 243: return pick(is64 ? 'riscv64' : 'riscv32', 'riscv64', undefined);
-    case 21: return pick(endian === 'little' ? 'ppc64le' : 'ppc64', 'ppc64', undefined);
+    case 21: return pick(le ? 'ppc64le' : 'ppc64', 'ppc64', undefined);
     case 20: return pick('ppc', undefined, 'ppc');
     case 22: return pick(is64 ? 's390x' : 's390', 's390x', 's390');
     case 258: return pick(is64 ? 'loongarch64' : 'loongarch32', 'loong64', undefined);
-    case 8: return pick(is64 ? 'mips64' : 'mips', endian === 'little' ? 'mips64el' : undefined, endian === 'little' ? 'mipsel' : 'mips');
+    case 8: return pick(is64 ? 'mips64' : 'mips', le ? 'mips64el' : undefined, le ? 'mipsel' : 'mips');
     case 2: return pick('sparc', undefined, undefined);
     case 43: return pick('sparcv9', undefined, undefined);
     case 50: return pick('ia64', undefined, undefined);
@@ -432,7 +463,8 @@ function parseFat(buf: Buffer): Parsed {
       ? [Number(buf.readBigUInt64BE(o + 8)), Number(buf.readBigUInt64BE(o + 16))]
       : [buf.readUInt32BE(o + 8), buf.readUInt32BE(o + 12)];
     if (offset + size > buf.length) {
-      throw new Malformed(`a truncated Mach-O universal file (${buf.length} bytes; slice ${i + 1} ends at byte ${offset + size})`);
+      const end = offset + size;
+      throw new Malformed(`a truncated Mach-O universal file (${buf.length} bytes; slice ${i + 1} ends at byte ${end})`);
     }
     return parseMachO(buf.subarray(offset, offset + size));
   });
@@ -461,7 +493,8 @@ function parseMachO(buf: Buffer): Slice {
   }
   const language = detectLanguage(buf, allNames, { goSection: false, rustcComment: false });
   const endian = little ? 'little' : 'big';
-  return { arch, cpu, bits, endian, kind, kindName, symbols: symbols ?? new Set(), hasSymbolTable: Boolean(symbols), language };
+  const hasSymbolTable = symbols !== undefined;
+  return { arch, cpu, bits, endian, kind, kindName, symbols: symbols ?? new Set(), hasSymbolTable, language };
 }
 
 /** Exported symbols from LC_SYMTAB, plus every name in it (local ones too) for language detection. */
@@ -507,14 +540,19 @@ function machoCpu(cputype: number, cpusubtype: number): { cpu: string; arch: str
  * Go c-shared libraries always export the cgo runtime's entry points (crosscall2, _cgo_*, x_cgo_*), even when built
  * with -ldflags=-s -w. Rust cdylibs export only the #[no_mangle] functions, so the signs are elsewhere: rustc writes
  * "rustc version ..." into .comment (ELF), and the standard library's panic locations embed
- * "/rustc/<commit hash>/library/..." paths in the data; both survive `strip`. Symbol names (rust_eh_personality,
- * __rust_alloc, hashed or v0-mangled names) are a further hint when a full symbol table is visible.
+ * "/rustc/<commit hash>/library/..." paths in the data; both survive `strip`. Rust symbol names (rust_eh_personality,
+ * __rust_alloc, hashed or v0-mangled names) are checked too: Mach-O's LC_SYMTAB lists local names until stripped.
+ * (ELF's .symtab is not read: it adds nothing the two signs above miss, and `strip` removes it.)
  */
 function detectLanguage(buf: Buffer, names: string[], hints: { goSection: boolean; rustcComment: boolean }): Language {
   const goName = (n: string) => n === 'crosscall2' || n.startsWith('_cgo_') || n.startsWith('x_cgo_');
   if (hints.goSection || names.some(goName)) return 'go';
   const rustName = (n: string) =>
-    n === 'rust_eh_personality' || n === 'rust_begin_unwind' || n.startsWith('__rust_') || n.startsWith('_RNv') || /^_?_ZN.*17h[0-9a-f]{16}E$/.test(n);
+    n === 'rust_eh_personality' ||
+    n === 'rust_begin_unwind' ||
+    n.startsWith('__rust_') ||
+    n.startsWith('_RNv') || // v0 mangling
+    /^_?_ZN.*17h[0-9a-f]{16}E$/.test(n); // legacy mangling: C++-like, plus a 16-hex-digit hash no C++ name has
   if (hints.rustcComment || names.some(rustName) || hasRustcPath(buf)) return 'rust';
   return 'c';
 }

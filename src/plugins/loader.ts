@@ -48,9 +48,9 @@ export function loadPlugin(file: string, options: LoadOptions): Plugin {
 
   const binary = inspectBinary(file);
   checkCompatible(file, binary);
-  // Name every missing required symbol before any plugin code runs (when the symbol table could be read).
-  const symbols = new Set(binary.symbols ?? REQUIRED_SYMBOLS);
-  const missing = REQUIRED_SYMBOLS.filter((s) => !symbols.has(s));
+  // Name every missing required symbol before any plugin code runs. A file without a readable symbol table
+  // (sstrip'ed) is checked after dlopen instead.
+  const missing = binary.hasSymbolTable ? REQUIRED_SYMBOLS.filter((s) => !binary.symbols.has(s)) : [];
   if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing);
 
   let lib: NativeLibrary;

@@ -3,7 +3,7 @@
 //! A plugin is a `cdylib` that exports the C ABI of `native/include/heimdall_plugin.h`. This crate gives you typed
 //! hooks instead: implement [`Plugin`] (every hook has a no-op default) and export it with [`export_plugin!`].
 //!
-//! ```ignore
+//! ```
 //! use heimdall_plugin::{ApiError, ChatRequest, Ctx, Json, Plugin, PreAction, Result, Value};
 //!
 //! struct MaxTokens { limit: u64 }
@@ -24,6 +24,7 @@
 //! }
 //!
 //! heimdall_plugin::export_plugin!(MaxTokens, "max-tokens", [pre_hook]);
+//! # fn main() {}
 //! ```
 //!
 //! What the SDK guarantees:

@@ -1,0 +1,221 @@
+package heimdall
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// jsonEqual compares two JSON texts as values, ignoring member order and whitespace.
+func jsonEqual(t *testing.T, got, want []byte) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("got invalid JSON %s: %v", got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("want invalid JSON %s: %v", want, err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("JSON differs\n got: %s\nwant: %s", got, want)
+	}
+}
+
+const fullRequest = `{
+  "model": "openai/gpt-4o-mini",
+  "messages": [
+    {"role": "system", "content": "Be brief.", "name": "sys"},
+    {"role": "user", "content": [
+      {"type": "text", "text": "What is this?"},
+      {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}}
+    ]},
+    {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "look", "arguments": "{}"}}], "refusal": null},
+    {"role": "tool", "tool_call_id": "c1", "content": "a cat"}
+  ],
+  "stream": true,
+  "max_tokens": 100,
+  "temperature": 0,
+  "top_p": 0.9,
+  "stop": ["\n\n"],
+  "user": "u1",
+  "tools": [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}],
+  "response_format": {"type": "json_object"},
+  "seed": 7,
+  "x_vendor": {"nested": [1, 2, {"deep": true}]}
+}`
+
+func TestRequestRoundTripKeepsEverything(t *testing.T) {
+	var req Request
+	if err := json.Unmarshal([]byte(fullRequest), &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Model != "openai/gpt-4o-mini" || !req.Stream || *req.MaxTokens != 100 || *req.Temperature != 0 {
+		t.Fatalf("named fields: %+v", req)
+	}
+	if len(req.Extra) != 4 || req.Extra["seed"] == nil || req.Extra["x_vendor"] == nil {
+		t.Fatalf("extra: %v", req.Extra)
+	}
+	if got := req.Messages[1].Content; got.Parts == nil || got.Parts[1].Type != "image_url" || got.Parts[1].Extra["image_url"] == nil {
+		t.Fatalf("parts: %+v", got)
+	}
+	if req.Messages[2].Content != nil || req.Messages[2].Extra["refusal"] == nil {
+		t.Fatalf("assistant message: %+v", req.Messages[2])
+	}
+
+	out, err := json.Marshal(&req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The one change a round trip makes: a null content is left out, which the API treats the same.
+	var want map[string]any
+	_ = json.Unmarshal([]byte(fullRequest), &want)
+	delete(want["messages"].([]any)[2].(map[string]any), "content")
+	wantJSON, _ := json.Marshal(want)
+	jsonEqual(t, out, wantJSON)
+}
+
+func TestModifyingOneFieldKeepsTheOthers(t *testing.T) {
+	in := NewInput[Request]([]byte(fullRequest))
+	req, err := in.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	temp := 0.7
+	req.Temperature = &temp
+	req.Messages[0].Content = TextContent("Be very brief.")
+
+	out, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	_ = json.Unmarshal(out, &got)
+	if got["temperature"] != 0.7 || got["seed"] != float64(7) || got["response_format"] == nil || got["tools"] == nil {
+		t.Fatalf("fields lost or unchanged: %s", out)
+	}
+	sys := got["messages"].([]any)[0].(map[string]any)
+	if sys["content"] != "Be very brief." || sys["name"] != "sys" {
+		t.Fatalf("system message: %v", sys)
+	}
+}
+
+func TestContent(t *testing.T) {
+	var c Content
+	if err := json.Unmarshal([]byte(`"hi"`), &c); err != nil || c.Text != "hi" || c.Parts != nil {
+		t.Fatalf("string: %+v %v", c, err)
+	}
+	if err := json.Unmarshal([]byte(`[{"type":"text","text":"a"},{"type":"input_audio","input_audio":{}},{"type":"text","text":"b"}]`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.String() != "a\nb" || len(c.Parts) != 3 {
+		t.Fatalf("parts: %+v", c)
+	}
+	if err := json.Unmarshal([]byte(`[]`), &c); err != nil || c.Parts == nil {
+		t.Fatalf("an empty array stays an array: %+v %v", c, err)
+	}
+	if out, _ := json.Marshal(c); string(out) != `[]` {
+		t.Fatalf("empty parts encode as %s", out)
+	}
+	if err := json.Unmarshal([]byte(`42`), &c); err == nil {
+		t.Fatal("a number is not content")
+	}
+	if out, _ := marshal(TextContent(`<b>&`)); string(out) != `"<b>&"` {
+		t.Fatalf("HTML is not escaped: %s", out)
+	}
+	var nilContent *Content
+	if nilContent.String() != "" {
+		t.Fatal("nil content is empty")
+	}
+}
+
+func TestResponseAndChunkRoundTrip(t *testing.T) {
+	resp := `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",
+	  "choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":null,"finish_reason":"stop"}],
+	  "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"prompt_tokens_details":{"cached_tokens":0}},
+	  "system_fingerprint":"fp_1"}`
+	var r Response
+	if err := json.Unmarshal([]byte(resp), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Choices[0].Message.Content.Text != "Hi" || r.Usage.TotalTokens != 4 || r.Extra["system_fingerprint"] == nil {
+		t.Fatalf("response: %+v", r)
+	}
+	out, _ := json.Marshal(r)
+	jsonEqual(t, out, []byte(resp))
+
+	chunk := `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini",
+	  "choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`
+	var c Chunk
+	if err := json.Unmarshal([]byte(chunk), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Choices[0].FinishReason != nil || c.Choices[0].Delta.Content == nil {
+		t.Fatalf("chunk: %+v", c)
+	}
+	out, _ = json.Marshal(c)
+	jsonEqual(t, out, []byte(chunk))
+
+	last := `{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`
+	if err := json.Unmarshal([]byte(last), &c); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = json.Marshal(c)
+	jsonEqual(t, out, []byte(last))
+}
+
+func TestError(t *testing.T) {
+	in := `{"status_code":502,"message":"upstream: connection refused","type":"upstream_error","code":"HEIMDALL_ERR_UPSTREAM","param":null}`
+	var e Error
+	if err := json.Unmarshal([]byte(in), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.StatusCode != 502 || !e.FallbacksAllowed() || e.Extra["param"] == nil {
+		t.Fatalf("error: %+v", e)
+	}
+	out, _ := json.Marshal(e)
+	jsonEqual(t, out, []byte(in))
+
+	e = Error{StatusCode: 429, Message: "slow down", Type: "rate_limit_error", Code: "rate_limited",
+		AllowFallbacks: Bool(false), RetryAfter: 3}
+	out, _ = json.Marshal(&e)
+	jsonEqual(t, out, []byte(`{"status_code":429,"message":"slow down","type":"rate_limit_error","code":"rate_limited","allow_fallbacks":false,"retry_after":3}`))
+	if e.FallbacksAllowed() {
+		t.Fatal("AllowFallbacks false")
+	}
+}
+
+func TestExtraNeverOverridesANamedField(t *testing.T) {
+	req := Request{Model: "a", Extra: map[string]json.RawMessage{"model": json.RawMessage(`"b"`), "z": nil}}
+	out, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != `{"model":"a","z":null}` {
+		t.Fatalf("got %s", out)
+	}
+}
+
+func TestDecodeConfig(t *testing.T) {
+	cfg := struct {
+		N int `json:"n"`
+	}{N: 5}
+	if err := DecodeConfig(nil, &cfg); err != nil || cfg.N != 5 {
+		t.Fatalf("empty config keeps defaults: %v %v", cfg, err)
+	}
+	if err := DecodeConfig([]byte(`{}`), &cfg); err != nil || cfg.N != 5 {
+		t.Fatalf("{} keeps defaults: %v %v", cfg, err)
+	}
+	if err := DecodeConfig([]byte(`{"n": 2}`), &cfg); err != nil || cfg.N != 2 {
+		t.Fatalf("n: %v %v", cfg, err)
+	}
+	if err := DecodeConfig([]byte(`{"m": 2}`), &cfg); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	if err := DecodeConfig([]byte(`{"n": "x"}`), &cfg); err == nil {
+		t.Fatal("wrong type accepted")
+	}
+	if err := DecodeConfig([]byte(`{} {}`), &cfg); err == nil {
+		t.Fatal("two values accepted")
+	}
+}
