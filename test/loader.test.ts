@@ -1,0 +1,167 @@
+/**
+ * Loading plugins: every refusal is a catalogued error that names the file, the cause and the fix, and no plugin
+ * code runs before the file is known to fit this host.
+ */
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { HeimdallError } from '../src/errors.js';
+import { loadPlugin, resolvePluginPath } from '../src/plugins/loader.js';
+import { binaryFixtures, probePlugins } from './helpers/fixtures.js';
+import { chat, postJson, startGateway } from './helpers/gateway.js';
+
+const probes = await probePlugins();
+const bins = await binaryFixtures();
+
+function refusal(file: string, config: Record<string, unknown> = {}): HeimdallError {
+  try {
+    loadPlugin(file, { config }).close();
+  } catch (err) {
+    if (err instanceof HeimdallError) return err;
+    throw err;
+  }
+  throw new Error(`expected ${file} to be refused`);
+}
+
+t.test('a plugin built for another architecture is refused before dlopen, naming both sides', async (t) => {
+  const arm = refusal(bins.cArm64);
+  t.equal(arm.code, 'HEIMDALL_ERR_PLUGIN_ARCH');
+  t.match(arm.message, `plugin ${bins.cArm64} is built for linux/arm64 (aarch64`);
+  t.match(arm.message, /this gateway runs on linux\/x64/);
+  t.match(arm.message, /Build the plugin on/);
+
+  const patched = refusal(bins.machinePatched);
+  t.equal(patched.code, 'HEIMDALL_ERR_PLUGIN_ARCH');
+  t.match(patched.message, /riscv64/);
+});
+
+t.test('files that are not shared objects for this platform are refused with what they are', async (t) => {
+  const macho = refusal(bins.machoX64);
+  t.equal(macho.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
+  t.match(macho.message, /Mach-O/);
+  t.match(macho.message, /ELF/, 'names what is needed');
+
+  const fat = refusal(bins.fat);
+  t.equal(fat.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
+
+  const text = refusal(bins.text);
+  t.equal(text.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
+  t.match(text.message, /text/);
+
+  const exe = refusal(bins.executable);
+  t.equal(exe.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
+  t.match(exe.message, /executable/);
+
+  const empty = refusal(bins.empty);
+  t.equal(empty.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
+
+  const missing = refusal(path.join(bins.dir, 'no-such-plugin.so'));
+  t.equal(missing.code, 'HEIMDALL_ERR_PLUGIN_NOT_FOUND');
+  t.match(missing.message, /ENOENT/);
+});
+
+t.test('missing required symbols are all named', async (t) => {
+  const e = refusal(probes.nocleanup);
+  t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_SYMBOL');
+  t.match(e.message, /does not export the required symbols GetName, Cleanup/);
+});
+
+t.test('the ABI version is checked first, naming both versions', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-abi-'));
+  const trace = path.join(dir, 'trace.jsonl');
+  const e = refusal(probes.abi2, { trace });
+  t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_ABI');
+  t.match(e.message, /gateway speaks ABI 1\.0, plugin was built for ABI 2\.0/);
+  t.throws(() => readFileSync(trace), 'Init never ran');
+
+  const warnings: string[] = [];
+  const newer = loadPlugin(probes.abi_minor, { config: {}, warn: (m) => warnings.push(m) });
+  t.equal(newer.info.abiVersion, '1.99', 'a newer minor version loads');
+  t.match(warnings, [/built for ABI 1\.99, newer than this gateway's 1\.0/]);
+  newer.close();
+});
+
+t.test('Init receives the config as JSON; a failing Init fails the load with the plugin\'s own message', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-init-'));
+  const trace = path.join(dir, 'trace.jsonl');
+  const plugin = loadPlugin(probes.p1, { config: { trace, extra: 'value' } });
+  t.same(plugin.info, {
+    name: 'p1', file: probes.p1, abiVersion: '1.0', language: 'c',
+    hooks: { transport: true, pre: true, post: true, chunk: true },
+  });
+  plugin.close();
+  const lines = readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.same(lines[0], { plugin: 'p1', hook: 'init', config: { trace, extra: 'value' } });
+
+  const e = refusal(probes.p1, { init_status: '2', init_output: 'missing "api_url"' });
+  t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_INIT');
+  t.match(e.message, /plugin p1 \(.*\) refused to start: Init failed: missing "api_url"/);
+});
+
+t.test('a plugin without optional hooks loads, and requests skip it', async (t) => {
+  const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.bare }] });
+  t.same(gw.gateway.plugins.active[0]?.info.hooks, { transport: false, pre: false, post: false, chunk: false });
+  const res = await postJson(`${gw.url}/v1/chat/completions`, chat());
+  t.equal(res.status, 200);
+});
+
+t.test('config rules at start-up: optional, disabled, unique names, env references, paths', async (t) => {
+  await t.test('a failing plugin stops the start unless it is optional', async (t) => {
+    await t.rejects(
+      startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.p1 }, { path: bins.cArm64 }] }),
+      { code: 'HEIMDALL_ERR_PLUGIN_ARCH' },
+    );
+    const gw = await startGateway(t, {
+      providers: { mock: {} },
+      plugins: [{ path: probes.p1 }, { path: bins.cArm64, optional: true }, { path: probes.p2, enabled: false }],
+    });
+    t.same(gw.gateway.plugins.active.map((p) => p.info.name), ['p1']);
+    const health = await (await fetch(`${gw.url}/health`)).json();
+    t.match(health.plugins, [
+      { name: 'p1', status: 'active', language: 'c', abi_version: '1.0' },
+      { status: 'error', error: { code: 'HEIMDALL_ERR_PLUGIN_ARCH' } },
+      { status: 'disabled', file: probes.p2 },
+    ]);
+    t.ok(gw.logs.some((l) => l.level === 50 && /optional plugin left out/.test(l.msg)));
+    t.equal((await postJson(`${gw.url}/v1/chat/completions`, chat())).status, 200);
+  });
+
+  await t.test('two plugins with one name are refused', async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-dup-'));
+    const copy = path.join(dir, 'p1-copy.so');
+    copyFileSync(probes.p1, copy);
+    await t.rejects(startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.p1 }, { path: copy }] }), {
+      code: 'HEIMDALL_ERR_PLUGIN_NAME',
+      message: /already registered as "p1"/,
+    });
+  });
+
+  await t.test('env references in plugin config are resolved for Init, and never shown', async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-env-'));
+    const trace = path.join(dir, 'trace.jsonl');
+    process.env.HEIMDALL_TEST_PLUGIN_SECRET = 's3cr3t-value';
+    t.teardown(() => delete process.env.HEIMDALL_TEST_PLUGIN_SECRET);
+    const gw = await startGateway(t, {
+      providers: { mock: {} },
+      plugins: [{ path: probes.p1, config: { trace, token: 'env.HEIMDALL_TEST_PLUGIN_SECRET' } }],
+    });
+    const init = JSON.parse(readFileSync(trace, 'utf8').split('\n')[0] ?? '{}');
+    t.equal(init.config.token, 's3cr3t-value');
+    const health = await (await fetch(`${gw.url}/health`)).text();
+    t.notMatch(health, /s3cr3t-value/);
+    t.notMatch(JSON.stringify(gw.logs), /s3cr3t-value/);
+    await t.rejects(
+      startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.p2, config: { token: 'env.HEIMDALL_UNSET_VAR' } }] }),
+      { code: 'HEIMDALL_ERR_CONFIG_ENV', message: /plugins\[0\]\.config\.token refers to environment variable HEIMDALL_UNSET_VAR/ },
+    );
+  });
+
+  await t.test('relative paths resolve against the config directory; the extension may be left out', async (t) => {
+    const dir = path.dirname(probes.p1);
+    t.equal(resolvePluginPath('p1', dir), probes.p1);
+    t.equal(resolvePluginPath('./p1.so', dir), probes.p1);
+    const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: 'p1' }] }, dir);
+    t.same(gw.gateway.plugins.active.map((p) => p.info.file), [probes.p1]);
+  });
+});
