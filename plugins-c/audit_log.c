@@ -2,9 +2,10 @@
  * audit_log.c -- talk to an outside system (here, a file) while staying out of the request's way.
  *
  * One JSON line per request (PreHook) and one per outcome (PostHook), joined by the context's request_id:
- *   {"time":"2025-01-31T12:00:00.000Z","event":"request","request_id":"4b1c...","request":{...}}
+ *   {"time":"2025-01-31T12:00:00.000Z","event":"request","request_id":"4b1c...","headers":{...},"request":{...}}
  *   {"time":"2025-01-31T12:00:01.250Z","event":"response","request_id":"4b1c...","response":{...}}
- * Both hooks only observe: they always return an empty output, so the host parses nothing and changes nothing. If a
+ * "headers" are the request headers from the context (the host leaves credentials out), as a TransportInterceptor
+ * left them: who called, with which user agent and team tags. Both hooks only observe: they always return an empty output, so the host parses nothing and changes nothing. If a
  * write fails they return a failure status, which the host logs; the request carries on regardless.
  *
  * config: {"path": "/var/log/heimdall-audit.jsonl"}
@@ -104,6 +105,8 @@ HEIMDALL_EXPORT int32_t PreHook(const uint8_t *ctx, size_t ctx_len, const uint8_
                                 heimdall_buf_t *out) {
   js_buf b = {0};
   begin_line(&b, "request", ctx, ctx_len);
+  size_t headers = js_find(ctx, ctx_len, 0, "headers");
+  if (headers != JS_NONE) add_field(&b, "headers", ctx + headers, js_skip_value(ctx, ctx_len, headers) - headers);
   add_field(&b, "request", req, req_len);
   return finish_line(&b, out);
 }

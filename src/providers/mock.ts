@@ -63,7 +63,9 @@ export class MockProvider implements Provider {
     const messages = Array.isArray(request.messages) ? request.messages : [];
     const last = [...messages].reverse().find((m) => isObject(m) && m.role === 'user');
     const said = isObject(last) ? textOf(last.content) : '';
-    const content = `Mock reply from ${call.model}. You said: ${said}`;
+    // Saying what the system prompt was makes a prompt-changing plugin's effect visible without a real model.
+    const system = messages.filter((m) => isObject(m) && m.role === 'system').map((m) => textOf((m as JsonObject).content));
+    const content = `Mock reply from ${call.model}. You said: ${said}` + (system.length ? ` (system prompt: ${system.join(' / ')})` : '');
     const promptTokens = messages.reduce<number>((n, m) => n + (isObject(m) ? countWords(textOf(m.content)) : 0), 0);
     const completionTokens = countWords(content);
     return {

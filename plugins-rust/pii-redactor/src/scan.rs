@@ -105,6 +105,13 @@ pub fn hold_from(text: &str, p: Patterns) -> usize {
         while i < n && !(b[i].is_ascii_digit() || b[i] == b'+' || b[i] == b'(') {
             i += 1;
         }
+        // A number glued to a word ("abc555") is not a number's start: keep the word with it, so that the text held
+        // back is scanned with the same left context as the whole text.
+        if i < n {
+            while i > 0 && is_word(b[i - 1]) {
+                i -= 1;
+            }
+        }
         if i < n {
             cut = cut.min(i.max(capped(text, n.saturating_sub(NUMBER_MAX))));
         }
@@ -122,9 +129,10 @@ fn capped(text: &str, at: usize) -> usize {
     while i < text.len() && !text.is_char_boundary(i) {
         i += 1;
     }
-    let mut prev_word = text[..i].chars().next_back().is_some_and(char::is_alphanumeric);
+    let glue = |c: char| c.is_alphanumeric() || c == '_';
+    let mut prev_word = text[..i].chars().next_back().is_some_and(glue);
     for (j, c) in text[i..].char_indices() {
-        let word = c.is_alphanumeric();
+        let word = glue(c);
         if !(word && prev_word) {
             return i + j;
         }
@@ -610,6 +618,7 @@ mod tests {
         assert_eq!(cut("done."), "done.");
         assert_eq!(cut("日本語"), "");
         assert_eq!(cut("hi zoë"), "zoë");
+        assert_eq!(cut("x éx555-12 "), "x555-12 ");
         // Emails off: words are not held, numbers are.
         let numbers = Patterns { emails: false, phones: true, cards: true };
         assert_eq!(&"hello world"[hold_from("hello world", numbers)..], "");
