@@ -126,9 +126,26 @@ export const Errors = {
 
 /** The OpenAI-style error body every 4xx/5xx answer carries. */
 export interface ErrorBody {
-  error: { message: string; type: string; param: string | null; code: string };
+  error: { message: string; type: string; param: string | null; code: string | null };
 }
 
-export function errorBody(err: { message: string; type?: string; code?: string }): ErrorBody {
-  return { error: { message: err.message, type: err.type ?? 'server_error', param: null, code: err.code ?? 'error' } };
+/** A plugin's error may leave out its type: it follows from the status, as OpenAI's do. */
+export function typeForStatus(status: number): ErrorType {
+  switch (status) {
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 429:
+      return 'rate_limit_error';
+    default:
+      return status < 500 ? 'invalid_request_error' : 'server_error';
+  }
+}
+
+export function errorBody(err: { message: string; type?: string; code?: string; status_code?: number; statusCode?: number }): ErrorBody {
+  const status = err.status_code ?? err.statusCode ?? 500;
+  return { error: { message: err.message, type: err.type ?? typeForStatus(status), param: null, code: err.code ?? null } };
 }

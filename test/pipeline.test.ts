@@ -293,7 +293,7 @@ t.test('streaming: chunks pass through StreamChunkHooks in reverse order; PostHo
     });
     const aborted = await postJson(`${gw3.url}/v1/chat/completions`, chat('mock/echo', 'hi', { stream: true }));
     t.equal(aborted.status, 200, 'the stream had started');
-    t.same(sseData(aborted.text).map((d) => JSON.parse(d)), [{ error: { message: 'policy violation', type: 'server_error', param: null, code: 'aborted' } }]);
+    t.same(sseData(aborted.text).map((d) => JSON.parse(d)), [{ error: { message: 'policy violation', type: 'invalid_request_error', param: null, code: 'aborted' } }]);
     t.same(tr3.read().filter((l) => l.hook === 'post').map((l) => l.error?.code), ['aborted', 'aborted', 'aborted']);
   });
 
@@ -310,4 +310,15 @@ t.test('streaming: chunks pass through StreamChunkHooks in reverse order; PostHo
     t.same([...new Set(tr.calls('chunk'))], ['p2:chunk', 'p1:chunk'], 'only plugins whose PreHook ran');
     t.same(tr.read().find((l) => l.plugin === 'p1' && l.hook === 'post')?.response.choices[0].message.content, 'cached words');
   });
+});
+
+t.test('a plugin error without type or code gets the type its status implies', async (t) => {
+  const tr = tracer();
+  const gw = await startGateway(t, {
+    providers: { mock: { type: 'mock' } },
+    plugins: threeProbes(tr.file, { p1: { pre_output: JSON.stringify({ error: { status_code: 403, message: 'secret' } }) } }),
+  });
+  const res = await postJson(`${gw.url}/v1/chat/completions`, chat());
+  t.equal(res.status, 403);
+  t.same(res.json, { error: { message: 'secret', type: 'permission_error', param: null, code: null } });
 });
