@@ -33,6 +33,10 @@ t.test('malformed requests get a 4xx with an OpenAI-style error body', async (t)
     t.ok(res.json?.error?.type, `${name}: type`);
     t.equal(res.json?.error?.param, null, `${name}: param`);
   }
+  const bare = await fetch(url, { method: 'POST' });
+  t.equal(bare.status, 400, 'a POST with no body and no content-type');
+  t.equal((await bare.json()).error.code, 'HEIMDALL_ERR_BAD_JSON');
+
   const unknown = await postJson(url, chat('nope/gpt-4o'));
   t.match(unknown.json.error.message, /configured providers: mock/, 'names what exists');
 
@@ -59,6 +63,8 @@ t.test('x-request-id is honoured and returned', async (t) => {
   t.equal(given.headers.get('x-request-id'), 'req-abc-123');
   const generated = await postJson(`${gw.url}/v1/chat/completions`, chat());
   t.match(generated.headers.get('x-request-id'), /^[0-9a-f-]{36}$/);
+  const hostile = await postJson(`${gw.url}/v1/chat/completions`, chat(), { 'x-request-id': 'a"b{c}'.padEnd(300, 'x') });
+  t.match(hostile.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an id that is not a sane identifier is replaced');
 });
 
 t.test('openai provider: requests reach a real OpenAI-compatible server', async (t) => {

@@ -127,14 +127,33 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
     t.equal((await postJson(`${gw.url}/v1/chat/completions`, chat())).status, 200);
   });
 
-  await t.test('two plugins with one name are refused', async (t) => {
+  await t.test('two plugins with one name are refused, before the second one\'s Init', async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-dup-'));
     const copy = path.join(dir, 'p1-copy.so');
+    const trace = path.join(dir, 'trace.jsonl');
     copyFileSync(probes.p1, copy);
     await t.rejects(startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.p1 }, { path: copy }] }), {
       code: 'HEIMDALL_ERR_PLUGIN_NAME',
       message: /already registered as "p1"/,
     });
+    const gw = await startGateway(t, {
+      providers: { mock: {} },
+      plugins: [{ path: probes.p1, config: { trace } }, { path: copy, optional: true, config: { trace } }],
+    });
+    t.same(gw.gateway.plugins.active.map((p) => p.info.file), [probes.p1]);
+    t.equal(readFileSync(trace, 'utf8').trim().split('\n').length, 1, 'only the first Init ran');
+  });
+
+  await t.test('the same file listed twice is refused, and the first instance keeps its state', async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-twice-'));
+    const trace = path.join(dir, 'trace.jsonl');
+    const gw = await startGateway(t, {
+      providers: { mock: {} },
+      plugins: [{ path: probes.p1, config: { trace } }, { path: probes.p1, optional: true, config: {} }],
+    });
+    t.match(gw.gateway.plugins.status()[1], { status: 'error', error: { code: 'HEIMDALL_ERR_PLUGIN_NAME', message: /already loaded as plugin "p1"/ } });
+    await postJson(`${gw.url}/v1/chat/completions`, chat());
+    t.ok(readFileSync(trace, 'utf8').includes('"hook":"pre"'), 'the first instance still traces: its config was not replaced');
   });
 
   await t.test('env references in plugin config are resolved for Init, and never shown', async (t) => {

@@ -241,6 +241,21 @@ t.test('TransportInterceptor sees the raw request and can rewrite headers and bo
     t.same(res.json, { error: { message: 'not here' } });
     t.same(tr.calls('transport', 'pre', 'post'), ['p1:transport', 'p2:transport']);
   });
+
+  await t.test('answer with its own content type; a malformed answer is a plugin failure', async (t) => {
+    const tr = tracer();
+    const gw = await startGateway(t, {
+      providers: { mock: { type: 'mock' } },
+      plugins: threeProbes(tr.file, {
+        p1: { transport_output: JSON.stringify({ response: { status: 200, body: {} } }) },
+        p2: { transport_output: JSON.stringify({ response: { status_code: 200, headers: { 'content-type': 'application/problem+json' }, body: { ok: true } } }) },
+      }),
+    });
+    const res = await postJson(`${gw.url}/v1/chat/completions`, chat());
+    t.equal(res.headers.get('content-type'), 'application/problem+json');
+    t.same(res.json, { ok: true });
+    t.match(gw.logs.find((l) => l.plugin === 'p1' && l.hook === 'TransportInterceptor')?.msg, /unknown field "status" in response/);
+  });
 });
 
 t.test('streaming: chunks pass through StreamChunkHooks in reverse order; PostHook sees the assembled response', async (t) => {

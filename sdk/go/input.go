@@ -51,6 +51,11 @@ func (in *Input[T]) Decode() (*T, error) {
 type Headers map[string]string
 
 func (h *Headers) UnmarshalJSON(data []byte) error {
+	var plain map[string]string
+	if json.Unmarshal(data, &plain) == nil { // the usual case: one value per header
+		*h = plain
+		return nil
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err

@@ -46,21 +46,99 @@ func marshal(v any) ([]byte, error) {
 // custom (Un)MarshalJSON methods, so encoding/json handles the named fields.
 
 // decodeWithExtra decodes data into fields (a pointer to a struct) and returns the members fields does not name.
+// The unnamed members are found by a light scan of the top level, not a second full decode: most objects have few
+// or none, and a request's messages would otherwise be parsed twice more.
 func decodeWithExtra(data []byte, fields any) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(data, fields); err != nil {
 		return nil, err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, err
+	named := jsonNames(reflect.TypeOf(fields).Elem())
+	var extra map[string]json.RawMessage
+	members(data, func(key, value []byte) {
+		if named[string(key)] {
+			return
+		}
+		if extra == nil {
+			extra = make(map[string]json.RawMessage)
+		}
+		// encoding/json may reuse data after UnmarshalJSON returns: keep a copy.
+		extra[string(key)] = append(json.RawMessage(nil), value...)
+	})
+	return extra, nil
+}
+
+// members calls fn with the key and the raw value of each member of the JSON object in data. data must be valid
+// JSON (callers have decoded it already); anything but an object has no members.
+func members(data []byte, fn func(key, value []byte)) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return
 	}
-	for name := range jsonNames(reflect.TypeOf(fields).Elem()) {
-		delete(all, name)
+	i++
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != '"' {
+			return // '}'
+		}
+		end := skipValue(data, i)
+		key := data[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 { // an escaped key: rare, let encoding/json unescape it
+			var s string
+			_ = json.Unmarshal(data[i:end], &s)
+			key = []byte(s)
+		}
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		end = skipValue(data, i)
+		fn(key, data[i:end])
+		i = skipSpace(data, end)
+		if i < len(data) && data[i] == ',' {
+			i++
+		}
 	}
-	if len(all) == 0 {
-		return nil, nil
+}
+
+// skipValue returns the index just past the JSON value that starts at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		for i++; i < len(data); i++ {
+			switch data[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = skipValue(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default: // a number, true, false or null
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+		}
 	}
-	return all, nil
+	return len(data)
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // encodeWithExtra encodes fields (a struct) and appends the extra members, in key order. An extra member that has

@@ -25,7 +25,8 @@ export type TransportOutcome =
   | { kind: 'continue'; body: Buffer }
   | { kind: 'response'; status: number; headers: Record<string, string>; body: Buffer };
 
-export type StreamEvent = { data: string; error?: undefined } | { error: AbiError; data?: undefined };
+/** What the client is sent: chunks, then "done" or one error. Events after the last are PostHook bookkeeping. */
+export type StreamEvent = { kind: 'chunk'; data: string } | { kind: 'error'; error: AbiError } | { kind: 'done' };
 
 export type StreamOutcome = { kind: 'stream'; events: AsyncIterable<StreamEvent> } | { kind: 'error'; error: AbiError };
 
@@ -246,11 +247,14 @@ export class PipelineRun {
           }
         }
         assembler?.add(text);
-        yield { data: text };
+        yield { kind: 'chunk', data: text };
       }
+      // The client hears the end before PostHooks run, so their cost never delays the stream.
       finished = error === undefined;
+      yield error === undefined ? { kind: 'done' } : { kind: 'error', error };
     } catch (err) {
       error = toAbiError(err);
+      yield { kind: 'error', error };
     } finally {
       if (!finished && error === undefined) error = toAbiError(Errors.CLIENT_CLOSED());
       if (assembler !== undefined) {
@@ -260,7 +264,6 @@ export class PipelineRun {
         }
       }
     }
-    if (error !== undefined) yield { error };
   }
 
   private replaceRequest(request: JsonObject): void {
@@ -300,5 +303,6 @@ async function* fromArray(items: string[]): AsyncGenerator<string> {
 }
 
 async function* plain(items: string[]): AsyncGenerator<StreamEvent> {
-  for (const data of items) yield { data };
+  for (const data of items) yield { kind: 'chunk', data };
+  yield { kind: 'done' };
 }

@@ -4,6 +4,7 @@
  * through the plugin's heimdall_plugin_free).
  */
 import koffi from 'koffi';
+import { endianness } from 'node:os';
 
 export const HOST_ABI_MAJOR = 1;
 export const HOST_ABI_MINOR = 0;
@@ -22,9 +23,22 @@ type Fn = (...args: unknown[]) => unknown;
 
 /**
  * Hooks run synchronously on the event loop, one at a time, so one out-slot serves every call. It is a
- * heimdall_buf_t {uint8_t *data; size_t len} that the plugin fills.
+ * heimdall_buf_t {uint8_t *data; size_t len} that the plugin fills, laid out for this host's word size and byte
+ * order.
  */
-const outSlot = Buffer.alloc(16);
+const WORD = koffi.sizeof('void *');
+const LITTLE_ENDIAN = endianness() === 'LE';
+const outSlot = Buffer.alloc(2 * WORD);
+
+function readWord(offset: number): bigint {
+  if (WORD === 8) return LITTLE_ENDIAN ? outSlot.readBigUInt64LE(offset) : outSlot.readBigUInt64BE(offset);
+  return BigInt(LITTLE_ENDIAN ? outSlot.readUInt32LE(offset) : outSlot.readUInt32BE(offset));
+}
+
+function isZeroWord(offset: number): boolean {
+  for (let i = offset; i < offset + WORD; i++) if (outSlot[i] !== 0) return false;
+  return true;
+}
 
 export class NativeLibrary {
   private readonly lib: ReturnType<typeof koffi.load>;
@@ -122,10 +136,11 @@ export class NativeLibrary {
   /** Copy what the plugin handed back, then release it through the plugin's own free function. */
   private result(status: number): CallResult {
     // Nothing handed back: the fast path, no allocation at all.
-    if ((outSlot.readUInt32LE(0) | outSlot.readUInt32LE(4)) === 0) return { status, output: undefined };
-    const ptr = outSlot.readBigUInt64LE(0);
-    const len = outSlot.readUInt32LE(8) + outSlot.readUInt32LE(12) * 0x1_0000_0000;
+    if (isZeroWord(0)) return { status, output: undefined };
+    const ptr = readWord(0);
+    const len = Number(readWord(WORD));
     try {
+      // The view aliases the plugin's memory: decode it to a JS string (a copy) before releasing it.
       return { status, output: len === 0 ? '' : Buffer.from(koffi.view(ptr, len)).toString('utf8') };
     } finally {
       this.freeFn(ptr, len);

@@ -68,7 +68,11 @@ export function decodeTransport(output: string): TransportResult {
   allowOnly(action, ['headers', 'body', 'response', 'context']);
   const context = contextOf(action);
   if (action.response !== undefined) {
+    if (action.headers !== undefined || action.body !== undefined) {
+      throw new ActionError('output has "response" with "headers" or "body"; a response answers the request, so return one or the other');
+    }
     const r = object(action.response, 'response');
+    allowOnly(r, ['status_code', 'headers', 'body'], 'response');
     const status = r.status_code ?? 200;
     if (!isStatus(status)) throw new ActionError('"response.status_code" must be an HTTP status (100-599)');
     const headers = r.headers === undefined ? {} : stringRecord(r.headers, 'response.headers', false);
@@ -120,9 +124,9 @@ function object(value: Json | undefined, name: string): JsonObject {
   return value;
 }
 
-function allowOnly(action: JsonObject, keys: string[]): void {
+function allowOnly(action: JsonObject, keys: string[], where = 'output'): void {
   for (const key of Object.keys(action)) {
-    if (!keys.includes(key)) throw new ActionError(`unknown field "${key}" in output (expected ${keys.join(', ')})`);
+    if (!keys.includes(key)) throw new ActionError(`unknown field "${key}" in ${where} (expected ${keys.join(', ')})`);
   }
 }
 

@@ -17,6 +17,8 @@ export interface LoadOptions {
   config: Record<string, Json | undefined> | Record<string, unknown>;
   /** Called for conditions that do not stop the load (a newer minor ABI version). */
   warn?: (message: string) => void;
+  /** Names already registered: a plugin with one of them is refused before its Init runs. */
+  takenNames?: ReadonlySet<string>;
 }
 
 export const PLUGIN_EXTENSION = process.platform === 'darwin' ? '.dylib' : '.so';
@@ -80,6 +82,10 @@ export function loadPlugin(file: string, options: LoadOptions): Plugin {
     const name = lib.getName();
     if (name === null || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
       throw Errors.PLUGIN_NAME(file, `GetName returned ${JSON.stringify(name)}; it must return 1-64 characters of letters, digits, ".", "_" or "-"`);
+    }
+
+    if (options.takenNames?.has(name)) {
+      throw Errors.PLUGIN_NAME(file, `another plugin is already registered as "${name}"; plugin names must be unique`);
     }
 
     if (exported.has('Init')) {

@@ -1,6 +1,7 @@
 /**
  * The registered plugins, in registration order, and the record of those that could not load.
  */
+import { realpathSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { PluginConfig } from '../config/schema.js';
 import { resolveEnvRefs } from '../config/load.js';
@@ -39,12 +40,16 @@ export class PluginRegistry {
           return;
         }
         try {
-          const config = resolveEnvRefs(entry.config, `plugins[${index}].config`);
-          const plugin = loadPlugin(file, { config, warn: (msg) => this.log.warn({ file }, msg) });
-          if (loaded.some((p) => p.info.name === plugin.info.name)) {
-            plugin.close();
-            throw Errors.PLUGIN_NAME(file, `another plugin is already registered as "${plugin.info.name}"; plugin names must be unique`);
+          // dlopen hands back the library already loaded from the same file, globals and all: a second entry would
+          // re-run Init on the first one's state.
+          const real = realpathOrSelf(file);
+          const twin = loaded.find((p) => realpathOrSelf(p.info.file) === real);
+          if (twin !== undefined) {
+            throw Errors.PLUGIN_NAME(file, `this file is already loaded as plugin "${twin.info.name}"; list each plugin once`);
           }
+          const config = resolveEnvRefs(entry.config, `plugins[${index}].config`);
+          const takenNames = new Set(loaded.map((p) => p.info.name));
+          const plugin = loadPlugin(file, { config, takenNames, warn: (msg) => this.log.warn({ file }, msg) });
           loaded.push(plugin);
           const { name, language, abiVersion, hooks } = plugin.info;
           this.statuses.push({
@@ -75,6 +80,14 @@ export class PluginRegistry {
     const plugins = this.active;
     this.active = [];
     closeInReverse(plugins, this.log);
+  }
+}
+
+function realpathOrSelf(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
   }
 }
 

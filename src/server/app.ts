@@ -15,6 +15,8 @@ import { chatRoutes } from './routes/chat.js';
 import { healthRoutes } from './routes/health.js';
 import { modelRoutes } from './routes/models.js';
 
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 export interface Gateway {
   app: FastifyInstance;
   plugins: PluginRegistry;
@@ -45,8 +47,12 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     // One line per request, written in onResponse below, instead of fastify's two; request_id on every line.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     bodyLimit: config.server.body_limit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The client's x-request-id is honoured when it is a sane identifier; plugins and logs receive it.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
     return503OnClosing: true,
   });
 

@@ -3,7 +3,6 @@
  * `{"error": ...}` event when the stream fails part-way.
  */
 import type { ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { errorBody } from '../errors.js';
 import type { StreamEvent } from '../pipeline/pipeline.js';
 
@@ -19,14 +18,35 @@ export async function writeEventStream(
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
+  // Iterate to the end even after the last event is sent: the pipeline's PostHooks run when the iteration finishes.
   for await (const event of events) {
     if (res.destroyed) break;
-    if (event.error !== undefined) {
-      res.end(`data: ${JSON.stringify(errorBody(event.error))}\n\n`);
-      return;
+    if (res.writableEnded) continue;
+    switch (event.kind) {
+      case 'chunk':
+        // Respect backpressure: a slow client slows the upstream read instead of growing memory.
+        if (!res.write(`data: ${event.data}\n\n`)) await drained(res);
+        break;
+      case 'done':
+        res.end('data: [DONE]\n\n');
+        break;
+      case 'error':
+        res.end(`data: ${JSON.stringify(errorBody(event.error))}\n\n`);
+        break;
     }
-    // Respect backpressure: a slow client slows the upstream read instead of growing memory.
-    if (!res.write(`data: ${event.data}\n\n`)) await once(res, 'drain');
   }
-  if (!res.destroyed) res.end('data: [DONE]\n\n');
+  if (!res.writableEnded) res.end();
+}
+
+/** Resolves when the client can take more, or is gone (a closed socket never drains). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

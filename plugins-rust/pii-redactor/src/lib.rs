@@ -136,3 +136,158 @@ impl Plugin for PiiRedactor {
 }
 
 heimdall_plugin::export_plugin!(PiiRedactor, "pii-redactor", [pre_hook, post_hook, stream_chunk_hook]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heimdall_plugin::{json, serde_json, Content};
+
+    fn plugin(config: Value) -> PiiRedactor {
+        PiiRedactor::init(config).unwrap()
+    }
+
+    const CTX: &[u8] = br#"{"request_id":"r1","route":"/v1/chat/completions","provider":"openai","model":"m","stream":true,"headers":{},"values":{}}"#;
+
+    #[test]
+    fn config_defaults_and_errors() {
+        let p = plugin(json!({}));
+        assert_eq!(p.mask, "[REDACTED]");
+        assert_eq!(p.patterns, Patterns::ALL);
+        let p = plugin(json!({"mask": "***", "phones": false}));
+        assert_eq!((p.mask.as_str(), p.patterns.phones, p.patterns.cards), ("***", false, true));
+        let err = PiiRedactor::init(json!({"emails": "yes"})).err().unwrap().to_string();
+        assert!(err.starts_with("invalid config: invalid type"), "{err}");
+        let err = PiiRedactor::init(json!({"email": true})).err().unwrap().to_string();
+        assert!(err.starts_with("invalid config: unknown field `email`"), "{err}");
+    }
+
+    #[test]
+    fn pre_hook_masks_messages_and_keeps_the_rest() {
+        let mut p = plugin(json!({}));
+        let req = json!({
+            "model": "m", "temperature": 0.2,
+            "messages": [
+                {"role": "system", "content": "Be nice."},
+                {"role": "user", "content": "I am bob@example.com, card 4111 1111 1111 1111, phone +1 (555) 123-4567."},
+                {"role": "user", "content": [{"type": "text", "text": "or zoe@example.org"}, {"type": "image_url", "image_url": {"url": "https://x/1234567890123.png"}}]}
+            ]
+        })
+        .to_string();
+        let ctx = Ctx::new(CTX);
+        let PreAction::Request(out) = p.pre_hook(&ctx, Json::new(req.as_bytes())).unwrap() else {
+            panic!("expected a request")
+        };
+        assert_eq!(out.messages[0].content, Some(Content::Text("Be nice.".into())));
+        assert_eq!(out.messages[1].text(), "I am [REDACTED], card [REDACTED], phone [REDACTED].");
+        assert_eq!(out.messages[2].text(), "or [REDACTED]");
+        // The image URL is not message text: left alone. Unknown fields are kept.
+        let v = serde_json::to_value(&out).unwrap();
+        assert_eq!(v["messages"][2]["content"][1]["image_url"]["url"], json!("https://x/1234567890123.png"));
+        assert_eq!(v["temperature"], json!(0.2));
+        assert!(ctx.values_set().is_empty());
+    }
+
+    #[test]
+    fn pre_hook_continues_when_nothing_matches() {
+        let mut p = plugin(json!({}));
+        let ctx = Ctx::new(CTX);
+        // No '@', no 8-digit run: not even parsed (the bytes are not valid JSON, which would fail if parsed).
+        assert_eq!(p.pre_hook(&ctx, Json::new(b"{not json, 2 + 2")).unwrap(), PreAction::Continue);
+        // Parsed, nothing masked: Continue, not a re-serialised copy.
+        let req = br#"{"model":"m","messages":[{"role":"user","content":"Email me @ noon. Order 12345678 is late."}]}"#;
+        assert_eq!(p.pre_hook(&ctx, Json::new(req)).unwrap(), PreAction::Continue);
+        // All patterns off: nothing is looked at.
+        let mut off = plugin(json!({"emails": false, "phones": false, "cards": false}));
+        let req = br#"{"model":"m","messages":[{"role":"user","content":"bob@example.com"}]}"#;
+        assert_eq!(off.pre_hook(&ctx, Json::new(req)).unwrap(), PreAction::Continue);
+    }
+
+    #[test]
+    fn post_hook_masks_responses() {
+        let mut p = plugin(json!({"mask": "<pii>"}));
+        let ctx = Ctx::new(CTX);
+        let resp = br#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Write to ann@example.com"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+        let PostAction::Response(out) = p.post_hook(&ctx, PostInput::Response(Json::new(resp))).unwrap() else {
+            panic!()
+        };
+        assert_eq!(out.choices[0].message.text(), "Write to <pii>");
+        assert_eq!(out.extra["created"], json!(1));
+        let clean =
+            br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
+        assert_eq!(p.post_hook(&ctx, PostInput::Response(Json::new(clean))).unwrap(), PostAction::Continue);
+        let err = br#"{"status_code":502,"message":"bob@example.com"}"#;
+        assert_eq!(p.post_hook(&ctx, PostInput::Error(Json::new(err))).unwrap(), PostAction::Continue);
+    }
+
+    fn chunk_json(content: Option<&str>, finish: Option<&str>) -> String {
+        json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+               "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]})
+        .to_string()
+    }
+
+    /// Runs the chunks through the hook; returns what the client sees.
+    fn run_stream(p: &mut PiiRedactor, ctx: &[u8], pieces: &[&str]) -> String {
+        let mut seen = String::new();
+        let mut all: Vec<String> = pieces.iter().map(|s| chunk_json(Some(s), None)).collect();
+        all.push(chunk_json(None, Some("stop")));
+        for c in &all {
+            let action = p.stream_chunk_hook(&Json::new(ctx), Json::new(c.as_bytes())).unwrap();
+            let chunk: StreamChunk = match action {
+                ChunkAction::Continue => serde_json::from_str(c).unwrap(),
+                ChunkAction::Replace(chunk) => chunk,
+                other => panic!("unexpected {other:?}"),
+            };
+            seen.push_str(chunk.choices[0].delta.content.as_deref().unwrap_or(""));
+        }
+        seen
+    }
+
+    #[test]
+    fn stream_chunks_with_a_card_split_across_them() {
+        let mut p = plugin(json!({}));
+        let seen = run_stream(
+            &mut p,
+            CTX,
+            &["My card is 4111 11", "11 1111 1111 and my mail is jo", "e@exa", "mple.com. Bye"],
+        );
+        assert_eq!(seen, "My card is [REDACTED] and my mail is [REDACTED]. Bye");
+        assert_eq!(p.streams_held(), 0, "state dropped at the final chunk");
+    }
+
+    #[test]
+    fn post_hook_after_a_stream_drops_its_state() {
+        let mut p = plugin(json!({}));
+        let c = chunk_json(Some("cut short mid-wo"), None);
+        p.stream_chunk_hook(&Json::new(CTX), Json::new(c.as_bytes())).unwrap();
+        assert_eq!(p.streams_held(), 1);
+        let resp = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"cut short mid-wo"},"finish_reason":null}]}"#;
+        p.post_hook(&Ctx::new(CTX), PostInput::Response(Json::new(resp))).unwrap();
+        assert_eq!(p.streams_held(), 0);
+    }
+
+    #[test]
+    fn concurrent_streams_do_not_mix() {
+        let mut p = plugin(json!({}));
+        let a = br#"{"request_id":"a","stream":true}"#;
+        let b = br#"{"request_id":"b","stream":true}"#;
+        let send = |p: &mut PiiRedactor, ctx: &[u8], text: Option<&str>, fin: Option<&str>| {
+            let c = chunk_json(text, fin);
+            match p.stream_chunk_hook(&Json::new(ctx), Json::new(c.as_bytes())).unwrap() {
+                ChunkAction::Continue => text.unwrap_or("").to_owned(),
+                ChunkAction::Replace(ch) => ch.choices[0].delta.content.clone().unwrap_or_default(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let mut sa = String::new();
+        let mut sb = String::new();
+        sa += &send(&mut p, a, Some("a: 4111 1111 "), None);
+        sb += &send(&mut p, b, Some("b: 555-123-"), None);
+        sa += &send(&mut p, a, Some("1111 1111 end"), None);
+        sb += &send(&mut p, b, Some("4567 end"), None);
+        sa += &send(&mut p, a, None, Some("stop"));
+        sb += &send(&mut p, b, None, Some("stop"));
+        assert_eq!(sa, "a: [REDACTED] end");
+        assert_eq!(sb, "b: [REDACTED] end");
+        assert_eq!(p.streams_held(), 0);
+    }
+}

@@ -51,7 +51,14 @@ impl Streams {
 
     /// Redacts the chunk's text in place, holding back what could continue in the next chunk. Returns whether the
     /// chunk changed (when it did not, the hook can let it through untouched).
-    pub fn process(&mut self, request_id: &str, chunk: &mut StreamChunk, p: Patterns, mask: &str, now: Instant) -> bool {
+    pub fn process(
+        &mut self,
+        request_id: &str,
+        chunk: &mut StreamChunk,
+        p: Patterns,
+        mask: &str,
+        now: Instant,
+    ) -> bool {
         let mut held = self.requests.remove(request_id);
         // Hold back only if there is room for this request; if not, each chunk is redacted on its own (a pattern
         // split across chunks then gets through: the price of bounded memory under an extreme number of streams).
@@ -182,8 +189,7 @@ mod tests {
         let mut s = Streams::new(100, Duration::from_secs(60));
         for text in SAMPLES {
             // One character per chunk: the worst case for split patterns.
-            let pieces: Vec<&str> =
-                text.char_indices().map(|(i, c)| &text[i..i + c.len_utf8()]).collect();
+            let pieces: Vec<&str> = text.char_indices().map(|(i, c)| &text[i..i + c.len_utf8()]).collect();
             assert_eq!(stream(&mut s, "r", &pieces, p), whole(text, p), "{text}");
         }
     }

@@ -5,7 +5,8 @@
 //! "transport_interceptor", "pre_hook", "post_hook", "stream_chunk_hook". The others continue unchanged, and PreHook,
 //! when it does not panic, sets the context value "panicky": "survived".
 //!
-//! Build: `cargo build --release --example panicky` -> <target>/release/examples/libpanicky.so (.dylib on macOS).
+//! Build: `cargo build --release --example panicky` -> <target>/release/examples/libpanicky.so (.dylib on macOS);
+//! scripts/build-rust.mjs copies it to build/plugins/rust-panicky.so. Its name (GetName) is "rust-panicky".
 
 use heimdall_plugin::{
     ChatRequest, ChunkAction, Context, Ctx, HttpRequest, Json, Plugin, PostAction, PostInput, PreAction, Result,
@@ -57,4 +58,4 @@ impl Plugin for Panicky {
     }
 }
 
-heimdall_plugin::export_plugin!(Panicky, "panicky");
+heimdall_plugin::export_plugin!(Panicky, "rust-panicky");

@@ -163,7 +163,8 @@ fn catch<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
         Ok(v) => Ok(v),
         Err(payload) => {
             let recorded = LAST_PANIC.with(|last| last.borrow_mut().take());
-            let msg = recorded.unwrap_or_else(|| format!("panicked: {}", payload_str(&*payload).unwrap_or("Box<dyn Any>")));
+            let msg =
+                recorded.unwrap_or_else(|| format!("panicked: {}", payload_str(&*payload).unwrap_or("Box<dyn Any>")));
             // A payload whose Drop panics would unwind from here: drop it under catch_unwind too, and leak the
             // (pathological) second payload rather than risk anything.
             if let Err(second) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {

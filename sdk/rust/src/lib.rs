@@ -185,7 +185,12 @@ macro_rules! __export_hook {
         #[unsafe(no_mangle)]
         #[allow(non_snake_case)]
         pub unsafe extern "C" fn TransportInterceptor(
-            ctx: *const u8, ctx_len: usize, http: *const u8, http_len: usize, body: *const u8, body_len: usize,
+            ctx: *const u8,
+            ctx_len: usize,
+            http: *const u8,
+            http_len: usize,
+            body: *const u8,
+            body_len: usize,
             out: *mut $crate::__rt::Buf,
         ) -> i32 {
             unsafe { $crate::__rt::transport_interceptor(&$slot, ctx, ctx_len, http, http_len, body, body_len, out) }
@@ -197,7 +202,11 @@ macro_rules! __export_hook {
         #[unsafe(no_mangle)]
         #[allow(non_snake_case)]
         pub unsafe extern "C" fn PreHook(
-            ctx: *const u8, ctx_len: usize, request: *const u8, request_len: usize, out: *mut $crate::__rt::Buf,
+            ctx: *const u8,
+            ctx_len: usize,
+            request: *const u8,
+            request_len: usize,
+            out: *mut $crate::__rt::Buf,
         ) -> i32 {
             unsafe { $crate::__rt::pre_hook(&$slot, ctx, ctx_len, request, request_len, out) }
         }
@@ -208,8 +217,13 @@ macro_rules! __export_hook {
         #[unsafe(no_mangle)]
         #[allow(non_snake_case)]
         pub unsafe extern "C" fn PostHook(
-            ctx: *const u8, ctx_len: usize, response: *const u8, response_len: usize, error: *const u8,
-            error_len: usize, out: *mut $crate::__rt::Buf,
+            ctx: *const u8,
+            ctx_len: usize,
+            response: *const u8,
+            response_len: usize,
+            error: *const u8,
+            error_len: usize,
+            out: *mut $crate::__rt::Buf,
         ) -> i32 {
             unsafe { $crate::__rt::post_hook(&$slot, ctx, ctx_len, response, response_len, error, error_len, out) }
         }
@@ -220,14 +234,19 @@ macro_rules! __export_hook {
         #[unsafe(no_mangle)]
         #[allow(non_snake_case)]
         pub unsafe extern "C" fn StreamChunkHook(
-            ctx: *const u8, ctx_len: usize, chunk: *const u8, chunk_len: usize, out: *mut $crate::__rt::Buf,
+            ctx: *const u8,
+            ctx_len: usize,
+            chunk: *const u8,
+            chunk_len: usize,
+            out: *mut $crate::__rt::Buf,
         ) -> i32 {
             unsafe { $crate::__rt::stream_chunk_hook(&$slot, ctx, ctx_len, chunk, chunk_len, out) }
         }
     };
     ($other:ident, $slot:ident) => {
         compile_error!(concat!(
-            "unknown hook `", stringify!($other),
+            "unknown hook `",
+            stringify!($other),
             "`: the hooks are transport_interceptor, pre_hook, post_hook, stream_chunk_hook"
         ));
     };

@@ -37,10 +37,17 @@ impl Plugin for Probe {
         Ok(Probe { prefix: cfg.prefix })
     }
 
-    fn transport_interceptor(&mut self, ctx: &Ctx, http: Json<HttpRequest>, body: Json<Value>) -> Result<TransportAction> {
+    fn transport_interceptor(
+        &mut self,
+        ctx: &Ctx,
+        http: Json<HttpRequest>,
+        body: Json<Value>,
+    ) -> Result<TransportAction> {
         let http = http.get()?;
         if http.header("x-block").is_some() {
-            return Ok(TransportAction::Respond(HttpResponse::new(403, json!({"blocked": true})).with_header("x-reason", "test")));
+            return Ok(TransportAction::Respond(
+                HttpResponse::new(403, json!({"blocked": true})).with_header("x-reason", "test"),
+            ));
         }
         ctx.set_value("body_len", body.raw().len());
         Ok(TransportAction::Continue.set_header("x-seen", "1").remove_header("x-drop"))
@@ -58,7 +65,9 @@ impl Plugin for Probe {
             return Ok(PreAction::Response(ChatResponse::assistant("m", "from cache")));
         }
         if raw.contains("LIMIT") {
-            return Ok(PreAction::Error(ApiError::new(429, "slow down").with_code("rate_limited").allow_fallbacks(false)));
+            return Ok(PreAction::Error(
+                ApiError::new(429, "slow down").with_code("rate_limited").allow_fallbacks(false),
+            ));
         }
         if raw.contains("REWRITE") {
             *PARSES.lock().unwrap() += 1;
@@ -130,11 +139,22 @@ unsafe extern "C" {
     fn Cleanup();
     fn Init(config: *const u8, config_len: usize, out: *mut Buf) -> i32;
     fn TransportInterceptor(
-        ctx: *const u8, ctx_len: usize, http: *const u8, http_len: usize, body: *const u8, body_len: usize, out: *mut Buf,
+        ctx: *const u8,
+        ctx_len: usize,
+        http: *const u8,
+        http_len: usize,
+        body: *const u8,
+        body_len: usize,
+        out: *mut Buf,
     ) -> i32;
     fn PreHook(ctx: *const u8, ctx_len: usize, request: *const u8, request_len: usize, out: *mut Buf) -> i32;
     fn PostHook(
-        ctx: *const u8, ctx_len: usize, response: *const u8, response_len: usize, error: *const u8, error_len: usize,
+        ctx: *const u8,
+        ctx_len: usize,
+        response: *const u8,
+        response_len: usize,
+        error: *const u8,
+        error_len: usize,
         out: *mut Buf,
     ) -> i32;
     fn StreamChunkHook(ctx: *const u8, ctx_len: usize, chunk: *const u8, chunk_len: usize, out: *mut Buf) -> i32;
@@ -171,8 +191,9 @@ fn pre(request: &str) -> (i32, Option<String>) {
 
 fn post(response: &str, error: &str) -> (i32, Option<String>) {
     let mut out = zero();
-    let status =
-        unsafe { PostHook(CTX.as_ptr(), CTX.len(), response.as_ptr(), response.len(), error.as_ptr(), error.len(), &mut out) };
+    let status = unsafe {
+        PostHook(CTX.as_ptr(), CTX.len(), response.as_ptr(), response.len(), error.as_ptr(), error.len(), &mut out)
+    };
     take(status, out)
 }
 
@@ -341,7 +362,10 @@ fn transport_actions() {
     assert_eq!(init("{}"), (0, None));
     let (s, m) = transport(r#"{"method":"POST","path":"/v1/chat/completions","headers":{"x-block":"1"}}"#, "{}");
     assert_eq!(s, 0);
-    assert_eq!(parse(&m), json!({"response": {"status_code": 403, "headers": {"x-reason": "test"}, "body": {"blocked": true}}}));
+    assert_eq!(
+        parse(&m),
+        json!({"response": {"status_code": 403, "headers": {"x-reason": "test"}, "body": {"blocked": true}}})
+    );
     let (s, m) = transport(r#"{"method":"POST","path":"/v1/chat/completions","headers":{}}"#, r#"{"a":1}"#);
     assert_eq!(s, 0);
     assert_eq!(parse(&m), json!({"headers": {"x-seen": "1", "x-drop": null}, "context": {"body_len": 7}}));

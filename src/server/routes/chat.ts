@@ -9,6 +9,7 @@ import type { AbiError } from '../../plugins/plugin.js';
 import { writeEventStream } from '../sse.js';
 
 const ROUTE = '/v1/chat/completions';
+const EMPTY = Buffer.alloc(0);
 
 export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
   app.post(ROUTE, async (req: FastifyRequest, reply: FastifyReply) => {
@@ -19,9 +20,13 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
     const ctx = new RequestContext(req.id, ROUTE, req.headers);
     const run = pipeline.start(ctx, abort.signal);
 
-    const transported = run.transport(req.method, req.url, req.body as Buffer);
+    // A POST without a body (and so without a content-type) arrives with no body at all: that is an empty one.
+    const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
+    const transported = run.transport(req.method, req.url, body);
     if (transported.kind === 'response') {
-      return reply.code(transported.status).headers(transported.headers).type('application/json').send(transported.body);
+      reply.code(transported.status).headers(transported.headers);
+      if (!reply.hasHeader('content-type')) reply.type('application/json');
+      return reply.send(transported.body);
     }
 
     const { stream } = run.prepare(transported.body); // throws 4xx errors for the error handler

@@ -1,21 +1,23 @@
 // Command testplugin is a Go plugin that exercises every hook and every way a hook can end, for testing the SDK
-// and the gateway's loader. What each hook does is chosen by the request's x-test header (the context carries it),
+// and the gateway's loader. The request's x-test header (which the context carries) chooses what each hook does,
 // so one build serves every case:
 //
-//	go build -buildmode=c-shared -o go_testplugin.so ./internal/testplugin
+//	go build -buildmode=c-shared -o go-testplugin.so ./internal/testplugin
 //
-// x-test            TransportInterceptor        PreHook                         PostHook / StreamChunkHook
-// (absent)          continue                    continue, without decoding      continue
-// panic             panics                      panics                          panic
-// nil               -                           nil dereference                 -
-// error             returns an error            returns an error                returns an error
-// modify            sets/removes headers        sets temperature 0.5            uppercases the content
-// respond           answers 403                 short-circuits with a response  replaces an error with a response
-// reject            -                           short-circuits with a 400 error drops the chunk / turns into an error
-// context           sets context "tag"          sets context "tag"              -
-// invalid           -                           returns Request and Error       -
+//	x-test    TransportInterceptor      PreHook                      PostHook                   StreamChunkHook
+//	(none)    continue                  continue (request unparsed)  continue                   continue
+//	panic     panics                    panics                       panics                     panics
+//	nil       -                         nil dereference              -                          -
+//	error     fails                     fails                        fails                      fails
+//	modify    sets x-added, drops       sets temperature 0.5         uppercases the content     uppercases the delta
+//	          x-remove
+//	respond   answers 403 itself        short-circuits: response     turns an error into a      drops the chunk
+//	                                                                 response
+//	reject    -                         short-circuits: 400 error    turns into a 502 error     aborts: 500 error
+//	context   sets "transport_tag"      sets "tag"                   -                          -
+//	invalid   -                         sets both request and error  -                          -
 //
-// Init takes {"tag": "...", "fail": "message", "panic": true}.
+// Init takes {"tag": "...", "fail": "message", "panic": true}: fail refuses to start, panic panics.
 package main
 
 //go:generate go run github.com/heimdall-gateway/heimdall/sdk/go/cmd/heimdall-gen
