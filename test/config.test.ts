@@ -89,3 +89,12 @@ t.test('a config file that cannot be read or parsed says so', async (t) => {
   writeFileSync(bad, '{ "providers": ');
   t.throws(() => loadConfigFile(bad), { code: 'HEIMDALL_ERR_CONFIG_READ', message: /not valid JSON/ });
 });
+
+t.test('docs/errors.md lists every code in the catalogue, and no other', async (t) => {
+  const { Errors } = await import('../src/errors.js');
+  const doc = (await import('node:fs')).readFileSync(path.join(import.meta.dirname, '..', 'docs', 'errors.md'), 'utf8');
+  const documented = new Set(doc.match(/HEIMDALL_ERR_[A-Z_]+/g));
+  const codes = new Set(Object.values(Errors).map((e) => e.code));
+  t.same([...codes].filter((c) => !documented.has(c)), [], 'every code is documented');
+  t.same([...documented].filter((c) => !codes.has(c)), [], 'no stale code is documented');
+});

@@ -25,9 +25,9 @@
  *   C.StreamChunkHook, B.StreamChunkHook, A.StreamChunkHook   per chunk         (streaming only)
  *   C.PostHook, B.PostHook, A.PostHook                                          (reverse order)
  *
- * Symmetry: PostHook and StreamChunkHook run only for plugins whose PreHook ran. If B short-circuits, C.PreHook
- * never runs, and the PostHooks that run are B's and A's, in that order. B's own PostHook does run, and sees its own
- * short-circuit result.
+ * Symmetry: PostHook and StreamChunkHook run only for the plugins the PreHook pass reached (whether or not they
+ * export PreHook, and even if their PreHook failed). If B short-circuits, C.PreHook never runs, and the PostHooks that
+ * run are B's and A's, in that order. B's own PostHook does run, and sees its own short-circuit result.
  *
  * Data crosses the boundary as UTF-8 JSON, in (pointer, length) buffers. Buffers are NEVER NUL-terminated: always
  * use the length. JSON uses snake_case names; requests and responses use the OpenAI chat-completions shape.
@@ -77,6 +77,8 @@
  *   - a higher minor version than the host's loads, with a warning (minor versions only add optional exports, so
  *     the plugin works; the exports the host does not know are never called);
  *   - a lower or equal minor version loads.
+ * Within a major version, input JSON may gain fields: ignore the fields you don't know. Output shapes only grow
+ * with a minor version, and a host accepts exactly the output shapes of its own version.
  */
 #ifndef HEIMDALL_PLUGIN_H
 #define HEIMDALL_PLUGIN_H
@@ -159,6 +161,8 @@ HEIMDALL_EXPORT void Cleanup(void);
  * OUT: on failure, an optional UTF-8 message (plain text) explaining why; it is shown to the operator.
  * RETURNS: HEIMDALL_OK, or non-zero to refuse to start. A refusal stops the gateway's start-up, unless the plugin's
  *     entry in config.json says "optional": true, in which case the plugin is left out and marked in error.
+ *     After a refusal Cleanup is NOT called (and a C library may be unloaded): release what Init acquired before
+ *     returning the failure.
  *
  *   config example:  {"system_prompt": "You are concise.", "tag": "v1"}
  */
@@ -183,6 +187,8 @@ HEIMDALL_EXPORT int32_t TransportInterceptor(const uint8_t *ctx, size_t ctx_len,
 
 /*
  * PreHook: see the request before the provider call; modify it, or short-circuit.
+ * NOTE: hooks run on the gateway's event loop: a hook that blocks (disk, network) delays every request. Do slow work
+ * on a thread of your own and keep hooks to microseconds.
  * WHEN: once per request, in registration order, after every TransportInterceptor.
  * IN: ctx: the context object (see CONTEXT below).
  *     request: the chat-completions request. Plugins that changed nothing pass the buffer on untouched, so it may be
@@ -190,6 +196,7 @@ HEIMDALL_EXPORT int32_t TransportInterceptor(const uint8_t *ctx, size_t ctx_len,
  *       {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": false}
  * OUT, one of (each may carry "context" as well):
  *     {"request": {...}}                                   replace the request for later plugins and the provider
+ *                                                          (a new "model" re-routes it; "stream" can't be changed)
  *     {"response": {...chat.completion...}}                short-circuit with a response (a cache hit)
  *     {"error": {"status_code": 429, "message": "slow down", "type": "rate_limit_error",
  *                "code": "rate_limited", "allow_fallbacks": false}}     short-circuit with an error

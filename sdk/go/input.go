@@ -3,6 +3,7 @@ package heimdall
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 )
@@ -39,8 +40,8 @@ func (in *Input[T]) Decode() (*T, error) {
 			return
 		}
 		in.v = new(T)
-		if in.err = json.Unmarshal(in.raw, in.v); in.err != nil {
-			in.v = nil
+		if err := json.Unmarshal(in.raw, in.v); err != nil {
+			in.v, in.err = nil, fmt.Errorf("cannot decode %T: %w", *in.v, err)
 		}
 	})
 	return in.v, in.err
