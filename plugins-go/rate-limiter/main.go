@@ -95,7 +95,8 @@ func (r *rateLimiter) state() (*limiter, string, config) {
 
 // TransportInterceptor reads the caller's API key, which only the transport sees (the gateway strips credentials
 // from the context of later hooks), and hands PreHook its SHA-256 instead: the raw key is never kept or passed on.
-func (r *rateLimiter) TransportInterceptor(ctx *heimdall.Context, req *heimdall.HTTPRequest) (heimdall.TransportResult, error) {
+func (r *rateLimiter) TransportInterceptor(_ *heimdall.Context, req *heimdall.HTTPRequest) (
+	heimdall.TransportResult, error) {
 	if _, header, _ := r.state(); header != "" {
 		return heimdall.TransportResult{}, nil
 	}
@@ -123,7 +124,8 @@ func apiKey(req *heimdall.HTTPRequest) string {
 
 // PreHook spends a token of the request's bucket, or rejects the request with a 429 when there is none. It reads
 // only the context, never the request, and an allowed request takes the ABI's fast path (no output).
-func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.Request]) (heimdall.PreHookResult, error) {
+func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.Request]) (
+	heimdall.PreHookResult, error) {
 	lim, header, cfg := r.state()
 	if lim == nil {
 		return heimdall.Continue(), errors.New("not initialised")

@@ -22,7 +22,8 @@
 //		return nil
 //	}
 //
-//	func (t *tagger) PreHook(ctx *heimdall.Context, req *heimdall.Input[heimdall.Request]) (heimdall.PreHookResult, error) {
+//	func (t *tagger) PreHook(ctx *heimdall.Context, req *heimdall.Input[heimdall.Request]) (
+//		heimdall.PreHookResult, error) {
 //		return heimdall.Continue().WithContext("tag", t.tag), nil
 //	}
 //

@@ -1,7 +1,6 @@
 package heimdall
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -39,10 +38,12 @@ func (in *Input[T]) Decode() (*T, error) {
 		if len(in.raw) == 0 {
 			return
 		}
-		in.v = new(T)
-		if err := json.Unmarshal(in.raw, in.v); err != nil {
-			in.v, in.err = nil, fmt.Errorf("cannot decode %T: %w", *in.v, err)
+		v := new(T)
+		if err := json.Unmarshal(in.raw, v); err != nil {
+			in.err = fmt.Errorf("cannot decode %T: %w", *v, err)
+			return
 		}
+		in.v = v
 	})
 	return in.v, in.err
 }
@@ -79,13 +80,51 @@ func (h *Headers) UnmarshalJSON(data []byte) error {
 }
 
 // Context is the context object every hook receives: the request's id, route, provider and model, its headers
-// (lower-case, without credentials) and the values plugins set earlier in the same request. Accessors return zero
-// values when the context could not be parsed; Err says why.
+// (lower-case, without credentials) and the values plugins set earlier in the same request.
+//
+// Every hook of every plugin gets one, and most read a field or two, so accessors do not decode the whole object:
+// the first call finds where each top-level member lies in a single light scan, and each accessor then decodes
+// only what it returns. Accessors return zero values for what is absent or malformed; Err checks the whole object.
 type Context struct {
 	raw  []byte
 	once sync.Once
-	err  error
-	data struct {
+	// The raw JSON of each top-level member, as slices of raw.
+	requestID, route, provider, model, stream, headers, values []byte
+}
+
+// NewContext wraps a context object's JSON. Plugins use it to call their hooks from tests.
+func NewContext(raw []byte) *Context { return &Context{raw: raw} }
+
+func (c *Context) load() {
+	c.once.Do(func() {
+		members(c.raw, func(key, value []byte) bool {
+			switch string(key) {
+			case "request_id":
+				c.requestID = value
+			case "route":
+				c.route = value
+			case "provider":
+				c.provider = value
+			case "model":
+				c.model = value
+			case "stream":
+				c.stream = value
+			case "headers":
+				c.headers = value
+			case "values":
+				c.values = value
+			}
+			return true
+		})
+	})
+}
+
+// Raw returns the context's JSON as the host sent it.
+func (c *Context) Raw() []byte { return c.raw }
+
+// Err reports whether the context is malformed: not a JSON object, or with members of the wrong type.
+func (c *Context) Err() error {
+	var check struct {
 		RequestID string                     `json:"request_id"`
 		Route     string                     `json:"route"`
 		Provider  string                     `json:"provider"`
@@ -94,71 +133,70 @@ type Context struct {
 		Headers   Headers                    `json:"headers"`
 		Values    map[string]json.RawMessage `json:"values"`
 	}
+	if len(c.raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.raw, &check); err != nil {
+		return fmt.Errorf("malformed context: %w", err)
+	}
+	return nil
 }
 
-// NewContext wraps a context object's JSON. Plugins use it to call their hooks from tests.
-func NewContext(raw []byte) *Context { return &Context{raw: raw} }
-
-func (c *Context) load() {
-	c.once.Do(func() {
-		if len(c.raw) > 0 {
-			c.err = json.Unmarshal(c.raw, &c.data)
-		}
-	})
-}
-
-// Raw returns the context's JSON as the host sent it.
-func (c *Context) Raw() []byte { return c.raw }
-
-// Err returns the error from parsing the context, if any.
-func (c *Context) Err() error { c.load(); return c.err }
-
-func (c *Context) RequestID() string { c.load(); return c.data.RequestID }
-func (c *Context) Route() string     { c.load(); return c.data.Route }
-func (c *Context) Provider() string  { c.load(); return c.data.Provider }
-func (c *Context) Model() string     { c.load(); return c.data.Model }
-func (c *Context) Stream() bool      { c.load(); return c.data.Stream }
+func (c *Context) RequestID() string { c.load(); return jsonString(c.requestID) }
+func (c *Context) Route() string     { c.load(); return jsonString(c.route) }
+func (c *Context) Provider() string  { c.load(); return jsonString(c.provider) }
+func (c *Context) Model() string     { c.load(); return jsonString(c.model) }
+func (c *Context) Stream() bool      { c.load(); return string(c.stream) == "true" }
 
 // Header returns a request header's value ("" when absent). The name is matched case-insensitively.
 func (c *Context) Header(name string) string {
 	c.load()
-	return c.data.Headers[strings.ToLower(name)]
+	return headerValue(member(c.headers, strings.ToLower(name)))
 }
 
-// Headers returns all request headers the context carries. Do not modify the map.
-func (c *Context) Headers() Headers { c.load(); return c.data.Headers }
+// Headers returns all request headers the context carries, as a new map.
+func (c *Context) Headers() Headers {
+	c.load()
+	var h Headers
+	if len(c.headers) > 0 {
+		_ = json.Unmarshal(c.headers, &h)
+	}
+	return h
+}
 
-// Value returns a context value set by a plugin earlier in this request, as JSON.
+// Value returns a context value set by a plugin earlier in this request, as JSON. Do not modify it.
 func (c *Context) Value(key string) (json.RawMessage, bool) {
 	c.load()
-	v, ok := c.data.Values[key]
-	return v, ok
+	v := member(c.values, key)
+	return v, v != nil
 }
 
 // StringValue returns a context value that is a JSON string; ok is false when it is absent or not a string.
 func (c *Context) StringValue(key string) (s string, ok bool) {
 	v, found := c.Value(key)
-	v = bytes.TrimSpace(v)
-	// Check the type first: null would unmarshal into a string without complaint.
-	if !found || len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+	if !found || len(v) == 0 || v[0] != '"' {
 		return "", false
 	}
-	return s, true
+	return jsonString(v), true
+}
+
+// headerValue decodes a header's raw JSON value: a string, or an array of strings (a header sent more than once).
+func headerValue(raw []byte) string {
+	if len(raw) > 0 && raw[0] == '[' {
+		var list []string
+		_ = json.Unmarshal(raw, &list)
+		return strings.Join(list, ", ")
+	}
+	return jsonString(raw)
 }
 
 // HTTPRequest is the raw HTTP request a TransportInterceptor sees: method, path and headers (lower-case, credentials
-// included), and the body exactly as received. Accessors return zero values when the request line could not be
-// parsed; Err says why.
+// included), and the body exactly as received. Like Context, it decodes only what an accessor returns.
 type HTTPRequest struct {
-	meta []byte
-	body []byte
-	once sync.Once
-	err  error
-	data struct {
-		Method  string  `json:"method"`
-		Path    string  `json:"path"`
-		Headers Headers `json:"headers"`
-	}
+	meta                  []byte
+	body                  []byte
+	once                  sync.Once
+	method, path, headers []byte // raw JSON members of meta
 }
 
 // NewHTTPRequest wraps the {"method", "path", "headers"} JSON and the body. Plugins use it to call their hooks from
@@ -167,26 +205,54 @@ func NewHTTPRequest(meta, body []byte) *HTTPRequest { return &HTTPRequest{meta: 
 
 func (r *HTTPRequest) load() {
 	r.once.Do(func() {
-		if len(r.meta) > 0 {
-			r.err = json.Unmarshal(r.meta, &r.data)
-		}
+		members(r.meta, func(key, value []byte) bool {
+			switch string(key) {
+			case "method":
+				r.method = value
+			case "path":
+				r.path = value
+			case "headers":
+				r.headers = value
+			}
+			return true
+		})
 	})
 }
 
-// Err returns the error from parsing the request line and headers, if any.
-func (r *HTTPRequest) Err() error { r.load(); return r.err }
+// Err reports whether the request line and headers are malformed.
+func (r *HTTPRequest) Err() error {
+	var check struct {
+		Method  string  `json:"method"`
+		Path    string  `json:"path"`
+		Headers Headers `json:"headers"`
+	}
+	if len(r.meta) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(r.meta, &check); err != nil {
+		return fmt.Errorf("malformed HTTP request: %w", err)
+	}
+	return nil
+}
 
-func (r *HTTPRequest) Method() string { r.load(); return r.data.Method }
-func (r *HTTPRequest) Path() string   { r.load(); return r.data.Path }
+func (r *HTTPRequest) Method() string { r.load(); return jsonString(r.method) }
+func (r *HTTPRequest) Path() string   { r.load(); return jsonString(r.path) }
 
 // Header returns a header's value ("" when absent). The name is matched case-insensitively.
 func (r *HTTPRequest) Header(name string) string {
 	r.load()
-	return r.data.Headers[strings.ToLower(name)]
+	return headerValue(member(r.headers, strings.ToLower(name)))
 }
 
-// Headers returns all headers. Do not modify the map.
-func (r *HTTPRequest) Headers() Headers { r.load(); return r.data.Headers }
+// Headers returns all headers, as a new map.
+func (r *HTTPRequest) Headers() Headers {
+	r.load()
+	var h Headers
+	if len(r.headers) > 0 {
+		_ = json.Unmarshal(r.headers, &h)
+	}
+	return h
+}
 
 // Body returns the request body exactly as received.
 func (r *HTTPRequest) Body() []byte { return r.body }

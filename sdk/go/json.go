@@ -54,22 +54,24 @@ func decodeWithExtra(data []byte, fields any) (map[string]json.RawMessage, error
 	}
 	named := jsonNames(reflect.TypeOf(fields).Elem())
 	var extra map[string]json.RawMessage
-	members(data, func(key, value []byte) {
+	members(data, func(key, value []byte) bool {
 		if named[string(key)] {
-			return
+			return true
 		}
 		if extra == nil {
 			extra = make(map[string]json.RawMessage)
 		}
 		// encoding/json may reuse data after UnmarshalJSON returns: keep a copy.
 		extra[string(key)] = append(json.RawMessage(nil), value...)
+		return true
 	})
 	return extra, nil
 }
 
-// members calls fn with the key and the raw value of each member of the JSON object in data. data must be valid
-// JSON (callers have decoded it already); anything but an object has no members.
-func members(data []byte, fn func(key, value []byte)) {
+// members calls fn with the key and the raw value of each member of the JSON object in data, until fn returns
+// false. It is a light scan, not a parser: on valid JSON it agrees with encoding/json (FuzzMembers checks that);
+// on anything else it returns garbage but never panics and always ends. Anything but an object has no members.
+func members(data []byte, fn func(key, value []byte) bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return
@@ -81,6 +83,9 @@ func members(data []byte, fn func(key, value []byte)) {
 			return // '}'
 		}
 		end := skipValue(data, i)
+		if end < i+2 || data[end-1] != '"' {
+			return // an unterminated key
+		}
 		key := data[i+1 : end-1]
 		if bytes.IndexByte(key, '\\') >= 0 { // an escaped key: rare, let encoding/json unescape it
 			var s string
@@ -88,8 +93,13 @@ func members(data []byte, fn func(key, value []byte)) {
 			key = []byte(s)
 		}
 		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		if i >= len(data) {
+			return // no value
+		}
 		end = skipValue(data, i)
-		fn(key, data[i:end])
+		if !fn(key, data[i:end]) {
+			return
+		}
 		i = skipSpace(data, end)
 		if i < len(data) && data[i] == ',' {
 			i++
@@ -97,8 +107,37 @@ func members(data []byte, fn func(key, value []byte)) {
 	}
 }
 
-// skipValue returns the index just past the JSON value that starts at data[i].
+// member returns the raw value of the member key of the JSON object in data, or nil. Like encoding/json, it takes
+// the last of duplicate keys.
+func member(data []byte, key string) []byte {
+	var found []byte
+	members(data, func(k, v []byte) bool {
+		if string(k) == key {
+			found = v
+		}
+		return true
+	})
+	return found
+}
+
+// jsonString returns the JSON string in raw, or "" when raw is not a string.
+func jsonString(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(raw, '\\') < 0 { // no escapes: the text between the quotes is the string
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+// skipValue returns the index just past the JSON value that starts at data[i] (len(data) at most).
 func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return len(data)
+	}
 	switch data[i] {
 	case '"':
 		for i++; i < len(data); i++ {

@@ -60,6 +60,12 @@ func TestPanicsInTheSDKBecomeAFailureStatus(t *testing.T) {
 	}
 }
 
+func TestABIVersion(t *testing.T) {
+	if abiVersion() != heimdall.ABIVersion {
+		t.Fatalf("heimdall_plugin_abi_version returns %#x, heimdall.ABIVersion is %#x", abiVersion(), heimdall.ABIVersion)
+	}
+}
+
 func TestNameIsAStableCString(t *testing.T) {
 	p := Name()
 	if p == nil || p != Name() {

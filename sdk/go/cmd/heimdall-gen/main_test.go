@@ -57,7 +57,7 @@ func TestGenerate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"//export heimdall_plugin_abi_version", "//export heimdall_plugin_free", "//export GetName",
+		"//export GetName",
 		"//export Cleanup", "//export Init", "//export PreHook", `cabi.DeclareExports("PreHook")`, "func main() {}",
 	} {
 		if !bytes.Contains(src, []byte(want)) {

@@ -56,7 +56,8 @@ func (p *testPlugin) Init(config []byte) error {
 	return nil
 }
 
-func (p *testPlugin) TransportInterceptor(ctx *heimdall.Context, req *heimdall.HTTPRequest) (heimdall.TransportResult, error) {
+func (p *testPlugin) TransportInterceptor(_ *heimdall.Context, req *heimdall.HTTPRequest) (
+	heimdall.TransportResult, error) {
 	switch req.Header("x-test") {
 	case "panic":
 		panic("TransportInterceptor was told to panic")
@@ -76,7 +77,8 @@ func (p *testPlugin) TransportInterceptor(ctx *heimdall.Context, req *heimdall.H
 	return heimdall.TransportResult{}, nil
 }
 
-func (p *testPlugin) PreHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.Request]) (heimdall.PreHookResult, error) {
+func (p *testPlugin) PreHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.Request]) (
+	heimdall.PreHookResult, error) {
 	switch ctx.Header("x-test") {
 	case "panic":
 		panic("PreHook was told to panic")
@@ -148,12 +150,14 @@ func (p *testPlugin) PostHook(ctx *heimdall.Context, resp *heimdall.Input[heimda
 			}},
 		}}, nil
 	case "reject":
-		return heimdall.PostHookResult{Error: &heimdall.Error{StatusCode: 502, Message: "invalidated by go-testplugin"}}, nil
+		return heimdall.PostHookResult{Error: &heimdall.Error{StatusCode: 502, Message: "invalidated by go-testplugin"}},
+			nil
 	}
 	return heimdall.PostHookResult{}, nil
 }
 
-func (p *testPlugin) StreamChunkHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.Chunk]) (heimdall.StreamChunkResult, error) {
+func (p *testPlugin) StreamChunkHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.Chunk]) (
+	heimdall.StreamChunkResult, error) {
 	switch ctx.Header("x-test") {
 	case "panic":
 		panic("StreamChunkHook was told to panic")
@@ -173,7 +177,8 @@ func (p *testPlugin) StreamChunkHook(ctx *heimdall.Context, in *heimdall.Input[h
 	case "respond":
 		return heimdall.StreamChunkResult{Drop: true}, nil
 	case "reject":
-		return heimdall.StreamChunkResult{Error: &heimdall.Error{StatusCode: 500, Message: "stream aborted by go-testplugin"}}, nil
+		return heimdall.StreamChunkResult{Error: &heimdall.Error{StatusCode: 500,
+			Message: "stream aborted by go-testplugin"}}, nil
 	}
 	return heimdall.StreamChunkResult{}, nil
 }
