@@ -2,36 +2,15 @@
  * The heimdall command as a user runs it: start on a config, serve, and on SIGTERM clean up every plugin in
  * reverse load order before exiting. Also: a plugin that can't load stops the start with a clear message.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { probePlugins, REPO } from './helpers/fixtures.js';
+import { runCli } from './helpers/cli.js';
+import { probePlugins } from './helpers/fixtures.js';
 import { chat, postJson } from './helpers/gateway.js';
 
 const probes = await probePlugins();
-const CLI = path.join(REPO, 'src', 'cli.ts');
-
-function runCli(args: string[]) {
-  // The same loader flags this test runs under, so the TypeScript sources run directly.
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
-
-async function waitFor(check: () => boolean, what: string, ms = 20000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 t.test('start, serve, and clean up plugins in reverse order on SIGTERM', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-cli-'));
   const trace = path.join(dir, 'trace.jsonl');
@@ -43,8 +22,7 @@ t.test('start, serve, and clean up plugins in reverse order on SIGTERM', async (
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   const cli = runCli(['start', '--config', path.join(dir, 'config.json')]);
   t.teardown(() => cli.child.kill('SIGKILL'));
-  await waitFor(() => /Server listening at/.test(cli.out()), 'the server to listen');
-  const url = JSON.parse(cli.out().split('\n').find((l) => l.includes('Server listening at')) ?? '{}').msg.replace('Server listening at ', '');
+  const url = await cli.listening();
 
   const res = await postJson(`${url}/v1/chat/completions`, chat('mock/echo', 'via the cli'));
   t.equal(res.status, 200);

@@ -7,6 +7,7 @@
  *   "slow"             -> answers after 2 s
  *   "garbage"          -> 200 with a body that is not JSON
  *   "break-stream"     -> streams two chunks, then resets the connection
+ *   "pii"              -> answers (or streams, word by word) a text full of personal data
  * Every request it receives is recorded (headers and raw body).
  */
 import http from 'node:http';
@@ -50,7 +51,7 @@ export async function startUpstream(t: { teardown(fn: () => unknown): void }): P
 function answer(req: { model?: string; stream?: boolean; messages?: { role: string; content: string }[] }, res: http.ServerResponse) {
   const model = req.model ?? '';
   const said = [...(req.messages ?? [])].reverse().find((m) => m.role === 'user')?.content ?? '';
-  const content = `upstream says: ${said}`;
+  const content = model === 'pii' ? PII_TEXT : `upstream says: ${said}`;
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
@@ -83,6 +84,8 @@ function answer(req: { model?: string; stream?: boolean; messages?: { role: stri
   res.write(chunk({}, 'stop'));
   res.end('data: [DONE]\n\n');
 }
+
+export const PII_TEXT = 'Write to john.doe@example.com or pay with 4111 1111 1111 1111 today';
 
 function completion(model: string, content: string) {
   return {
