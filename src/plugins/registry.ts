@@ -24,7 +24,14 @@ export class PluginRegistry {
   active: readonly Plugin[] = [];
   private readonly statuses: PluginStatus[] = [];
 
-  constructor(private readonly log: Logger) {}
+  /**
+   * `decorate` wraps every plugin instance as it is registered (metrics use it to time each hook), so nothing
+   * that observes plugins needs to know how they are loaded.
+   */
+  constructor(
+    private readonly log: Logger,
+    private readonly decorate: (plugin: Plugin) => Plugin = (plugin) => plugin,
+  ) {}
 
   /**
    * Load every configured plugin, in order. A plugin that fails stops the start-up (the error is thrown) unless
@@ -50,7 +57,7 @@ export class PluginRegistry {
           const config = resolveEnvRefs(entry.config, `plugins[${index}].config`);
           const takenNames = new Set(loaded.map((p) => p.info.name));
           const plugin = loadPlugin(file, { config, takenNames, warn: (msg) => this.log.warn({ file }, msg) });
-          loaded.push(plugin);
+          loaded.push(this.decorate(plugin));
           const { name, language, abiVersion, hooks } = plugin.info;
           this.statuses.push({
             name, file, status: 'active', language, abi_version: abiVersion,

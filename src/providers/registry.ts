@@ -23,7 +23,13 @@ export class ProviderRegistry {
    * requests get a 503 naming the variable, and every other provider works (so the default config starts
    * offline, without an OpenAI key).
    */
-  constructor(config: Config['providers'], env: NodeJS.ProcessEnv = process.env, warn: (message: string) => void = () => {}) {
+  /** `decorate` wraps every provider (metrics use it to time upstream calls and count tokens). */
+  constructor(
+    config: Config['providers'],
+    env: NodeJS.ProcessEnv = process.env,
+    warn: (message: string) => void = () => {},
+    decorate: (provider: Provider) => Provider = (provider) => provider,
+  ) {
     for (const [name, entry] of Object.entries(config)) {
       let provider: Provider;
       try {
@@ -33,7 +39,7 @@ export class ProviderRegistry {
         warn(`provider ${name} is unavailable: ${err.message}`);
         provider = new UnavailableProvider(name, entry.models, Errors.PROVIDER_UNAVAILABLE(name, err.message));
       }
-      this.providers.set(name, provider);
+      this.providers.set(name, decorate(provider));
     }
   }
 
