@@ -87,6 +87,17 @@ export const Errors = {
     `plugin ${name} (${file}) refused to start: Init failed: ${message}. Fix the plugin's "config" in config.json, ` +
     'or mark the plugin "optional": true to start without it'),
 
+  // --- admin API -------------------------------------------------------------------------------------------
+  ADMIN_AUTH: define('HEIMDALL_ERR_ADMIN_AUTH', 401, 'authentication_error', () =>
+    'the admin API needs "authorization: Bearer <token>" with the token configured in admin.token'),
+  ADMIN_PATH: define('HEIMDALL_ERR_ADMIN_PATH', 403, 'permission_error', (file: string, dirs: string[]) =>
+    `plugin path ${file} is outside the allowed plugin directories (${dirs.join(', ') || 'none configured'}); ` +
+    'put the plugin in one of them, or add its directory to admin.plugin_dirs'),
+  ADMIN_PLUGIN_UNKNOWN: define('HEIMDALL_ERR_ADMIN_PLUGIN_UNKNOWN', 404, 'not_found_error', (name: string, known: string[]) =>
+    `no plugin named ${JSON.stringify(name)}; registered: ${known.join(', ') || '(none)'}`),
+  ADMIN_CONFLICT: define('HEIMDALL_ERR_ADMIN_CONFLICT', 409, 'invalid_request_error', (message: string) => message),
+  ADMIN_BAD_REQUEST: define('HEIMDALL_ERR_ADMIN_BAD_REQUEST', 400, 'invalid_request_error', (message: string) => message),
+
   // --- requests (4xx) -----------------------------------------------------------------------------------------
   BAD_JSON: define('HEIMDALL_ERR_BAD_JSON', 400, 'invalid_request_error', (cause: string) =>
     `the request body is not valid JSON: ${cause}`),

@@ -119,9 +119,9 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
     t.same(gw.gateway.plugins.active.map((p) => p.info.name), ['p1']);
     const health = await (await fetch(`${gw.url}/health`)).json();
     t.match(health.plugins, [
-      { name: 'p1', status: 'active', language: 'c', abi_version: '1.0' },
-      { status: 'error', error: { code: 'HEIMDALL_ERR_PLUGIN_ARCH' } },
-      { status: 'disabled', file: probes.p2 },
+      { name: 'p1', status: 'active', language: 'c', abi_version: '1.0', sha256: /^[0-9a-f]{64}$/ },
+      { name: 'plugin-arm64', status: 'error', last_errors: [{ code: 'HEIMDALL_ERR_PLUGIN_ARCH' }] },
+      { name: 'p2', status: 'disabled', file: probes.p2 },
     ]);
     t.ok(gw.logs.some((l) => l.level === 50 && /optional plugin left out/.test(l.msg)));
     t.equal((await postJson(`${gw.url}/v1/chat/completions`, chat())).status, 200);
@@ -151,7 +151,7 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
       providers: { mock: {} },
       plugins: [{ path: probes.p1, config: { trace } }, { path: probes.p1, optional: true, config: {} }],
     });
-    t.match(gw.gateway.plugins.status()[1], { status: 'error', error: { code: 'HEIMDALL_ERR_PLUGIN_NAME', message: /already loaded as plugin "p1"/ } });
+    t.match(gw.gateway.plugins.status()[1], { status: 'error', last_errors: [{ code: 'HEIMDALL_ERR_PLUGIN_NAME', message: /already loaded as plugin "p1"/ }] });
     await postJson(`${gw.url}/v1/chat/completions`, chat());
     t.ok(readFileSync(trace, 'utf8').includes('"hook":"pre"'), 'the first instance still traces: its config was not replaced');
   });

@@ -46,6 +46,24 @@ const pluginSchema = z.strictObject({
   optional: z.boolean().default(false),
   /** Handed to the plugin's Init as JSON. String values "env.NAME" are resolved first. */
   config: z.record(z.string(), z.unknown()).default({}),
+  /** Development: reload the plugin when its file changes on disk (a build finished). */
+  watch: z.boolean().default(false),
+});
+
+/** The admin API loads native code, so it is off by default, token-protected and loopback-bound. */
+const adminSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8081),
+  /** The bearer token, as an environment reference. Required when the admin API is enabled. */
+  token: envRef.optional(),
+  /** Plugins may be loaded through the API only from inside these directories (after resolving symlinks). */
+  plugin_dirs: z.array(z.string().min(1)).default([]),
+  /** Write changes made through the API back to config.json, so a restart keeps them. */
+  persist: z.boolean().default(false),
+}).refine((a) => !a.enabled || a.token !== undefined, {
+  message: 'the admin API needs a "token" (an environment reference such as "env.HEIMDALL_ADMIN_TOKEN") when enabled',
+  path: ['token'],
 });
 
 const providerName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'provider names use lower-case letters, digits, "-" and "_"');
@@ -66,6 +84,7 @@ export const configSchema = z.strictObject({
     .default({ level: 'info' }),
   providers: z.record(providerName, providerSchema),
   plugins: z.array(pluginSchema).default([]),
+  admin: adminSchema.default({ enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false }),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -73,3 +92,7 @@ export type ProviderConfig = z.infer<typeof providerSchema>;
 export type OpenAIProviderConfig = z.infer<typeof openaiProvider>;
 export type MockProviderConfig = z.infer<typeof mockProvider>;
 export type PluginConfig = z.infer<typeof pluginSchema>;
+export type AdminConfig = z.infer<typeof adminSchema>;
+/** A plugin entry as written in config.json (defaults not yet applied), e.g. in an admin API request. */
+export type PluginConfigInput = z.input<typeof pluginSchema>;
+export { pluginSchema };

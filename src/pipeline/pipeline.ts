@@ -37,9 +37,13 @@ export class Pipeline {
     private readonly log: Logger,
   ) {}
 
-  /** One request's run. It keeps the plugin list it started with, whatever happens to the registry meanwhile. */
+  /**
+   * One request's run. It keeps the plugin instances it started with, whatever reloads happen meanwhile, until
+   * release(): an instance replaced mid-request is cleaned up only after its last run lets go of it.
+   */
   start(ctx: RequestContext, signal: AbortSignal): PipelineRun {
-    return new PipelineRun(ctx, signal, this.plugins.active, this.providers, this.log);
+    const lease = this.plugins.acquire();
+    return new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release);
   }
 }
 
@@ -56,6 +60,8 @@ export class PipelineRun {
     private readonly plugins: readonly Plugin[],
     private readonly providers: ProviderRegistry,
     private readonly log: Logger,
+    /** Lets go of the plugin instances; call once, when the answer (stream included) is complete. */
+    readonly release: () => void = () => {},
   ) {}
 
   /** TransportInterceptors, in registration order, on the raw request. */

@@ -1,92 +1,351 @@
 /**
- * The registered plugins, in registration order, and the record of those that could not load.
+ * The registered plugins: their order, their state, and their live instances.
+ *
+ * Requests take a lease on the current instances (acquire/release). Reloading, reconfiguring, unloading or
+ * disabling a plugin changes what the NEXT request sees at once, while requests in flight finish on the instance
+ * they started with; a replaced instance's Cleanup runs after its last in-flight call. Go and Rust libraries are
+ * never dlclosed (their runtimes can't be unloaded): their retired instances are counted, not freed.
  */
 import { realpathSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PluginConfig } from '../config/schema.js';
 import { resolveEnvRefs } from '../config/load.js';
+import type { PluginConfig } from '../config/schema.js';
 import { Errors, HeimdallError } from '../errors.js';
-import { loadPlugin, resolvePluginPath } from './loader.js';
+import { canUnload, loadPlugin, resolvePluginPath } from './loader.js';
 import type { Plugin } from './plugin.js';
+import { Staging } from './staging.js';
+
+export type PluginState = 'active' | 'error' | 'disabled' | 'loading' | 'unloaded';
 
 export interface PluginStatus {
-  name: string | null;
+  name: string;
+  status: PluginState;
+  /** The configured file. */
   file: string;
-  status: 'active' | 'error' | 'disabled';
+  position: number;
+  sha256?: string;
   language?: string;
   abi_version?: string;
   hooks?: string[];
-  error?: { code: string; message: string };
+  loaded_at?: string;
+  /** Retired instances still mapped because their runtime can't be unloaded (Go, Rust). */
+  instances_kept: number;
+  optional: boolean;
+  watch: boolean;
+  last_errors: { at: string; code: string; message: string }[];
+}
+
+export interface Lease {
+  plugins: readonly Plugin[];
+  release: () => void;
+}
+
+interface Instance {
+  plugin: Plugin;
+  sha256: string;
+  /** The path dlopen saw: the configured file, or a staged copy. */
+  loadedFrom: string;
+  loadedAt: Date;
+  inflight: number;
+  retired: boolean;
+}
+
+/** One configured plugin. Its name is GetName's answer once loaded, the file's base name before that. */
+interface Entry {
+  name: string;
+  spec: PluginConfig;
+  file: string;
+  state: PluginState;
+  instance: Instance | undefined;
+  kept: number;
+  errors: PluginStatus['last_errors'];
+}
+
+const MAX_ERRORS = 5;
+const NO_LEASE: Lease = { plugins: [], release: () => {} };
+
+export interface RegistryOptions {
+  /** Wraps every instance as it is registered (metrics use it to time each hook). */
+  decorate?: (plugin: Plugin) => Plugin;
+  /** Called after every change to the set, order or configuration of plugins (e.g. to persist config.json). */
+  onChange?: () => void;
 }
 
 export class PluginRegistry {
-  /** Active plugins in registration order. The pipeline reads this array; it is replaced, never mutated. */
-  active: readonly Plugin[] = [];
-  private readonly statuses: PluginStatus[] = [];
+  private entries: Entry[] = [];
+  private snapshot: readonly Instance[] = [];
+  private activePlugins: readonly Plugin[] = [];
+  private readonly staging = new Staging();
+  private readonly decorate: (plugin: Plugin) => Plugin;
+  private closed = false;
 
-  /**
-   * `decorate` wraps every plugin instance as it is registered (metrics use it to time each hook), so nothing
-   * that observes plugins needs to know how they are loaded.
-   */
   constructor(
     private readonly log: Logger,
-    private readonly decorate: (plugin: Plugin) => Plugin = (plugin) => plugin,
-  ) {}
+    private readonly options: RegistryOptions = {},
+  ) {
+    this.decorate = options.decorate ?? ((plugin) => plugin);
+  }
+
+  /** Active plugins in order, as the next request will see them. */
+  get active(): readonly Plugin[] {
+    return this.activePlugins;
+  }
+
+  /** The current instances, held until release() so that none is cleaned up under a running request. */
+  acquire(): Lease {
+    const instances = this.snapshot;
+    if (instances.length === 0) return NO_LEASE;
+    for (const instance of instances) instance.inflight += 1;
+    let released = false;
+    return {
+      plugins: this.activePlugins,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const instance of instances) {
+          instance.inflight -= 1;
+          if (instance.retired && instance.inflight === 0) this.close(instance);
+        }
+      },
+    };
+  }
 
   /**
    * Load every configured plugin, in order. A plugin that fails stops the start-up (the error is thrown) unless
-   * its entry says "optional": true, in which case it is logged and left out.
+   * its entry says "optional": true, in which case it is logged and kept in the error state.
    */
-  loadAll(entries: readonly PluginConfig[], baseDir: string): void {
-    const loaded: Plugin[] = [];
+  loadAll(specs: readonly PluginConfig[], baseDir: string): void {
     try {
-      entries.forEach((entry, index) => {
-        const file = resolvePluginPath(entry.path, baseDir);
-        if (!entry.enabled) {
-          this.statuses.push({ name: null, file, status: 'disabled' });
-          return;
-        }
+      specs.forEach((spec, index) => {
+        const entry = this.newEntry(spec, baseDir);
+        this.entries.push(entry);
+        if (!spec.enabled) return;
         try {
-          // dlopen hands back the library already loaded from the same file, globals and all: a second entry would
-          // re-run Init on the first one's state.
-          const real = realpathOrSelf(file);
-          const twin = loaded.find((p) => realpathOrSelf(p.info.file) === real);
-          if (twin !== undefined) {
-            throw Errors.PLUGIN_NAME(file, `this file is already loaded as plugin "${twin.info.name}"; list each plugin once`);
-          }
-          const config = resolveEnvRefs(entry.config, `plugins[${index}].config`);
-          const takenNames = new Set(loaded.map((p) => p.info.name));
-          const plugin = loadPlugin(file, { config, takenNames, warn: (msg) => this.log.warn({ file }, msg) });
-          loaded.push(this.decorate(plugin));
-          const { name, language, abiVersion, hooks } = plugin.info;
-          this.statuses.push({
-            name, file, status: 'active', language, abi_version: abiVersion,
-            hooks: Object.entries(hooks).filter(([, on]) => on).map(([hook]) => hook),
-          });
-          this.log.info({ plugin: name, file, language, abi: abiVersion }, 'plugin loaded');
+          this.start(entry, entry.file, `plugins[${index}].config`);
         } catch (err) {
-          const e = err instanceof HeimdallError ? err : Errors.INTERNAL(String(err));
-          this.statuses.push({ name: null, file, status: 'error', error: { code: e.code, message: e.message } });
-          if (!entry.optional) throw e;
-          this.log.error({ file, code: e.code }, `optional plugin left out: ${e.message}`);
+          if (!spec.optional) throw err;
+          this.log.error({ file: entry.file, code: (err as HeimdallError).code }, `optional plugin left out: ${(err as Error).message}`);
         }
       });
     } catch (err) {
-      closeInReverse(loaded, this.log);
+      this.closeAll();
       throw err;
     }
-    this.active = loaded;
+    this.publish(false);
   }
 
-  status(): readonly PluginStatus[] {
-    return this.statuses;
+  /** Register and load a new plugin at `position` (default: last). */
+  add(spec: PluginConfig, baseDir: string, position = this.entries.length): PluginStatus {
+    const entry = this.newEntry(spec, baseDir);
+    if (this.entries.some((e) => e.file === entry.file || realpathOrSelf(e.file) === realpathOrSelf(entry.file))) {
+      throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
+    }
+    if (spec.enabled) this.start(entry, entry.file, 'config');
+    if (this.entries.some((e) => e.name === entry.name)) {
+      this.retire(entry);
+      throw Errors.ADMIN_CONFLICT(`a plugin named "${entry.name}" is already registered`);
+    }
+    this.entries.splice(Math.max(0, Math.min(position, this.entries.length)), 0, entry);
+    this.publish();
+    return this.statusOf(entry);
   }
 
-  /** Cleanup every plugin, in reverse load order. */
+  /**
+   * Load the plugin's file again (from a private copy), with its config, and swap it in. If the new code fails any
+   * check, the old instance keeps serving and the error is thrown.
+   */
+  reload(name: string): PluginStatus {
+    const entry = this.find(name);
+    const staged = this.staging.stage(entry.file, entry.name);
+    try {
+      this.start(entry, staged.file, 'config', staged.sha256);
+    } catch (err) {
+      this.staging.discard(staged.file);
+      throw err;
+    }
+    this.publish();
+    return this.statusOf(entry);
+  }
+
+  /** Replace the plugin's config: a new instance is initialised with it, then swapped in. */
+  configure(name: string, config: Record<string, unknown>): PluginStatus {
+    const entry = this.find(name);
+    const previous = entry.spec;
+    entry.spec = { ...previous, config };
+    try {
+      if (entry.state === 'active' || entry.state === 'error') return this.reload(name);
+    } catch (err) {
+      entry.spec = previous;
+      throw err;
+    }
+    this.publish();
+    return this.statusOf(entry);
+  }
+
+  setEnabled(name: string, enabled: boolean): PluginStatus {
+    const entry = this.find(name);
+    entry.spec = { ...entry.spec, enabled };
+    if (!enabled) {
+      this.retire(entry);
+      entry.state = 'disabled';
+    } else if (entry.state !== 'active') {
+      return this.reload(name);
+    }
+    this.publish();
+    return this.statusOf(entry);
+  }
+
+  /** Unload the plugin but keep its entry (it can be reloaded later). */
+  unload(name: string): PluginStatus {
+    const entry = this.find(name);
+    this.retire(entry);
+    entry.state = 'unloaded';
+    this.publish();
+    return this.statusOf(entry);
+  }
+
+  /** Unload the plugin and forget it. */
+  remove(name: string): void {
+    const entry = this.find(name);
+    this.retire(entry);
+    this.entries = this.entries.filter((e) => e !== entry);
+    this.publish();
+  }
+
+  /** Put the plugins in this order; `names` must name every registered plugin once. */
+  reorder(names: readonly string[]): readonly PluginStatus[] {
+    const known = this.entries.map((e) => e.name);
+    if (names.length !== known.length || new Set(names).size !== names.length || names.some((n) => !known.includes(n))) {
+      throw Errors.ADMIN_CONFLICT(`the order must name every registered plugin exactly once: ${known.join(', ')}`);
+    }
+    this.entries = names.map((n) => this.entries.find((e) => e.name === n) as Entry);
+    this.publish();
+    return this.status();
+  }
+
+  status(): PluginStatus[] {
+    return this.entries.map((e) => this.statusOf(e));
+  }
+
+  /** The entries as config.json plugin specs (env references kept as written). */
+  specs(): PluginConfig[] {
+    return this.entries.map((e) => e.spec);
+  }
+
+  /** Entries with watch: true, and the files to watch. */
+  watched(): { name: string; file: string }[] {
+    return this.entries.filter((e) => e.spec.watch).map((e) => ({ name: e.name, file: e.file }));
+  }
+
+  /** Cleanup every plugin, in reverse order. In-flight requests are done by now (the server has closed). */
   closeAll(): void {
-    const plugins = this.active;
-    this.active = [];
-    closeInReverse(plugins, this.log);
+    if (this.closed) return;
+    this.closed = true;
+    for (let i = this.entries.length - 1; i >= 0; i--) this.retire(this.entries[i] as Entry, true);
+    this.snapshot = [];
+    this.activePlugins = [];
+    this.staging.dispose();
+  }
+
+  // --- internals ---------------------------------------------------------------------------------------------
+
+  private newEntry(spec: PluginConfig, baseDir: string): Entry {
+    const file = resolvePluginPath(spec.path, baseDir);
+    const name = path.basename(file, path.extname(file));
+    return { name, spec, file, state: spec.enabled ? 'loading' : 'disabled', instance: undefined, kept: 0, errors: [] };
+  }
+
+  /** Load `from` as the entry's new instance and retire the old one. On failure the old one stays. */
+  private start(entry: Entry, from: string, where: string, sha256 = Staging.digest(entry.file)): void {
+    const previousState = entry.state;
+    if (entry.instance === undefined) entry.state = 'loading';
+    try {
+      const config = resolveEnvRefs(entry.spec.config, where);
+      // The same library loaded twice shares its globals: a second Init would reconfigure the first instance.
+      const real = realpathOrSelf(from);
+      const twin = this.entries.find((e) => e !== entry && e.instance !== undefined && realpathOrSelf(e.instance.loadedFrom) === real);
+      if (twin !== undefined) {
+        throw Errors.PLUGIN_NAME(from, `this file is already loaded as plugin "${twin.name}"; list each plugin once`);
+      }
+      const takenNames = new Set(this.entries.filter((e) => e !== entry && e.instance !== undefined).map((e) => e.name));
+      const plugin = loadPlugin(from, { config, takenNames, warn: (msg) => this.log.warn({ file: from }, msg) });
+      if (entry.instance !== undefined && plugin.info.name !== entry.name) {
+        plugin.close();
+        throw Errors.PLUGIN_NAME(from, `the new code is named "${plugin.info.name}", not "${entry.name}"; a reload keeps the name`);
+      }
+      const old = entry.instance;
+      entry.instance = { plugin: this.decorate(plugin), sha256, loadedFrom: from, loadedAt: new Date(), inflight: 0, retired: false };
+      entry.name = plugin.info.name;
+      entry.state = 'active';
+      if (old !== undefined) this.retireInstance(entry, old);
+      const { language, abiVersion } = plugin.info;
+      this.log.info({ plugin: entry.name, file: entry.file, sha256: sha256.slice(0, 12), language, abi: abiVersion }, old ? 'plugin reloaded' : 'plugin loaded');
+    } catch (err) {
+      const e = err instanceof HeimdallError ? err : Errors.INTERNAL(String(err));
+      entry.errors = [...entry.errors, { at: new Date().toISOString(), code: e.code, message: e.message }].slice(-MAX_ERRORS);
+      entry.state = entry.instance !== undefined ? previousState : 'error';
+      if (entry.instance !== undefined) this.log.error({ plugin: entry.name, code: e.code }, `reload failed, the previous instance keeps serving: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private retire(entry: Entry, force = false): void {
+    const instance = entry.instance;
+    entry.instance = undefined;
+    if (instance !== undefined) this.retireInstance(entry, instance, force);
+  }
+
+  private retireInstance(entry: Entry, instance: Instance, force = false): void {
+    instance.retired = true;
+    if (!canUnload(instance.plugin.info.language)) entry.kept += 1;
+    if (instance.inflight === 0 || force) this.close(instance);
+  }
+
+  private close(instance: Instance): void {
+    const { name } = instance.plugin.info;
+    try {
+      instance.plugin.close();
+      this.log.info({ plugin: name }, 'plugin cleaned up');
+    } catch (err) {
+      this.log.error({ plugin: name, err }, 'plugin cleanup failed');
+    }
+    if (canUnload(instance.plugin.info.language)) this.staging.discard(instance.loadedFrom);
+  }
+
+  private publish(notify = true): void {
+    this.snapshot = this.entries.filter((e) => e.state === 'active' && e.instance !== undefined).map((e) => e.instance as Instance);
+    this.activePlugins = this.snapshot.map((i) => i.plugin);
+    if (notify) this.options.onChange?.();
+  }
+
+  private find(name: string): Entry {
+    const entry = this.entries.find((e) => e.name === name);
+    if (entry === undefined) throw Errors.ADMIN_PLUGIN_UNKNOWN(name, this.entries.map((e) => e.name));
+    return entry;
+  }
+
+  private statusOf(entry: Entry): PluginStatus {
+    const status: PluginStatus = {
+      name: entry.name,
+      status: entry.state,
+      file: entry.file,
+      position: this.entries.indexOf(entry),
+      instances_kept: entry.kept,
+      optional: entry.spec.optional,
+      watch: entry.spec.watch,
+      last_errors: entry.errors,
+    };
+    const instance = entry.instance;
+    if (instance !== undefined) {
+      const { info } = instance.plugin;
+      status.sha256 = instance.sha256;
+      status.language = info.language;
+      status.abi_version = info.abiVersion;
+      status.hooks = Object.entries(info.hooks).filter(([, on]) => on).map(([hook]) => hook);
+      status.loaded_at = instance.loadedAt.toISOString();
+    }
+    return status;
   }
 }
 
@@ -95,17 +354,5 @@ function realpathOrSelf(file: string): string {
     return realpathSync(file);
   } catch {
     return file;
-  }
-}
-
-function closeInReverse(plugins: readonly Plugin[], log: Logger): void {
-  for (let i = plugins.length - 1; i >= 0; i--) {
-    const plugin = plugins[i] as Plugin;
-    try {
-      plugin.close();
-      log.info({ plugin: plugin.info.name }, 'plugin cleaned up');
-    } catch (err) {
-      log.error({ plugin: plugin.info.name, err }, 'plugin cleanup failed');
-    }
   }
 }
