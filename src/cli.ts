@@ -39,9 +39,8 @@ async function start(configFile: string, host?: string, port?: string): Promise<
   const loaded = loadConfigFile(configFile);
   const log = createLogger(loaded.config.log.level);
   const gateway = await createGateway(loaded, { logger: log });
-  const listenHost = host ?? loaded.config.server.host;
-  const listenPort = port !== undefined ? Number(port) : loaded.config.server.port;
-  await gateway.app.listen({ host: listenHost, port: listenPort });
+  const { adminUrl } = await gateway.listen(host, port !== undefined ? Number(port) : undefined);
+  if (adminUrl !== undefined) log.warn({ url: adminUrl }, 'admin API enabled: it can load native code; keep it on loopback');
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {

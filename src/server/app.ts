@@ -10,6 +10,8 @@ import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { PluginRegistry } from '../plugins/registry.js';
+import { PluginWatcher } from '../plugins/watch.js';
+import { createAdminApp, persistPlugins } from './admin.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { chatRoutes } from './routes/chat.js';
 import { healthRoutes } from './routes/health.js';
@@ -19,8 +21,12 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface Gateway {
   app: FastifyInstance;
+  /** The admin API, on its own listener; present when admin.enabled. */
+  admin: FastifyInstance | undefined;
   plugins: PluginRegistry;
   providers: ProviderRegistry;
+  /** Start the gateway (and the admin API) listening; resolves to their addresses. */
+  listen(host?: string, port?: number): Promise<{ url: string; adminUrl: string | undefined }>;
   /** Stop listening, finish in-flight requests, then Cleanup every plugin. */
   close(): Promise<void>;
 }
@@ -34,13 +40,21 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const log = options.logger ?? createLogger(config.log.level);
 
   const providers = new ProviderRegistry(config.providers, process.env, (msg) => log.warn(msg));
-  const plugins = new PluginRegistry(log);
+  const persist = config.admin.enabled && config.admin.persist && loaded.file !== '';
+  const plugins = new PluginRegistry(log, {
+    onChange: () => {
+      watcher.sync();
+      if (persist) persistPlugins(loaded.file, plugins);
+    },
+  });
+  const watcher = new PluginWatcher(plugins, log);
   try {
     plugins.loadAll(config.plugins, loaded.baseDir);
   } catch (err) {
     await providers.close();
     throw err;
   }
+  watcher.sync();
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -84,12 +98,27 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   modelRoutes(app, providers);
   healthRoutes(app, plugins);
 
+  const admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log }) : undefined;
+
   app.addHook('onClose', async () => {
+    watcher.close();
+    await admin?.close();
     plugins.closeAll();
     await providers.close();
   });
 
-  return { app, plugins, providers, close: () => app.close() };
+  return {
+    app,
+    admin,
+    plugins,
+    providers,
+    listen: async (host = config.server.host, port = config.server.port) => {
+      const url = await app.listen({ host, port });
+      const adminUrl = admin ? await admin.listen({ host: config.admin.host, port: config.admin.port }) : undefined;
+      return { url, adminUrl };
+    },
+    close: () => app.close(),
+  };
 }
 
 /** Fastify's own errors (body parsing, limits) become catalogue errors, so every answer has the same shape. */

@@ -16,6 +16,8 @@ export interface LogLine {
 
 export interface RunningGateway {
   url: string;
+  /** The admin API's address, when the config enables it. */
+  adminUrl: string | undefined;
   gateway: Gateway;
   logs: LogLine[];
   close(): Promise<void>;
@@ -25,7 +27,12 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function startGateway(t: Teardown, raw: Record<string, unknown>, baseDir = process.cwd()): Promise<RunningGateway> {
+export async function startGateway(
+  t: Teardown,
+  raw: Record<string, unknown>,
+  baseDir = process.cwd(),
+  file = '',
+): Promise<RunningGateway> {
   const config = parseConfig({ log: { level: 'info' }, ...raw }, 'test config');
   const logs: LogLine[] = [];
   const sink = new Writable({
@@ -34,9 +41,10 @@ export async function startGateway(t: Teardown, raw: Record<string, unknown>, ba
       done();
     },
   });
-  const loaded: LoadedConfig = { config, file: '', baseDir };
+  if (config.admin.enabled) config.admin.port = 0;
+  const loaded: LoadedConfig = { config, file, baseDir };
   const gateway = await createGateway(loaded, { logger: createLogger(config.log.level, sink) });
-  const address = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+  const { url: address, adminUrl } = await gateway.listen('127.0.0.1', 0);
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -44,7 +52,7 @@ export async function startGateway(t: Teardown, raw: Record<string, unknown>, ba
     await gateway.close();
   };
   t.teardown(close);
-  return { url: address, gateway, logs, close };
+  return { url: address, adminUrl, gateway, logs, close };
 }
 
 /** POST JSON and read the answer as text + parsed JSON (when it is JSON). */
