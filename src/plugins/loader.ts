@@ -5,7 +5,7 @@
  * the fix.
  */
 import { existsSync, statSync } from 'node:fs';
-import path from 'node:path';
+import nodePath from 'node:path';
 import { Errors, HeimdallError } from '../errors.js';
 import { HOST_ABI_MAJOR, HOST_ABI_MINOR, NativeLibrary, REQUIRED_SYMBOLS } from './abi.js';
 import { checkCompatible, inspectBinary } from './inspect.js';
@@ -19,14 +19,16 @@ export interface LoadOptions {
   warn?: (message: string) => void;
   /** Names already registered: a plugin with one of them is refused before its Init runs. */
   takenNames?: ReadonlySet<string>;
+  /** The file as the user knows it, when `file` is a private copy of it: messages and status name this one. */
+  source?: string;
 }
 
 export const PLUGIN_EXTENSION = process.platform === 'darwin' ? '.dylib' : '.so';
 
 /** Relative paths resolve against `baseDir`; a path with no extension gets the platform's (.so or .dylib). */
 export function resolvePluginPath(file: string, baseDir: string): string {
-  const abs = path.resolve(baseDir, file);
-  if (path.extname(abs) === '' && !existsSync(abs)) return abs + PLUGIN_EXTENSION;
+  const abs = nodePath.resolve(baseDir, file);
+  if (nodePath.extname(abs) === '' && !existsSync(abs)) return abs + PLUGIN_EXTENSION;
   return abs;
 }
 
@@ -39,16 +41,17 @@ export function canUnload(language: Language): boolean {
   return language === 'c';
 }
 
-export function loadPlugin(file: string, options: LoadOptions): Plugin {
+export function loadPlugin(path: string, options: LoadOptions): Plugin {
+  const file = options.source ?? path;
   if (process.platform !== 'linux' && process.platform !== 'darwin') throw Errors.PLUGIN_PLATFORM(file, process.platform);
   try {
-    if (!statSync(file).isFile()) throw Errors.PLUGIN_NOT_FOUND(file, 'not a regular file');
+    if (!statSync(path).isFile()) throw Errors.PLUGIN_NOT_FOUND(file, 'not a regular file');
   } catch (err) {
     if (err instanceof HeimdallError) throw err;
     throw Errors.PLUGIN_NOT_FOUND(file, (err as NodeJS.ErrnoException).code ?? String(err));
   }
 
-  const binary = inspectBinary(file);
+  const binary = inspectBinary(path);
   checkCompatible(file, binary);
   // Name every missing required symbol before any plugin code runs. A file without a readable symbol table
   // (sstrip'ed) is checked after dlopen instead.
@@ -57,7 +60,7 @@ export function loadPlugin(file: string, options: LoadOptions): Plugin {
 
   let lib: NativeLibrary;
   try {
-    lib = new NativeLibrary(file);
+    lib = new NativeLibrary(path);
   } catch (err) {
     throw Errors.PLUGIN_OPEN(file, (err as Error).message);
   }

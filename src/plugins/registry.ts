@@ -6,7 +6,7 @@
  * they started with; a replaced instance's Cleanup runs after its last in-flight call. Go and Rust libraries are
  * never dlclosed (their runtimes can't be unloaded): their retired instances are counted, not freed.
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { resolveEnvRefs } from '../config/load.js';
@@ -14,7 +14,7 @@ import type { PluginConfig } from '../config/schema.js';
 import { Errors, HeimdallError } from '../errors.js';
 import { canUnload, loadPlugin, resolvePluginPath } from './loader.js';
 import type { Plugin } from './plugin.js';
-import { Staging } from './staging.js';
+import { Staging, type StagedFile } from './staging.js';
 
 export type PluginState = 'active' | 'error' | 'disabled' | 'loading' | 'unloaded';
 
@@ -29,6 +29,8 @@ export interface PluginStatus {
   abi_version?: string;
   hooks?: string[];
   loaded_at?: string;
+  /** The private copy the live instance was loaded from. */
+  loaded_from?: string;
   /** Retired instances still mapped because their runtime can't be unloaded (Go, Rust). */
   instances_kept: number;
   optional: boolean;
@@ -122,7 +124,7 @@ export class PluginRegistry {
         this.entries.push(entry);
         if (!spec.enabled) return;
         try {
-          this.start(entry, entry.file, `plugins[${index}].config`);
+          this.start(entry, `plugins[${index}].config`);
         } catch (err) {
           if (!spec.optional) throw err;
           this.log.error({ file: entry.file, code: (err as HeimdallError).code }, `optional plugin left out: ${(err as Error).message}`);
@@ -141,7 +143,7 @@ export class PluginRegistry {
     if (this.entries.some((e) => e.file === entry.file || realpathOrSelf(e.file) === realpathOrSelf(entry.file))) {
       throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
     }
-    if (spec.enabled) this.start(entry, entry.file, 'config');
+    if (spec.enabled) this.start(entry, 'config');
     if (this.entries.some((e) => e.name === entry.name)) {
       this.retire(entry);
       throw Errors.ADMIN_CONFLICT(`a plugin named "${entry.name}" is already registered`);
@@ -152,18 +154,12 @@ export class PluginRegistry {
   }
 
   /**
-   * Load the plugin's file again (from a private copy), with its config, and swap it in. If the new code fails any
-   * check, the old instance keeps serving and the error is thrown.
+   * Load the plugin's file again, with its config, and swap it in. If the new code fails any check, the old
+   * instance keeps serving and the error is thrown.
    */
   reload(name: string): PluginStatus {
     const entry = this.find(name);
-    const staged = this.staging.stage(entry.file, entry.name);
-    try {
-      this.start(entry, staged.file, 'config', staged.sha256);
-    } catch (err) {
-      this.staging.discard(staged.file);
-      throw err;
-    }
+    this.start(entry, 'config');
     this.publish();
     return this.statusOf(entry);
   }
@@ -256,36 +252,56 @@ export class PluginRegistry {
     return { name, spec, file, state: spec.enabled ? 'loading' : 'disabled', instance: undefined, kept: 0, errors: [] };
   }
 
-  /** Load `from` as the entry's new instance and retire the old one. On failure the old one stays. */
-  private start(entry: Entry, from: string, where: string, sha256 = Staging.digest(entry.file)): void {
+  /**
+   * Load the entry's file as its new instance and retire the old one; on failure the old one stays. The library is
+   * always loaded from a private copy (see staging.ts), so a build may overwrite the configured file at any time
+   * without touching mapped code.
+   */
+  private start(entry: Entry, where: string): void {
     const previousState = entry.state;
     if (entry.instance === undefined) entry.state = 'loading';
+    let staged: StagedFile | undefined;
     try {
       const config = resolveEnvRefs(entry.spec.config, where);
-      // The same library loaded twice shares its globals: a second Init would reconfigure the first instance.
-      const real = realpathOrSelf(from);
-      const twin = this.entries.find((e) => e !== entry && e.instance !== undefined && realpathOrSelf(e.instance.loadedFrom) === real);
+      // The same file twice would be one library twice: the second Init would reconfigure the first instance.
+      const real = realpathOrSelf(entry.file);
+      const twin = this.entries.find((e) => e !== entry && e.instance !== undefined && realpathOrSelf(e.file) === real);
       if (twin !== undefined) {
-        throw Errors.PLUGIN_NAME(from, `this file is already loaded as plugin "${twin.name}"; list each plugin once`);
+        throw Errors.PLUGIN_NAME(entry.file, `this file is already loaded as plugin "${twin.name}"; list each plugin once`);
       }
+      if (!existsSync(entry.file)) throw Errors.PLUGIN_NOT_FOUND(entry.file, 'ENOENT');
+      staged = this.staging.stage(entry.file, entry.name);
       const takenNames = new Set(this.entries.filter((e) => e !== entry && e.instance !== undefined).map((e) => e.name));
-      const plugin = loadPlugin(from, { config, takenNames, warn: (msg) => this.log.warn({ file: from }, msg) });
+      const plugin = loadPlugin(staged.file, {
+        config,
+        takenNames,
+        source: entry.file,
+        warn: (msg) => this.log.warn({ file: entry.file }, msg),
+      });
       if (entry.instance !== undefined && plugin.info.name !== entry.name) {
         plugin.close();
-        throw Errors.PLUGIN_NAME(from, `the new code is named "${plugin.info.name}", not "${entry.name}"; a reload keeps the name`);
+        throw Errors.PLUGIN_NAME(entry.file, `the new code is named "${plugin.info.name}", not "${entry.name}"; a reload keeps the name`);
       }
       const old = entry.instance;
-      entry.instance = { plugin: this.decorate(plugin), sha256, loadedFrom: from, loadedAt: new Date(), inflight: 0, retired: false };
+      entry.instance = {
+        plugin: this.decorate(plugin), sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false,
+      };
       entry.name = plugin.info.name;
       entry.state = 'active';
       if (old !== undefined) this.retireInstance(entry, old);
       const { language, abiVersion } = plugin.info;
-      this.log.info({ plugin: entry.name, file: entry.file, sha256: sha256.slice(0, 12), language, abi: abiVersion }, old ? 'plugin reloaded' : 'plugin loaded');
+      this.log.info(
+        { plugin: entry.name, file: entry.file, sha256: staged.sha256.slice(0, 12), language, abi: abiVersion },
+        old ? 'plugin reloaded' : 'plugin loaded',
+      );
     } catch (err) {
+      if (staged !== undefined) this.staging.discard(staged.file);
       const e = err instanceof HeimdallError ? err : Errors.INTERNAL(String(err));
       entry.errors = [...entry.errors, { at: new Date().toISOString(), code: e.code, message: e.message }].slice(-MAX_ERRORS);
       entry.state = entry.instance !== undefined ? previousState : 'error';
-      if (entry.instance !== undefined) this.log.error({ plugin: entry.name, code: e.code }, `reload failed, the previous instance keeps serving: ${e.message}`);
+      if (entry.instance !== undefined) {
+        this.log.error({ plugin: entry.name, code: e.code }, `reload failed, the previous instance keeps serving: ${e.message}`);
+      }
       throw e;
     }
   }
@@ -340,6 +356,7 @@ export class PluginRegistry {
     if (instance !== undefined) {
       const { info } = instance.plugin;
       status.sha256 = instance.sha256;
+      status.loaded_from = instance.loadedFrom;
       status.language = info.language;
       status.abi_version = info.abiVersion;
       status.hooks = Object.entries(info.hooks).filter(([, on]) => on).map(([hook]) => hook);

@@ -18,11 +18,6 @@ export class Staging {
   private dir: string | undefined;
   private seq = 0;
 
-  /** sha256 of a file's bytes. */
-  static digest(file: string): string {
-    return createHash('sha256').update(readFileSync(file)).digest('hex');
-  }
-
   /** Copy `source` to a new unique path named after its content. */
   stage(source: string, name: string): StagedFile {
     const bytes = readFileSync(source);

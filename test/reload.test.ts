@@ -1,0 +1,140 @@
+/**
+ * Reloading plugin code without a restart: under continuous traffic no request fails or sees two versions, a
+ * failed reload leaves the old code serving, load/unload cycles leave nothing behind, and a watched file reloads
+ * itself when it changes.
+ */
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { probePlugins, versionedBuilds } from './helpers/fixtures.js';
+import { waitFor } from './helpers/cli.js';
+import { chat, postJson, startGateway } from './helpers/gateway.js';
+
+const builds = await versionedBuilds();
+const probes = await probePlugins();
+
+/** A plugin file that a test "rebuilds" by renaming another build over it, as a build tool would. */
+function workspace() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-reload-'));
+  const file = path.join(dir, 'versioned.so');
+  copyFileSync(builds.A, file);
+  const install = (v: 'A' | 'B') => {
+    const tmp = `${file}.tmp`;
+    copyFileSync(builds[v], tmp);
+    renameSync(tmp, file);
+  };
+  return { dir, file, install };
+}
+
+const versionOf = (content: string) => /^pre=(\w) post=(\w)$/.exec(content)?.slice(1) ?? [];
+
+t.test('20+ reloads alternating two builds during 5,000+ requests: none fails, each sees one version', async (t) => {
+  const ws = workspace();
+  const gw = await startGateway(t, { log: { level: 'warn' }, providers: { mock: {} }, plugins: [{ path: ws.file }] });
+  const url = `${gw.url}/v1/chat/completions`;
+  const seen = { A: 0, B: 0 };
+  let failed = 0;
+  let mixed = 0;
+  let sent = 0;
+  let stop = false;
+  const TARGET = 5000;
+  const clients = Array.from({ length: 8 }, async () => {
+    while (!stop || sent < TARGET) {
+      sent++;
+      const res = await postJson(url, chat('mock/echo', 'which version?'));
+      if (res.status !== 200) {
+        failed++;
+        continue;
+      }
+      const [pre, post] = versionOf(res.json.choices[0].message.content);
+      if (pre !== post || (pre !== 'A' && pre !== 'B')) mixed++;
+      else seen[pre as 'A' | 'B']++;
+    }
+  });
+  // Spread the reloads over the traffic: one every 200 requests.
+  let reloads = 0;
+  let version: 'A' | 'B' = 'A';
+  while (reloads < 24) {
+    await waitFor(() => sent >= (reloads + 1) * 200, 'traffic', 30_000);
+    version = version === 'A' ? 'B' : 'A';
+    ws.install(version);
+    gw.gateway.plugins.reload('versioned');
+    reloads++;
+  }
+  stop = true;
+  await Promise.all(clients);
+  t.ok(sent >= TARGET, `${sent} requests`);
+  t.equal(reloads, 24);
+  t.equal(failed, 0, 'no request failed');
+  t.equal(mixed, 0, 'no request saw two versions (or none)');
+  t.ok(seen.A > 0 && seen.B > 0, `both versions served (A: ${seen.A}, B: ${seen.B})`);
+  t.same(gw.logs.filter((l) => l.level >= 40), [], 'no plugin failure: no instance was called after its Cleanup');
+  const status = gw.gateway.plugins.status()[0];
+  t.equal(status?.language, 'c');
+  t.equal(status?.instances_kept, 0, 'C instances are really unloaded');
+});
+
+t.test('a reload that fails any check leaves the old version serving and reports the error', async (t) => {
+  const ws = workspace();
+  const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: ws.file }] });
+  const url = `${gw.url}/v1/chat/completions`;
+  const before = gw.gateway.plugins.status()[0]?.sha256;
+
+  writeFileSync(ws.file, 'not a shared object');
+  t.throws(() => gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_FORMAT' });
+  copyFileSync(probes.nocleanup, ws.file);
+  t.throws(() => gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_SYMBOL' });
+  copyFileSync(probes.p1, ws.file);
+  t.throws(() => gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_NAME', message: /named "p1", not "versioned"/ });
+  ws.install('B');
+  t.throws(() => gw.gateway.plugins.configure('versioned', { fail: true }), { code: 'HEIMDALL_ERR_PLUGIN_INIT' });
+
+  const res = await postJson(url, chat());
+  t.equal(res.json.choices[0].message.content, 'pre=A post=A', 'version A still serves');
+  const status = gw.gateway.plugins.status()[0];
+  t.equal(status?.status, 'active');
+  t.equal(status?.sha256, before);
+  t.same(status?.last_errors.map((e) => e.code), [
+    'HEIMDALL_ERR_PLUGIN_FORMAT', 'HEIMDALL_ERR_PLUGIN_SYMBOL', 'HEIMDALL_ERR_PLUGIN_NAME', 'HEIMDALL_ERR_PLUGIN_INIT',
+  ]);
+  gw.gateway.plugins.reload('versioned');
+  t.equal((await postJson(url, chat())).json.choices[0].message.content, 'pre=B post=B', 'a good reload then succeeds');
+  t.not(gw.gateway.plugins.status()[0]?.sha256, before);
+});
+
+t.test('200 load/unload cycles of a C plugin leave no file descriptors, mappings or memory behind', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const ws = workspace();
+  const gw = await startGateway(t, { log: { level: 'warn' }, providers: { mock: {} } });
+  const registry = gw.gateway.plugins;
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const mapped = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => /heimdall-(reload|plugins)-/.test(l)).length;
+  const rss = () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    return process.memoryUsage().rss;
+  };
+  const cycle = () => {
+    registry.add({ path: ws.file, enabled: true, optional: false, config: {}, watch: false }, ws.dir);
+    registry.reload('versioned'); // a staged copy too
+    registry.remove('versioned');
+  };
+  for (let i = 0; i < 10; i++) cycle(); // warm-up
+  const base = { fds: fds(), mapped: mapped(), rss: rss() };
+  for (let i = 0; i < 200; i++) cycle();
+  t.equal(fds(), base.fds, 'open file descriptors back to baseline');
+  t.equal(mapped(), 0, 'no plugin library or staged copy is still mapped');
+  const grown = rss() - base.rss;
+  t.ok(grown < 16 * 1024 * 1024, `RSS grew ${(grown / 1024 / 1024).toFixed(1)} MiB over 200 cycles (bound: 16 MiB)`);
+  t.equal(registry.status().length, 0);
+});
+
+t.test('watch: true reloads the plugin when its file changes', async (t) => {
+  const ws = workspace();
+  const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: ws.file, watch: true }] });
+  const url = `${gw.url}/v1/chat/completions`;
+  t.equal((await postJson(url, chat())).json.choices[0].message.content, 'pre=A post=A');
+  ws.install('B');
+  await waitFor(() => gw.logs.some((l) => l.msg === 'plugin reloaded'), 'the watched reload', 10_000);
+  t.equal((await postJson(url, chat())).json.choices[0].message.content, 'pre=B post=B');
+  t.equal(gw.logs.filter((l) => l.msg === 'plugin reloaded').length, 1, 'one reload for one build (debounced)');
+});
