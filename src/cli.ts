@@ -3,14 +3,17 @@
  * The heimdall command.
  *
  *   heimdall start [--config config.json] [--host H] [--port N]
+ *   heimdall plugin inspect FILE [--json]
  */
 import { parseArgs } from 'node:util';
+import { formatReport, inspectPlugin } from './commands/inspect.js';
 import { loadConfigFile } from './config/load.js';
 import { HeimdallError } from './errors.js';
 import { createLogger } from './logger.js';
 import { createGateway } from './server/app.js';
 
-const USAGE = `usage: heimdall start [--config config.json] [--host HOST] [--port PORT]`;
+const USAGE = `usage: heimdall start [--config config.json] [--host HOST] [--port PORT]
+       heimdall plugin inspect FILE [--json]`;
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -21,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
       host: { type: 'string' },
       port: { type: 'string', short: 'p' },
       help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' },
     },
   });
   const [command] = positionals;
@@ -28,8 +32,13 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
+  if (command === 'plugin' && positionals[1] === 'inspect' && positionals[2] !== undefined) {
+    const report = inspectPlugin(positionals[2]);
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    return report.loadable ? 0 : 1;
+  }
   if (command !== 'start') {
-    console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    console.error(`unknown command ${JSON.stringify(positionals.join(' '))}\n${USAGE}`);
     return 2;
   }
   return start(values.config, values.host, values.port);

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import nodePath from 'node:path';
 import { Errors, HeimdallError } from '../errors.js';
 import { HOST_ABI_MAJOR, HOST_ABI_MINOR, NativeLibrary, REQUIRED_SYMBOLS } from './abi.js';
-import { checkCompatible, inspectBinary } from './inspect.js';
+import { checkCompatible, inspectBinary, type BinaryInfo } from './inspect.js';
 import { NativePlugin } from './native-plugin.js';
 import type { Json, Language, Plugin } from './plugin.js';
 
@@ -41,8 +41,11 @@ export function canUnload(language: Language): boolean {
   return language === 'c';
 }
 
-export function loadPlugin(path: string, options: LoadOptions): Plugin {
-  const file = options.source ?? path;
+/**
+ * The checks that need no plugin code to run: platform, file, format, architecture, required symbols. `file` is
+ * named in errors; `path` is read (they differ when a private copy is loaded).
+ */
+export function checkFile(path: string, file = path): BinaryInfo {
   if (process.platform !== 'linux' && process.platform !== 'darwin') throw Errors.PLUGIN_PLATFORM(file, process.platform);
   try {
     if (!statSync(path).isFile()) throw Errors.PLUGIN_NOT_FOUND(file, 'not a regular file');
@@ -50,28 +53,40 @@ export function loadPlugin(path: string, options: LoadOptions): Plugin {
     if (err instanceof HeimdallError) throw err;
     throw Errors.PLUGIN_NOT_FOUND(file, (err as NodeJS.ErrnoException).code ?? String(err));
   }
-
   const binary = inspectBinary(path);
   checkCompatible(file, binary);
   // Name every missing required symbol before any plugin code runs. A file without a readable symbol table
   // (sstrip'ed) is checked after dlopen instead.
   const missing = binary.hasSymbolTable ? REQUIRED_SYMBOLS.filter((s) => !binary.symbols.has(s)) : [];
   if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing);
+  return binary;
+}
 
-  let lib: NativeLibrary;
+/** dlopen, with the loader's refusal turned into a catalogued error. */
+export function openLibrary(path: string, file = path): NativeLibrary {
   try {
-    lib = new NativeLibrary(path);
+    return new NativeLibrary(path);
   } catch (err) {
     throw Errors.PLUGIN_OPEN(file, (err as Error).message);
   }
+}
+
+/** The ABI version check: the first call into a plugin. Returns the version. */
+export function checkAbiVersion(lib: NativeLibrary, file: string): number {
+  const version = lib.abiVersion();
+  if (version >>> 16 !== HOST_ABI_MAJOR) {
+    throw Errors.PLUGIN_ABI(file, formatAbiVersion(version), formatAbiVersion((HOST_ABI_MAJOR << 16) | HOST_ABI_MINOR));
+  }
+  return version;
+}
+
+export function loadPlugin(path: string, options: LoadOptions): Plugin {
+  const file = options.source ?? path;
+  const binary = checkFile(path, file);
+  const lib = openLibrary(path, file);
   const unloadable = canUnload(binary.language);
   try {
-    // The version check is the first call into the plugin.
-    const version = lib.abiVersion();
-    const major = version >>> 16;
-    if (major !== HOST_ABI_MAJOR) {
-      throw Errors.PLUGIN_ABI(file, formatAbiVersion(version), formatAbiVersion((HOST_ABI_MAJOR << 16) | HOST_ABI_MINOR));
-    }
+    const version = checkAbiVersion(lib, file);
     if ((version & 0xffff) > HOST_ABI_MINOR) {
       options.warn?.(
         `plugin ${file} was built for ABI ${formatAbiVersion(version)}, newer than this gateway's ` +
