@@ -1,5 +1,6 @@
 /**
- * GET /health: liveness, and which plugins are active. Shows names, files and states only: never configs.
+ * GET /health: liveness, and each plugin's state. Public, so it shows names and states only: files, configs and
+ * errors are for the admin API.
  */
 import type { FastifyInstance } from 'fastify';
 import type { PluginRegistry } from '../../plugins/registry.js';
@@ -9,6 +10,6 @@ export function healthRoutes(app: FastifyInstance, plugins: PluginRegistry): voi
   app.get('/health', async () => ({
     status: 'ok',
     uptime_seconds: Math.round((Date.now() - started) / 1000),
-    plugins: plugins.status(),
+    plugins: plugins.status().map(({ name, status, language, abi_version, hooks }) => ({ name, status, language, abi_version, hooks })),
   }));
 }
