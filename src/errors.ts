@@ -22,6 +22,8 @@ export class HeimdallError extends Error {
   readonly type: ErrorType;
   /** Whether a request that failed with this error may be retried on a fallback model. */
   readonly allowFallbacks: boolean;
+  /** Seconds the client should wait before trying again, when known (sent as retry-after). */
+  retryAfter: number | undefined;
 
   constructor(code: string, statusCode: number, type: ErrorType, message: string, allowFallbacks = true) {
     super(message);
@@ -30,6 +32,7 @@ export class HeimdallError extends Error {
     this.statusCode = statusCode;
     this.type = type;
     this.allowFallbacks = allowFallbacks;
+    this.retryAfter = undefined;
   }
 }
 
@@ -65,8 +68,8 @@ export const Errors = {
     `plugin ${file}: native plugins are supported on Linux and macOS only; this gateway runs on ${platform}. ` +
     'Run the gateway on Linux or macOS'),
   PLUGIN_NOT_FOUND: define('HEIMDALL_ERR_PLUGIN_NOT_FOUND', 500, 'plugin_error', (file: string, cause: string) =>
-    `plugin ${file}: cannot read the file (${cause}). Check the "path" in config.json; relative paths are resolved ` +
-    'against the directory of config.json. Did the plugin build run (npm run build:plugins)?'),
+    `plugin ${file}: cannot read the file (${cause}). Check the "path" in config.json (relative paths are resolved ` +
+    'against the directory of config.json), and that the plugin was built (npm run build:plugins builds the examples)'),
   PLUGIN_FORMAT: define('HEIMDALL_ERR_PLUGIN_FORMAT', 500, 'plugin_error', (file: string, found: string, expected: string) =>
     `plugin ${file} is ${found}; this gateway needs ${expected}. ${REBUILD}, as a shared library ` +
     '(gcc -shared -fPIC, go build -buildmode=c-shared, or crate-type = ["cdylib"])'),
@@ -84,8 +87,8 @@ export const Errors = {
   PLUGIN_NAME: define('HEIMDALL_ERR_PLUGIN_NAME', 500, 'plugin_error', (file: string, cause: string) =>
     `plugin ${file}: ${cause}`),
   PLUGIN_INIT: define('HEIMDALL_ERR_PLUGIN_INIT', 500, 'plugin_error', (name: string, file: string, message: string) =>
-    `plugin ${name} (${file}) refused to start: Init failed: ${message}. Fix the plugin's "config" in config.json, ` +
-    'or mark the plugin "optional": true to start without it'),
+    `plugin ${name} (${file}) refused to start: Init failed: ${message}. Fix what the message names (usually the ` +
+    'plugin\'s "config" in config.json), or mark the plugin "optional": true to start without it'),
 
   // --- admin API -------------------------------------------------------------------------------------------
   ADMIN_AUTH: define('HEIMDALL_ERR_ADMIN_AUTH', 401, 'authentication_error', () =>
@@ -130,6 +133,17 @@ export const Errors = {
     `provider ${provider} is rate limiting: ${message}`),
   UPSTREAM_BAD_RESPONSE: define('HEIMDALL_ERR_UPSTREAM_BAD_RESPONSE', 502, 'upstream_error', (provider: string, cause: string) =>
     `provider ${provider} sent a response that could not be understood: ${cause}`),
+  UPSTREAM_REJECTED: define('HEIMDALL_ERR_UPSTREAM_REJECTED', 400, 'invalid_request_error', (provider: string, status: number, message: string) =>
+    `provider ${provider} refused the request (${status}): ${message}`),
+  UPSTREAM_STREAM_IDLE: define('HEIMDALL_ERR_UPSTREAM_STREAM_IDLE', 504, 'timeout_error', (provider: string, ms: number) =>
+    `provider ${provider} sent nothing for ${ms} ms in the middle of a stream (stream_idle_timeout_ms)`),
+  PROVIDER_QUEUE_FULL: define('HEIMDALL_ERR_PROVIDER_QUEUE_FULL', 429, 'rate_limit_error', (provider: string, inFlight: number, queued: number) =>
+    `provider ${provider} is at its concurrency limit (${inFlight} requests in flight, ${queued} queued); try again shortly ` +
+    'or raise concurrency.max_in_flight / concurrency.max_queue'),
+  PROVIDER_NO_KEY: define('HEIMDALL_ERR_PROVIDER_NO_KEY', 404, 'not_found_error', (provider: string, model: string) =>
+    `no key of provider ${provider} may be used for model ${JSON.stringify(model)}; add the model to a key's "models" list`),
+  PROVIDER_UNSUPPORTED: define('HEIMDALL_ERR_PROVIDER_UNSUPPORTED', 400, 'invalid_request_error', (provider: string, what: string) =>
+    `provider ${provider} does not support ${what}`),
   CLIENT_CLOSED: define('HEIMDALL_ERR_CLIENT_CLOSED', 499, 'invalid_request_error', () =>
     'the client closed the connection before the answer was complete'),
   INTERNAL: define('HEIMDALL_ERR_INTERNAL', 500, 'server_error', (message: string) => `internal error: ${message}`),

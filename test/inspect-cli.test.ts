@@ -38,6 +38,7 @@ t.test('problems, each with its code and fix', async (t) => {
     t.match(r.problems[0]?.message, message, `${what}: message and fix`);
   }
   t.equal(inspectPlugin(probes.abi2).abi_version, '2.0', 'the version found is reported');
+  t.equal(inspectPlugin(probes.p1.replace(/\.so$/, '')).loadable, true, 'the extension may be left out, as in config.json');
   t.same(inspectPlugin(probes.nocleanup).exports.missing, ['GetName', 'Cleanup']);
 });
 

@@ -132,6 +132,13 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
     t.equal((await postJson(`${gw.url}/v1/chat/completions`, chat())).status, 200);
   });
 
+  await t.test('a configured file that does not exist stops the start with PLUGIN_NOT_FOUND', async (t) => {
+    await t.rejects(startGateway(t, { providers: { mock: {} }, plugins: [{ path: '/nonexistent/dir/plugin.so' }] }), {
+      code: 'HEIMDALL_ERR_PLUGIN_NOT_FOUND',
+      message: /\/nonexistent\/dir\/plugin\.so: cannot read the file \(ENOENT\)/,
+    });
+  });
+
   await t.test('two plugins with one name are refused, before the second one\'s Init', async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-dup-'));
     const copy = path.join(dir, 'p1-copy.so');

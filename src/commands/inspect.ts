@@ -5,11 +5,10 @@
  * Only a file that passes every check that needs no plugin code is opened, to read its ABI version and name;
  * Init is never called.
  */
-import path from 'node:path';
 import { Errors, HeimdallError } from '../errors.js';
 import { HOST_ABI_MAJOR, HOST_ABI_MINOR, OPTIONAL_SYMBOLS, REQUIRED_SYMBOLS } from '../plugins/abi.js';
 import { describe, inspectBinary, type BinaryInfo } from '../plugins/inspect.js';
-import { checkAbiVersion, checkFile, formatAbiVersion, openLibrary } from '../plugins/loader.js';
+import { checkAbiVersion, checkFile, formatAbiVersion, openLibrary, resolvePluginPath } from '../plugins/loader.js';
 
 export interface InspectReport {
   file: string;
@@ -27,7 +26,7 @@ export interface InspectReport {
 }
 
 export function inspectPlugin(input: string): InspectReport {
-  const file = path.resolve(input);
+  const file = resolvePluginPath(input, process.cwd()); // as config.json paths: the extension may be left out
   const report: InspectReport = {
     file,
     format: 'unknown',
