@@ -1,7 +1,10 @@
 /**
- * The gateway's logger (pino, shared with fastify). Credentials are redacted wherever they appear in a log line.
+ * The gateway's logger (pino, shared with fastify): JSON lines for machines, readable lines for a person at a
+ * terminal. Credentials are redacted wherever they appear in a log line. Request and response bodies are never
+ * logged: lines carry ids, names, statuses and timings, not what users said.
  */
 import { pino, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -14,6 +17,25 @@ export const REDACT_PATHS = [
   '*.api_key',
 ];
 
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination as pino.DestinationStream | undefined);
+/**
+ * `pretty` defaults to whether the logs go to a terminal: a person reads those, while anything piped or redirected
+ * (a log shipper, a file, a test) gets one JSON object per line.
+ */
+export function createLogger(
+  level: string,
+  destination?: NodeJS.WritableStream,
+  pretty = destination === undefined && process.stdout.isTTY === true,
+): Logger {
+  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  if (!pretty) return pino(options, destination as pino.DestinationStream | undefined);
+  return pino(
+    options,
+    pinoPretty({
+      destination: destination ?? 1,
+      // Written as they come, so nothing is lost when the process exits and lines keep their order with stderr.
+      sync: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    }),
+  );
 }

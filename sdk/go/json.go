@@ -212,6 +212,38 @@ func encodeWithExtra(fields any, extra map[string]json.RawMessage) ([]byte, erro
 	return append(out, '}'), nil
 }
 
+// insertMember inserts member (`"key":value`) into the JSON object obj at index at, which is just past the opening
+// brace or just past a member's value.
+func insertMember(obj []byte, at int, member string) []byte {
+	out := make([]byte, 0, len(obj)+len(member)+1)
+	out = append(out, obj[:at]...)
+	if at > 1 {
+		out = append(out, ',')
+	}
+	out = append(out, member...)
+	if at == 1 && obj[skipSpace(obj, 1)] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, obj[at:]...)
+}
+
+// setExtra implements the SetExtra methods: it sets (*extra)[key] to v as JSON, t being the struct type whose
+// named fields key must not name.
+func setExtra(extra *map[string]json.RawMessage, t reflect.Type, key string, v any) error {
+	if jsonNames(t)[key] {
+		return fmt.Errorf("heimdall: %q is a field of %s, not an extra member: set the field instead", key, t.Name())
+	}
+	raw, err := marshal(jsonValue(v)) // raw bytes are JSON text; a nil pointer, map or slice is null
+	if err != nil {
+		return fmt.Errorf("heimdall: cannot set %s extra member %q: %w", t.Name(), key, err)
+	}
+	if *extra == nil {
+		*extra = make(map[string]json.RawMessage)
+	}
+	(*extra)[key] = raw
+	return nil
+}
+
 var jsonNamesCache sync.Map // reflect.Type -> map[string]bool
 
 // jsonNames is the set of JSON member names a struct type's fields encode to.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -13,7 +14,9 @@ import (
 
 // Request is a chat-completions request, the input of PreHook.
 type Request struct {
-	Model       string          `json:"model,omitempty"`
+	Model string `json:"model,omitempty"`
+	// Messages is left out of the JSON when nil (no "messages" member, or null), and written as [] when empty but
+	// not nil, so "messages": [] survives a decode/encode round trip.
 	Messages    []Message       `json:"messages,omitempty"`
 	Stream      bool            `json:"stream,omitempty"`
 	MaxTokens   *int            `json:"max_tokens,omitempty"`
@@ -161,6 +164,52 @@ func (c *Content) UnmarshalJSON(data []byte) error {
 	return fmt.Errorf("heimdall: message content must be a string or an array of parts, got %.20s", trimmed)
 }
 
+// SetExtra sets the member key of r.Extra to v encoded as JSON, making the map if it is nil. v may be any
+// JSON-encodable value, or raw JSON text as json.RawMessage or []byte; nil is written as null. A key that names one of
+// the struct's fields ("model", ...) is refused: set the field instead. The same method exists on every type with
+// an Extra map.
+func (r *Request) SetExtra(key string, v any) error { return setExtra(&r.Extra, requestType, key, v) }
+
+// SetExtra sets a member of m.Extra; see Request.SetExtra.
+func (m *Message) SetExtra(key string, v any) error { return setExtra(&m.Extra, messageType, key, v) }
+
+// SetExtra sets a member of p.Extra; see Request.SetExtra.
+func (p *ContentPart) SetExtra(key string, v any) error {
+	return setExtra(&p.Extra, contentPartType, key, v)
+}
+
+// SetExtra sets a member of r.Extra, such as a tag the client should see; see Request.SetExtra.
+func (r *Response) SetExtra(key string, v any) error { return setExtra(&r.Extra, responseType, key, v) }
+
+// SetExtra sets a member of c.Extra; see Request.SetExtra.
+func (c *Choice) SetExtra(key string, v any) error { return setExtra(&c.Extra, choiceType, key, v) }
+
+// SetExtra sets a member of u.Extra; see Request.SetExtra.
+func (u *Usage) SetExtra(key string, v any) error { return setExtra(&u.Extra, usageType, key, v) }
+
+// SetExtra sets a member of c.Extra; see Request.SetExtra.
+func (c *Chunk) SetExtra(key string, v any) error { return setExtra(&c.Extra, chunkType, key, v) }
+
+// SetExtra sets a member of c.Extra; see Request.SetExtra.
+func (c *ChunkChoice) SetExtra(key string, v any) error {
+	return setExtra(&c.Extra, chunkChoiceType, key, v)
+}
+
+// SetExtra sets a member of e.Extra; see Request.SetExtra.
+func (e *Error) SetExtra(key string, v any) error { return setExtra(&e.Extra, errorType, key, v) }
+
+var (
+	requestType     = reflect.TypeOf(Request{})
+	messageType     = reflect.TypeOf(Message{})
+	contentPartType = reflect.TypeOf(ContentPart{})
+	responseType    = reflect.TypeOf(Response{})
+	choiceType      = reflect.TypeOf(Choice{})
+	usageType       = reflect.TypeOf(Usage{})
+	chunkType       = reflect.TypeOf(Chunk{})
+	chunkChoiceType = reflect.TypeOf(ChunkChoice{})
+	errorType       = reflect.TypeOf(Error{})
+)
+
 // The (Un)MarshalJSON pairs below route each struct through decodeWithExtra/encodeWithExtra, using a defined type
 // with the same fields but without these methods, so encoding/json does not recurse into them.
 
@@ -176,7 +225,19 @@ type (
 	errorFields       Error
 )
 
-func (r Request) MarshalJSON() ([]byte, error) { return encodeWithExtra(requestFields(r), r.Extra) }
+func (r Request) MarshalJSON() ([]byte, error) {
+	b, err := encodeWithExtra(requestFields(r), r.Extra)
+	if err != nil || r.Messages == nil || len(r.Messages) > 0 {
+		return b, err
+	}
+	// omitempty has dropped an empty, non-nil Messages (what "messages": [] decodes to): put it back in its place,
+	// after "model", the only field before it.
+	at := 1 // just past the opening brace
+	if prefix := `{"model":`; bytes.HasPrefix(b, []byte(prefix)) {
+		at = skipValue(b, len(prefix))
+	}
+	return insertMember(b, at, `"messages":[]`), nil
+}
 func (r *Request) UnmarshalJSON(data []byte) (err error) {
 	var f requestFields
 	f.Extra, err = decodeWithExtra(data, &f)

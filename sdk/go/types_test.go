@@ -3,6 +3,7 @@ package heimdall
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -217,5 +218,123 @@ func TestDecodeConfig(t *testing.T) {
 	}
 	if err := DecodeConfig([]byte(`{} {}`), &cfg); err == nil {
 		t.Fatal("two values accepted")
+	}
+}
+
+func TestRequestRoundTripKeepsMessagesAsTheyWere(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"model":"m","messages":[]}`, `{"model":"m","messages":[]}`},
+		{`{"messages":[]}`, `{"messages":[]}`},
+		{`{"messages":[],"model":"m","max_tokens":5,"seed":1}`, `{"model":"m","messages":[],"max_tokens":5,"seed":1}`},
+		{`{"messages":[],"stream":true}`, `{"messages":[],"stream":true}`},
+		{`{"messages":[],"seed":1}`, `{"messages":[],"seed":1}`},
+		{`{"model":"m\"x","messages":[],"tools":[]}`, `{"model":"m\"x","messages":[],"tools":[]}`},
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`},
+		// No messages member, or null: nothing is written (the gateway reads both as "no messages").
+		{`{"model":"m","max_tokens":5}`, `{"model":"m","max_tokens":5}`},
+		{`{"model":"m","messages":null}`, `{"model":"m"}`},
+		{`{}`, `{}`},
+	} {
+		var req Request
+		if err := json.Unmarshal([]byte(c.in), &req); err != nil {
+			t.Fatal(err)
+		}
+		out, err := json.Marshal(req)
+		if err != nil || string(out) != c.want {
+			t.Errorf("%s: got %s (%v), want %s", c.in, out, err, c.want)
+		}
+	}
+
+	// Built by hand: a nil slice is left out, an empty one is written.
+	if out, _ := json.Marshal(Request{Model: "m"}); string(out) != `{"model":"m"}` {
+		t.Errorf("nil messages: %s", out)
+	}
+	if out, _ := json.Marshal(&Request{Messages: []Message{}, MaxTokens: new(int)}); string(out) != `{"messages":[],"max_tokens":0}` {
+		t.Errorf("empty messages: %s", out)
+	}
+
+	// And through a hook's result, as the gateway receives it.
+	req, err := NewInput[Request]([]byte(`{"model":"m","messages":[],"max_tokens":5000}`)).Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	*req.MaxTokens = 256
+	out, err := ModifiedRequest(req).encode()
+	if err != nil || string(out) != `{"request":{"model":"m","messages":[],"max_tokens":256}}` {
+		t.Fatalf("result: %s %v", out, err)
+	}
+}
+
+func TestSetExtra(t *testing.T) {
+	var r Response // Extra is nil
+	if err := r.SetExtra("model_guard", map[string]any{"max_tokens": 256, "requested": 5000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetExtra("raw", json.RawMessage(` {"a": [1, 2]} `)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetExtra("bytes", []byte(`"<b>"`)); err != nil { // []byte is JSON text, as in results
+		t.Fatal(err)
+	}
+	if err := r.SetExtra("html", "<&>"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetExtra("none", nil); err != nil {
+		t.Fatal(err)
+	}
+	var nilMap map[string]int
+	if err := r.SetExtra("nil_map", nilMap); err != nil {
+		t.Fatal(err)
+	}
+	r.Choices = []Choice{}
+	out, err := marshal(r) // how the SDK encodes results: <, > and & are not escaped
+	want := `{"choices":[],"bytes":"<b>","html":"<&>","model_guard":{"max_tokens":256,"requested":5000},"nil_map":null,"none":null,"raw":{"a":[1,2]}}`
+	if err != nil || string(out) != want {
+		t.Fatalf("got  %s (%v)\nwant %s", out, err, want)
+	}
+
+	// Setting a member again replaces it.
+	if err := r.SetExtra("none", 1); err != nil || string(r.Extra["none"]) != `1` {
+		t.Fatalf("replace: %s %v", r.Extra["none"], err)
+	}
+
+	// A named field is refused, not silently shadowed; nothing is stored.
+	if err := r.SetExtra("model", "x"); err == nil || err.Error() != `heimdall: "model" is a field of Response, not an extra member: set the field instead` {
+		t.Fatalf("named field: %v", err)
+	}
+	if _, ok := r.Extra["model"]; ok {
+		t.Fatal("a refused member was stored")
+	}
+	// Values that cannot be encoded are refused too, with the key in the message.
+	if err := r.SetExtra("bad", []byte(`{not json`)); err == nil || !strings.Contains(err.Error(), `"bad"`) {
+		t.Fatalf("invalid raw JSON: %v", err)
+	}
+	if err := r.SetExtra("bad", func() {}); err == nil {
+		t.Fatal("a func was encoded")
+	}
+	if _, ok := r.Extra["bad"]; ok {
+		t.Fatal("a refused value was stored")
+	}
+
+	// Every type with an Extra map has it, and refuses its own field names.
+	type setter interface{ SetExtra(string, any) error }
+	for _, c := range []struct {
+		v     setter
+		field string
+	}{
+		{&Request{}, "max_tokens"}, {&Message{}, "tool_call_id"}, {&ContentPart{}, "type"}, {&Response{}, "created"},
+		{&Choice{}, "finish_reason"}, {&Usage{}, "total_tokens"}, {&Chunk{}, "choices"}, {&ChunkChoice{}, "delta"},
+		{&Error{}, "retry_after"},
+	} {
+		if err := c.v.SetExtra(c.field, 1); err == nil {
+			t.Errorf("%T accepted its field %q", c.v, c.field)
+		}
+		if err := c.v.SetExtra("x_vendor", true); err != nil {
+			t.Errorf("%T: %v", c.v, err)
+		}
+		out, _ := json.Marshal(c.v)
+		if !strings.HasSuffix(string(out), `"x_vendor":true}`) {
+			t.Errorf("%T encodes as %s", c.v, out)
+		}
 	}
 }

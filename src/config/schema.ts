@@ -12,30 +12,128 @@ const envRef = z
 
 const timeoutMs = z.number().int().positive().max(3_600_000);
 
-const openaiProvider = z.strictObject({
-  type: z.literal('openai'),
-  /** Any OpenAI-compatible server: OpenAI, Groq, Together, Mistral, vLLM, Ollama... */
-  base_url: z.url({ protocol: /^https?$/ }).default('https://api.openai.com/v1'),
+// --- providers -------------------------------------------------------------------------------------------------
+
+const modelList = z.array(z.string().min(1));
+
+/** One upstream credential. Several keys share a provider's traffic by weight; `models` limits a key to some models. */
+const providerKey = z.strictObject({
+  key: envRef,
+  weight: z.number().positive().max(1_000_000).default(1),
+  models: modelList.optional(),
+});
+
+/** Retries of one upstream call, with exponential backoff and jitter, on network errors, 429 and 5xx. */
+const retriesSchema = z.strictObject({
+  max_retries: z.number().int().min(0).max(20).default(0),
+  initial_backoff_ms: z.number().int().positive().max(60_000).default(250),
+  max_backoff_ms: z.number().int().positive().max(600_000).default(10_000),
+  /** An upstream retry-after longer than this is not waited out: the error goes on (to a fallback, or the client). */
+  max_retry_after_ms: z.number().int().nonnegative().max(3_600_000).default(30_000),
+});
+
+/** In-flight upstream calls (a stream counts until it ends), and how many more may wait for a slot. */
+const concurrencySchema = z.strictObject({
+  max_in_flight: z.number().int().positive().max(1_000_000).default(1000),
+  max_queue: z.number().int().nonnegative().max(10_000_000).default(1000),
+});
+
+/** What every provider that speaks HTTP to an upstream shares: credentials, limits and timeouts. */
+const httpProviderFields = {
+  /** Shorthand for one key: `"api_key": "env.X"` is `"keys": [{"key": "env.X"}]`. */
   api_key: envRef.optional(),
+  keys: z.array(providerKey).min(1).optional(),
   /** When set, only these models may be requested (and /v1/models lists them). */
-  models: z.array(z.string().min(1)).optional(),
+  models: modelList.optional(),
+  /** A non-streamed call's whole answer, or a stream's first response headers, must arrive within this. */
   timeout_ms: timeoutMs.default(60_000),
+  /** The longest silence allowed between two chunks of a stream; timeout_ms when unset. */
+  stream_idle_timeout_ms: timeoutMs.optional(),
   /** Extra headers sent upstream, e.g. an organisation id. Values may be env references. */
   headers: z.record(z.string(), z.string()).default({}),
   /** Upstream connections kept open per provider. */
   connections: z.number().int().positive().max(4096).default(128),
-});
+  retries: retriesSchema.default({ max_retries: 0, initial_backoff_ms: 250, max_backoff_ms: 10_000, max_retry_after_ms: 30_000 }),
+  concurrency: concurrencySchema.default({ max_in_flight: 1000, max_queue: 1000 }),
+};
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+const oneKeyForm = (p: { api_key?: string | undefined; keys?: unknown[] | undefined }) => p.api_key === undefined || p.keys === undefined;
+const oneKeyFormIssue = { message: 'give either "api_key" or "keys", not both', path: ['keys'] };
+
+/** The OpenAI chat-completions wire format, with the default URL of each well-known server that speaks it. */
+export const OPENAI_COMPATIBLE_URLS = {
+  openai: 'https://api.openai.com/v1',
+  groq: 'https://api.groq.com/openai/v1',
+  mistral: 'https://api.mistral.ai/v1',
+  together: 'https://api.together.xyz/v1',
+  deepseek: 'https://api.deepseek.com/v1',
+  openrouter: 'https://openrouter.ai/api/v1',
+  ollama: 'http://127.0.0.1:11434/v1',
+  vllm: 'http://127.0.0.1:8000/v1',
+} as const;
+export type OpenAICompatibleType = keyof typeof OPENAI_COMPATIBLE_URLS;
+
+function openaiCompatible<T extends OpenAICompatibleType>(type: T) {
+  return z
+    .strictObject({ type: z.literal(type), base_url: httpUrl.default(OPENAI_COMPATIBLE_URLS[type]), ...httpProviderFields })
+    .refine(oneKeyForm, oneKeyFormIssue);
+}
+
+const azureProvider = z
+  .strictObject({
+    type: z.literal('azure'),
+    /** The resource endpoint, e.g. https://my-resource.openai.azure.com */
+    base_url: httpUrl,
+    api_version: z.string().min(1).default('2024-10-21'),
+    /** Model name -> deployment name; a model not listed is used as the deployment name itself. */
+    deployments: z.record(z.string().min(1), z.string().min(1)).default({}),
+    ...httpProviderFields,
+  })
+  .refine(oneKeyForm, oneKeyFormIssue);
+
+const anthropicProvider = z
+  .strictObject({
+    type: z.literal('anthropic'),
+    base_url: httpUrl.default('https://api.anthropic.com'),
+    anthropic_version: z.string().min(1).default('2023-06-01'),
+    /** The Messages API requires max_tokens; this is sent when the request gives none. */
+    default_max_tokens: z.number().int().positive().default(4096),
+    ...httpProviderFields,
+  })
+  .refine(oneKeyForm, oneKeyFormIssue);
+
+const geminiProvider = z
+  .strictObject({
+    type: z.literal('gemini'),
+    base_url: httpUrl.default('https://generativelanguage.googleapis.com/v1beta'),
+    ...httpProviderFields,
+  })
+  .refine(oneKeyForm, oneKeyFormIssue);
 
 const mockProvider = z.strictObject({
   type: z.literal('mock'),
-  models: z.array(z.string().min(1)).optional(),
+  models: modelList.optional(),
   /** Delay before answering, and between streamed chunks, to imitate a real model. */
   latency_ms: z.number().int().nonnegative().max(60_000).default(0),
 });
 
-export const PROVIDER_TYPES = ['openai', 'mock'] as const;
+export const PROVIDER_TYPES = [...(Object.keys(OPENAI_COMPATIBLE_URLS) as OpenAICompatibleType[]), 'azure', 'anthropic', 'gemini', 'mock'] as const;
 
-export const providerSchema = z.discriminatedUnion('type', [openaiProvider, mockProvider]);
+export const providerSchema = z.discriminatedUnion('type', [
+  openaiCompatible('openai'),
+  openaiCompatible('groq'),
+  openaiCompatible('mistral'),
+  openaiCompatible('together'),
+  openaiCompatible('deepseek'),
+  openaiCompatible('openrouter'),
+  openaiCompatible('ollama'),
+  openaiCompatible('vllm'),
+  azureProvider,
+  anthropicProvider,
+  geminiProvider,
+  mockProvider,
+]);
 
 const pluginSchema = z.strictObject({
   /** The shared object. Relative paths resolve against config.json's directory; the platform's extension
@@ -89,7 +187,13 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof providerSchema>;
-export type OpenAIProviderConfig = z.infer<typeof openaiProvider>;
+export type OpenAIProviderConfig = Extract<ProviderConfig, { type: OpenAICompatibleType }>;
+export type AzureProviderConfig = z.infer<typeof azureProvider>;
+export type AnthropicProviderConfig = z.infer<typeof anthropicProvider>;
+export type GeminiProviderConfig = z.infer<typeof geminiProvider>;
+/** Any provider that calls an upstream over HTTP (all but mock). */
+export type HttpProviderConfig = Exclude<ProviderConfig, { type: 'mock' }>;
+export type ProviderKeyConfig = z.infer<typeof providerKey>;
 export type MockProviderConfig = z.infer<typeof mockProvider>;
 export type PluginConfig = z.infer<typeof pluginSchema>;
 export type AdminConfig = z.infer<typeof adminSchema>;

@@ -8,18 +8,27 @@
  * A plugin's own failure is logged under its name and the request goes on as if that hook had not run. Request
  * and response bytes are handed from hook to hook untouched until a hook changes them, so a chain of observing
  * plugins costs no serialisation at all.
+ *
+ * Every route runs this on the canonical (OpenAI-shaped) request: the drop-in SDK routes translate before and
+ * after. When the request names `fallbacks` and an attempt fails, PreHook -> provider -> PostHook runs again for
+ * the next model (fallbacks.ts); if every attempt fails, the client gets the primary's error.
  */
 import type { Logger } from 'pino';
 import { Errors, HeimdallError } from '../errors.js';
 import { Payload } from '../payload.js';
-import type { AbiError, JsonObject, Plugin } from '../plugins/plugin.js';
+import type { AbiError, Json, JsonObject, Plugin } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
-import type { ChatCall } from '../providers/provider.js';
+import type { ProviderCall } from '../providers/provider.js';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry.js';
 import { flatHeaders, type RequestContext } from './context.js';
+import { fallbackRequest, modelName, parseFallbacks } from './fallbacks.js';
 import { responseToChunks, StreamAssembler } from './stream-shapes.js';
 
-export type Result = { response: Payload; error?: undefined } | { error: AbiError; response?: undefined };
+/**
+ * A response, or an error. `servedBy` ("provider/model") is set when a provider's answer is what the client gets
+ * (not a plugin's short-circuit or recovery).
+ */
+export type Result = { response: Payload; error?: undefined; servedBy?: string } | { error: AbiError; response?: undefined };
 
 export type TransportOutcome =
   | { kind: 'continue'; body: Buffer }
@@ -28,7 +37,28 @@ export type TransportOutcome =
 /** What the client is sent: chunks, then "done" or one error. Events after the last are PostHook bookkeeping. */
 export type StreamEvent = { kind: 'chunk'; data: string } | { kind: 'error'; error: AbiError } | { kind: 'done' };
 
-export type StreamOutcome = { kind: 'stream'; events: AsyncIterable<StreamEvent> } | { kind: 'error'; error: AbiError };
+export type StreamOutcome =
+  | { kind: 'stream'; events: AsyncIterable<StreamEvent>; servedBy?: string; error?: undefined }
+  | { kind: 'error'; error: AbiError };
+
+export type Operation = 'chat' | 'embeddings';
+
+export interface PrepareOptions {
+  /** What the request asks for; chat unless given. */
+  operation?: Operation;
+  /** On the drop-in SDK routes, a bare model name ("gpt-4o-mini") belongs to this provider. */
+  defaultProvider?: string | undefined;
+}
+
+/** One try at answering, for the primary model or one fallback: its own request, target and PreHook count. */
+interface Attempt {
+  request: Payload;
+  /** True while `request` holds the client's own bytes, untouched by plugins. */
+  unchanged: boolean;
+  target: ResolvedModel;
+  /** How many plugins, counted from the first, had their PreHook reached: the ones PostHook runs for. */
+  executed: number;
+}
 
 export class Pipeline {
   constructor(
@@ -48,11 +78,12 @@ export class Pipeline {
 }
 
 export class PipelineRun {
-  private request: Payload | undefined;
-  private unchanged = true;
-  private target: ResolvedModel | undefined;
-  /** How many plugins, counted from the first, had their PreHook reached: the ones PostHook runs for. */
-  private executed = 0;
+  /** The canonical request as it came in (after TransportInterceptors): every attempt starts from it. */
+  private original: Payload | undefined;
+  private primary: ResolvedModel | undefined;
+  private fallbacks: ResolvedModel[] = [];
+  private defaultProvider: string | undefined;
+  private streaming = false;
 
   constructor(
     readonly ctx: RequestContext,
@@ -92,80 +123,140 @@ export class PipelineRun {
     return { kind: 'continue', body };
   }
 
-  /** Parse and check the chat request, and pick its provider. Throws a 4xx HeimdallError. */
-  prepare(body: Buffer): { stream: boolean } {
-    if (body.length === 0) throw Errors.BAD_JSON('the body is empty');
-    let value: unknown;
-    try {
-      value = JSON.parse(body.toString('utf8'));
-    } catch (err) {
-      throw Errors.BAD_JSON((err as Error).message);
+  /**
+   * Parse and check the request, and pick its provider and fallbacks. Throws a 4xx HeimdallError. `body` is the
+   * client's bytes, or a request a drop-in route already translated into the canonical shape.
+   */
+  prepare(body: Buffer | JsonObject, options: PrepareOptions = {}): { stream: boolean } {
+    const request = Buffer.isBuffer(body) ? parseObject(body) : body;
+    const operation = options.operation ?? 'chat';
+    if (operation === 'chat') {
+      if (!Array.isArray(request.messages) || request.messages.length === 0) {
+        throw Errors.BAD_REQUEST('"messages" must be a non-empty array of messages');
+      }
+      if (request.stream !== undefined && request.stream !== null && typeof request.stream !== 'boolean') {
+        throw Errors.BAD_REQUEST('"stream" must be a boolean');
+      }
+    } else if (!isInput(request.input)) {
+      throw Errors.BAD_REQUEST('"input" must be a string, an array of strings, or an array of token arrays, and not empty');
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw Errors.BAD_REQUEST('the request body must be a JSON object');
+    this.defaultProvider = options.defaultProvider;
+    const target = this.resolve(request.model);
+    // Plugins see one naming whatever the route: "provider/model".
+    const canonical = modelName(target);
+    if (request.model === canonical) {
+      this.original = Buffer.isBuffer(body) ? Payload.fromBytes(body, request) : Payload.fromValue(request);
+    } else {
+      this.original = Payload.fromValue({ ...request, model: canonical });
     }
-    const request = value as JsonObject;
-    if (!Array.isArray(request.messages) || request.messages.length === 0) {
-      throw Errors.BAD_REQUEST('"messages" must be a non-empty array of messages');
-    }
-    if (request.stream !== undefined && request.stream !== null && typeof request.stream !== 'boolean') {
-      throw Errors.BAD_REQUEST('"stream" must be a boolean');
-    }
-    this.target = this.providers.resolve(request.model);
-    this.request = Payload.fromBytes(body, request);
-    const stream = request.stream === true;
-    this.ctx.setTarget(this.target.provider.name, this.target.model, stream);
-    return { stream };
+    this.primary = target;
+    this.fallbacks = parseFallbacks(request.fallbacks, (name) => this.resolve(name));
+    this.streaming = operation === 'chat' && request.stream === true;
+    this.ctx.setTarget(target.provider.name, target.model, this.streaming);
+    return { stream: this.streaming };
   }
 
-  /** PreHooks, the provider, PostHooks. */
-  async chat(): Promise<Result> {
-    const pre = this.runPreHooks();
+  /** PreHooks, the provider, PostHooks; again for each fallback while attempts fail. */
+  chat(): Promise<Result> {
+    return this.withFallbacks((attempt) =>
+      this.once(attempt, (call) => attempt.target.provider.chat(call)),
+    );
+  }
+
+  /** As chat(), for an embeddings request. */
+  embeddings(): Promise<Result> {
+    return this.withFallbacks((attempt) =>
+      this.once(attempt, (call) => attempt.target.provider.embeddings(call)),
+    );
+  }
+
+  /**
+   * PreHooks, then the provider's stream. A failure before the first chunk (a PreHook's error, the provider
+   * refusing, or the upstream breaking before it sent anything) goes through PostHooks at once, may still be
+   * recovered into a response (streamed as chunks), and otherwise moves on to the next fallback. Once a chunk has
+   * come, the stream is the client's: a later failure ends it with an error event.
+   */
+  stream(): Promise<StreamOutcome> {
+    return this.withFallbacks((attempt) => this.streamOnce(attempt));
+  }
+
+  /**
+   * Runs attempts until one answers: the primary, then each fallback in order, unless an error says
+   * allow_fallbacks: false (then that error is the answer) or the client has gone. When all fail: the primary's.
+   */
+  private async withFallbacks<T extends { error?: AbiError | undefined }>(run: (attempt: Attempt) => Promise<T>): Promise<T> {
+    let first: T | undefined;
+    for (let i = 0; ; i++) {
+      const outcome = await run(this.attempt(i));
+      const error = outcome.error;
+      if (error === undefined) return outcome;
+      first ??= outcome;
+      if (error.allow_fallbacks === false) return outcome;
+      if (i >= this.fallbacks.length || this.signal.aborted) return first;
+    }
+  }
+
+  private attempt(index: number): Attempt {
+    const original = this.original;
+    const primary = this.primary;
+    if (original === undefined || primary === undefined) throw Errors.INTERNAL('prepare() must run before the provider call');
+    if (index === 0) {
+      this.ctx.setTarget(primary.provider.name, primary.model, this.streaming);
+      return { request: original, unchanged: true, target: primary, executed: 0 };
+    }
+    const target = this.fallbacks[index - 1] as ResolvedModel;
+    this.ctx.setTarget(target.provider.name, target.model, this.streaming);
+    return { request: Payload.fromValue(fallbackRequest(original.value(), target)), unchanged: false, target, executed: 0 };
+  }
+
+  /** One attempt of a call that answers with one object (chat, embeddings). */
+  private async once(attempt: Attempt, send: (call: ProviderCall) => Promise<Payload>): Promise<Result> {
+    const pre = this.runPreHooks(attempt);
     let result: Result;
     if (pre !== undefined) {
       result = pre;
     } else {
       try {
-        result = { response: await this.targetOf().provider.chat(this.call()) };
+        result = { response: await send(this.call(attempt)), servedBy: modelName(attempt.target) };
       } catch (err) {
         result = { error: toAbiError(err) };
       }
     }
-    return this.runPostHooks(result);
+    const after = this.runPostHooks(attempt, result);
+    // A PostHook that replaced the answer made it its own; one that only looked keeps the provider's name on it.
+    if (after.response !== undefined && after.response === result.response) return result;
+    return after.response !== undefined ? { response: after.response } : after;
   }
 
-  /**
-   * PreHooks, then the provider's stream. A failure before the first chunk (a PreHook's error, or the provider
-   * refusing) goes through PostHooks at once and may still be recovered into a response, streamed as chunks.
-   */
-  async stream(): Promise<StreamOutcome> {
-    const pre = this.runPreHooks();
+  private async streamOnce(attempt: Attempt): Promise<StreamOutcome> {
+    const pre = this.runPreHooks(attempt);
     if (pre?.response !== undefined) {
-      return { kind: 'stream', events: this.streamThroughHooks(fromArray(responseToChunks(pre.response.value()))) };
+      return { kind: 'stream', events: this.streamThroughHooks(attempt, fromArray(responseToChunks(pre.response.value()))) };
     }
     let failure = pre?.error;
     if (failure === undefined) {
       try {
-        const upstream = await this.targetOf().provider.stream(this.call());
-        return { kind: 'stream', events: this.streamThroughHooks(upstream) };
+        const upstream = await attempt.target.provider.stream(this.call(attempt));
+        const started = await firstChunk(upstream);
+        return { kind: 'stream', events: this.streamThroughHooks(attempt, started), servedBy: modelName(attempt.target) };
       } catch (err) {
         failure = toAbiError(err);
       }
     }
-    const result = this.runPostHooks({ error: failure });
+    const result = this.runPostHooks(attempt, { error: failure });
     if (result.error !== undefined) return { kind: 'error', error: result.error };
     return { kind: 'stream', events: plain(responseToChunks(result.response.value())) };
   }
 
-  private runPreHooks(): Result | undefined {
+  private runPreHooks(attempt: Attempt): Result | undefined {
     const ctx = this.ctx;
     for (let i = 0; i < this.plugins.length; i++) {
       const plugin = this.plugins[i] as Plugin;
-      this.executed = i + 1;
+      attempt.executed = i + 1;
       if (!plugin.info.hooks.pre) continue;
       let r;
       try {
-        r = plugin.preHook(ctx.bytes(), (this.request as Payload).bytes());
+        r = plugin.preHook(ctx.bytes(), attempt.request.bytes());
       } catch (err) {
         this.failed(plugin, 'PreHook', err);
         continue;
@@ -176,7 +267,7 @@ export class PipelineRun {
           break;
         case 'request':
           try {
-            this.replaceRequest(r.request);
+            this.replaceRequest(attempt, r.request);
           } catch (err) {
             return { error: toAbiError(err) };
           }
@@ -190,10 +281,10 @@ export class PipelineRun {
     return undefined;
   }
 
-  private runPostHooks(result: Result): Result {
+  private runPostHooks(attempt: Attempt, result: Result): Result {
     const ctx = this.ctx;
     let errorBytes: Buffer | undefined;
-    for (let i = this.executed - 1; i >= 0; i--) {
+    for (let i = attempt.executed - 1; i >= 0; i--) {
       const plugin = this.plugins[i] as Plugin;
       if (!plugin.info.hooks.post) continue;
       let r;
@@ -223,8 +314,8 @@ export class PipelineRun {
    * StreamChunkHooks (reverse order, plugins whose PreHook ran) on every chunk, then PostHooks once the stream
    * has ended, with the assembled response or the error.
    */
-  private async *streamThroughHooks(upstream: AsyncIterable<string>): AsyncGenerator<StreamEvent> {
-    const ran = this.plugins.slice(0, this.executed);
+  private async *streamThroughHooks(attempt: Attempt, upstream: AsyncIterable<string>): AsyncGenerator<StreamEvent> {
+    const ran = this.plugins.slice(0, attempt.executed);
     const chunkPlugins = ran.filter((p) => p.info.hooks.chunk).reverse();
     const assembler = ran.some((p) => p.info.hooks.post) ? new StreamAssembler() : undefined;
     const ctx = this.ctx;
@@ -264,7 +355,7 @@ export class PipelineRun {
     } finally {
       if (!finished && error === undefined) error = toAbiError(Errors.CLIENT_CLOSED());
       if (assembler !== undefined) {
-        const outcome = this.runPostHooks(error ? { error } : { response: Payload.fromValue(assembler.response()) });
+        const outcome = this.runPostHooks(attempt, error ? { error } : { response: Payload.fromValue(assembler.response()) });
         if (outcome.error !== undefined && error === undefined) {
           this.log.debug({ request_id: ctx.requestId }, 'a PostHook turned a finished stream into an error; the stream was already sent');
         }
@@ -272,23 +363,22 @@ export class PipelineRun {
     }
   }
 
-  private replaceRequest(request: JsonObject): void {
-    const previous = (this.request as Payload).value().model;
-    this.request = Payload.fromValue(request);
-    this.unchanged = false;
+  private replaceRequest(attempt: Attempt, request: JsonObject): void {
+    const previous = attempt.request.value().model;
+    attempt.request = Payload.fromValue(request);
+    attempt.unchanged = false;
     if (request.model !== previous) {
-      this.target = this.providers.resolve(request.model);
-      this.ctx.setTarget(this.target.provider.name, this.target.model, this.ctx.stream);
+      attempt.target = this.resolve(request.model);
+      this.ctx.setTarget(attempt.target.provider.name, attempt.target.model, this.ctx.stream);
     }
   }
 
-  private call(): ChatCall {
-    return { model: this.targetOf().model, request: this.request as Payload, unchanged: this.unchanged, signal: this.signal };
+  private resolve(model: Json | undefined): ResolvedModel {
+    return this.providers.resolve(model, this.defaultProvider);
   }
 
-  private targetOf(): ResolvedModel {
-    if (this.target === undefined) throw Errors.INTERNAL('prepare() must run before the provider call');
-    return this.target;
+  private call(attempt: Attempt): ProviderCall {
+    return { model: attempt.target.model, request: attempt.request, unchanged: attempt.unchanged, signal: this.signal };
   }
 
   private failed(plugin: Plugin, hook: string, err: unknown): void {
@@ -299,9 +389,58 @@ export class PipelineRun {
   }
 }
 
+/** The body as a JSON object, or the client's 4xx. */
+function parseObject(body: Buffer): JsonObject {
+  if (body.length === 0) throw Errors.BAD_JSON('the body is empty');
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw Errors.BAD_JSON((err as Error).message);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw Errors.BAD_REQUEST('the request body must be a JSON object');
+  }
+  return value as JsonObject;
+}
+
+function isInput(input: Json | undefined): boolean {
+  if (typeof input === 'string') return true;
+  return Array.isArray(input) && input.length > 0;
+}
+
+/**
+ * Waits for the stream's first chunk, so that a stream which fails before sending anything fails here (and can
+ * fall back) rather than after the client was told 200. The chunk is then handed on first.
+ */
+async function firstChunk(upstream: AsyncIterable<string>): Promise<AsyncIterable<string>> {
+  const iterator = upstream[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  return {
+    [Symbol.asyncIterator]: () => {
+      let pending: IteratorResult<string> | undefined = first;
+      return {
+        next: () => {
+          if (pending === undefined) return iterator.next();
+          const r = pending;
+          pending = undefined;
+          return Promise.resolve(r);
+        },
+        return: async (value?: unknown) => {
+          pending = undefined;
+          await iterator.return?.(value);
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
+}
+
 export function toAbiError(err: unknown): AbiError {
   const e = err instanceof HeimdallError ? err : Errors.INTERNAL((err as Error)?.message ?? String(err));
-  return { status_code: e.statusCode, message: e.message, type: e.type, code: e.code, allow_fallbacks: e.allowFallbacks };
+  const abi: AbiError = { status_code: e.statusCode, message: e.message, type: e.type, code: e.code, allow_fallbacks: e.allowFallbacks };
+  if (e.retryAfter !== undefined) abi.retry_after = e.retryAfter;
+  return abi;
 }
 
 async function* fromArray(items: string[]): AsyncGenerator<string> {

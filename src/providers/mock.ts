@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MockProviderConfig } from '../config/schema.js';
 import { Payload } from '../payload.js';
 import type { JsonObject } from '../plugins/plugin.js';
-import type { ChatCall, Provider } from './provider.js';
+import { embeddingValue } from './canonical.js';
+import type { ChatCall, EmbeddingsCall, Provider } from './provider.js';
 
 export class MockProvider implements Provider {
   readonly models: readonly string[] | undefined;
@@ -56,6 +57,15 @@ export class MockProvider implements Provider {
     })();
   }
 
+  /** Deterministic 8-dimensional unit vectors derived from each input's text, so equal inputs embed equally. */
+  async embeddings(call: EmbeddingsCall): Promise<Payload> {
+    const request = call.request.value();
+    const inputs = Array.isArray(request.input) ? request.input : [request.input];
+    const data = inputs.map((item, index) => ({ object: 'embedding', index, embedding: embeddingValue(pseudoVector(JSON.stringify(item ?? '')), request) }));
+    const tokens = inputs.reduce<number>((n, item) => n + countWords(typeof item === 'string' ? item : ''), 0);
+    return Payload.fromValue({ object: 'list', data, model: call.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  }
+
   async close(): Promise<void> {}
 
   private answer(call: ChatCall): { content: string; usage: JsonObject } {
@@ -89,6 +99,16 @@ function textOf(content: unknown): string {
       .join(' ');
   }
   return '';
+}
+
+function pseudoVector(text: string): number[] {
+  const v = Array.from({ length: 8 }, (_, i) => {
+    let h = 2166136261 ^ i;
+    for (let c = 0; c < text.length; c++) h = Math.imul(h ^ text.charCodeAt(c), 16777619);
+    return ((h >>> 0) / 0xffffffff) * 2 - 1;
+  });
+  const norm = Math.hypot(...v) || 1;
+  return v.map((x) => x / norm);
 }
 
 function countWords(text: string): number {

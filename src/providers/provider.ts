@@ -1,19 +1,25 @@
 /**
  * What every provider implements. Providers speak one upstream wire format each, and know nothing of plugins or
- * HTTP routes: they take an OpenAI-shaped chat request and give back an OpenAI-shaped response or chunk stream,
- * or throw a catalogued HeimdallError.
+ * HTTP routes: they take an OpenAI-shaped request and give back an OpenAI-shaped response or chunk stream, or throw
+ * a catalogued HeimdallError. Retries, key rotation, timeouts and the concurrency limit happen inside a provider
+ * (see http/client.ts), so one call here is one logical upstream call, however many attempts it took.
  */
 import type { Payload } from '../payload.js';
 
-export interface ChatCall {
+export interface ProviderCall {
   /** The model name the upstream knows ("gpt-4o-mini", not "openai/gpt-4o-mini"). */
   model: string;
-  /** The chat-completions request. Its "model" is still the gateway's "provider/model" name. */
+  /** The OpenAI-shaped request. Its "model" is still the gateway's "provider/model" name. */
   request: Payload;
   /** True when `request` holds the client's own bytes, untouched by plugins. */
   unchanged: boolean;
   signal: AbortSignal;
 }
+
+/** A chat-completions call. */
+export type ChatCall = ProviderCall;
+/** An embeddings call. */
+export type EmbeddingsCall = ProviderCall;
 
 export interface Provider {
   readonly name: string;
@@ -26,5 +32,7 @@ export interface Provider {
    * rejection), to the chat.completion.chunk objects as JSON text, in order.
    */
   stream(call: ChatCall): Promise<AsyncIterable<string>>;
+  /** An OpenAI embeddings list; providers without embeddings reject with HEIMDALL_ERR_PROVIDER_UNSUPPORTED. */
+  embeddings(call: EmbeddingsCall): Promise<Payload>;
   close(): Promise<void>;
 }

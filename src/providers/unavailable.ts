@@ -20,5 +20,9 @@ export class UnavailableProvider implements Provider {
     return Promise.reject(this.reason);
   }
 
+  embeddings(): Promise<Payload> {
+    return Promise.reject(this.reason);
+  }
+
   async close(): Promise<void> {}
 }

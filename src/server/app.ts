@@ -8,14 +8,20 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { createLogger } from '../logger.js';
+import { exchangeOf } from '../metrics/exchange.js';
+import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { PluginRegistry } from '../plugins/registry.js';
 import { PluginWatcher } from '../plugins/watch.js';
 import { createAdminApp, persistPlugins } from './admin.js';
 import { ProviderRegistry } from '../providers/registry.js';
+import { anthropicRoutes } from './routes/anthropic.js';
 import { chatRoutes } from './routes/chat.js';
+import { embeddingsRoutes } from './routes/embeddings.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { modelRoutes } from './routes/models.js';
+import { openaiCompatRoutes } from './routes/openai-compat.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -39,9 +45,11 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const { config } = loaded;
   const log = options.logger ?? createLogger(config.log.level);
 
-  const providers = new ProviderRegistry(config.providers, process.env, (msg) => log.warn(msg));
+  const metrics = new GatewayMetrics();
+  const providers = new ProviderRegistry(config.providers, process.env, (msg) => log.warn(msg), metrics.decorateProvider);
   const persist = config.admin.enabled && config.admin.persist && loaded.file !== '';
   const plugins = new PluginRegistry(log, {
+    decorate: metrics.decoratePlugin,
     onChange: () => {
       watcher.sync();
       if (persist) persistPlugins(loaded.file, plugins);
@@ -79,7 +87,10 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     done();
   });
   app.addHook('onResponse', (req, reply, done) => {
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    // The path without its query string: some clients put API keys there.
+    const url = req.url.split('?', 1)[0];
+    req.log.info({ method: req.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    metrics.observeRequest(req.routeOptions.url ?? '', reply.statusCode, reply.elapsedTime, exchangeOf(req));
     done();
   });
 
@@ -95,8 +106,12 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
 
   const pipeline = new Pipeline(plugins, providers, log);
   chatRoutes(app, pipeline);
+  embeddingsRoutes(app, pipeline);
   modelRoutes(app, providers);
+  openaiCompatRoutes(app, pipeline, providers);
+  anthropicRoutes(app, pipeline, providers, (err) => toHttpError(err, config.server.body_limit));
   healthRoutes(app, plugins);
+  metricsRoutes(app, metrics);
 
   const admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log }) : undefined;
 

@@ -39,7 +39,7 @@ export async function writeEventStream(
 }
 
 /** Resolves when the client can take more, or is gone (a closed socket never drains). */
-function drained(res: ServerResponse): Promise<void> {
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

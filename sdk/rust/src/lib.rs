@@ -14,7 +14,7 @@
 //!     }
 //!
 //!     fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
-//!         let requested = request.get()?.extra.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+//!         let requested = request.get()?.max_tokens().unwrap_or(0);
 //!         if requested > self.limit {
 //!             return Ok(PreAction::Error(ApiError::new(400, "max_tokens is too large").allow_fallbacks(false)));
 //!         }
@@ -43,6 +43,10 @@ mod types;
 pub mod __rt;
 
 pub use hook::{ChunkAction, Ctx, Error, Json, PostAction, PostInput, PreAction, Result, TransportAction};
+/// serde, for your own config and input types without a serde dependency of your own. Derive with
+/// `#[derive(heimdall_plugin::Deserialize)]` and `#[serde(crate = "heimdall_plugin::serde")]`, which points the
+/// generated code at this copy (see [`config`]).
+pub use serde::{self, Deserialize, Serialize};
 pub use serde_json::{self, json, Value};
 pub use types::{
     ApiError, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, ContentPart, Context, Delta, HttpRequest,
@@ -100,6 +104,25 @@ pub trait Plugin: Send + Sized + 'static {
 
 /// Reads a plugin config into your own type: `let cfg: MyConfig = heimdall_plugin::config(config)?;`.
 /// The error names the field that is wrong ("invalid config: unknown field `colour`, expected ...").
+///
+/// The type derives `Deserialize`, which this crate re-exports with serde: no serde dependency of your own is needed
+/// when `#[serde(crate = "heimdall_plugin::serde")]` points the derive at it.
+///
+/// ```
+/// use heimdall_plugin::{json, Deserialize};
+///
+/// #[derive(Deserialize)]
+/// #[serde(crate = "heimdall_plugin::serde", deny_unknown_fields)]
+/// struct MyConfig {
+///     #[serde(default)]
+///     colour: String,
+/// }
+///
+/// let cfg: MyConfig = heimdall_plugin::config(json!({"colour": "red"})).unwrap();
+/// assert_eq!(cfg.colour, "red");
+/// let err = heimdall_plugin::config::<MyConfig>(json!({"color": "red"})).err().unwrap();
+/// assert!(err.to_string().starts_with("invalid config: unknown field `color`"));
+/// ```
 pub fn config<T: serde::de::DeserializeOwned>(config: Value) -> Result<T> {
     serde_json::from_value(config).map_err(|e| format!("invalid config: {e}").into())
 }

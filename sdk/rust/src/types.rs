@@ -1,8 +1,15 @@
 //! The JSON objects that cross the ABI, as serde types.
 //!
 //! Every object type keeps the fields it does not name in `extra` (`#[serde(flatten)]`), so a plugin that changes one
-//! field and hands the object back loses nothing. Key order is kept too (serde_json's `preserve_order`).
+//! field and hands the object back loses nothing.
+//!
+//! Key order: `extra` keeps its members, and everything inside them, in the order they came (serde_json's
+//! `preserve_order`). A type writes its named fields first, in a fixed order, then `extra`. The response-side types
+//! ([`ChatResponse`], [`Choice`], [`StreamChunk`], [`ChunkChoice`]) follow OpenAI's order, and also write the few
+//! members OpenAI puts between named fields (`created`, `logprobs`, ...) in that place, though they live in `extra`:
+//! a response or chunk in OpenAI's order comes back out in the order it went in.
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -53,7 +60,11 @@ impl Context {
     }
 }
 
-/// A chat-completions request (OpenAI shape). Unknown fields (temperature, tools, response_format, ...) are in `extra`.
+/// A chat-completions request (OpenAI shape). Unknown fields (max_tokens, temperature, tools, response_format, ...) are
+/// in `extra`; [`ChatRequest::max_tokens`] and its siblings read and set the token limits there.
+///
+/// Written as `model, messages, stream`, then `extra` in the order it came. Clients order a request's members in
+/// different ways; one that put `model`, `messages` or `stream` after other members gets them moved to the front.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     #[serde(default)]
@@ -64,6 +75,28 @@ pub struct ChatRequest {
     pub stream: Option<bool>,
     #[serde(flatten)]
     pub extra: Map,
+}
+
+impl ChatRequest {
+    /// `max_tokens`, from `extra`: `None` when the request has none, or one that is not a non-negative integer.
+    pub fn max_tokens(&self) -> Option<u64> {
+        self.extra.get("max_tokens").and_then(Value::as_u64)
+    }
+
+    /// `max_completion_tokens` (OpenAI's newer name for the limit), from `extra`; `None` as for [`Self::max_tokens`].
+    pub fn max_completion_tokens(&self) -> Option<u64> {
+        self.extra.get("max_completion_tokens").and_then(Value::as_u64)
+    }
+
+    /// Sets `max_tokens` in `extra`: in its place when the request has one, else after the other members.
+    pub fn set_max_tokens(&mut self, limit: u64) {
+        self.extra.insert("max_tokens".into(), limit.into());
+    }
+
+    /// Sets `max_completion_tokens` in `extra`, in its place when the request has one.
+    pub fn set_max_completion_tokens(&mut self, limit: u64) {
+        self.extra.insert("max_completion_tokens".into(), limit.into());
+    }
 }
 
 /// One message, in a request or in a response choice. `name`, `tool_calls`, `tool_call_id`, ... are in `extra`.
@@ -139,21 +172,50 @@ pub struct ContentPart {
 }
 
 /// A `chat.completion` response.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Written as `id, object, created, model, choices, usage`, then the rest of `extra` (`service_tier`,
+/// `system_fingerprint`, ...): OpenAI's order. `created` is in `extra` (`resp.extra["created"]`), but written in its
+/// place. Empty strings and a `None` usage are left out.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ChatResponse {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub id: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub object: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub model: String,
     #[serde(default)]
     pub choices: Vec<Choice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub usage: Option<Usage>,
     /// `created`, `system_fingerprint`, ...
     #[serde(flatten)]
     pub extra: Map,
+}
+
+/// The members of `extra` a [`ChatResponse`] writes in their own place rather than at the end.
+const RESPONSE_PLACED: &[&str] = &["created"];
+
+impl Serialize for ChatResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        if !self.id.is_empty() {
+            map.serialize_entry("id", &self.id)?;
+        }
+        if !self.object.is_empty() {
+            map.serialize_entry("object", &self.object)?;
+        }
+        placed(&mut map, &self.extra, RESPONSE_PLACED)?;
+        if !self.model.is_empty() {
+            map.serialize_entry("model", &self.model)?;
+        }
+        map.serialize_entry("choices", &self.choices)?;
+        if let Some(usage) = &self.usage {
+            map.serialize_entry("usage", usage)?;
+        }
+        rest(&mut map, &self.extra, RESPONSE_PLACED)?;
+        map.end()
+    }
 }
 
 impl ChatResponse {
@@ -175,17 +237,35 @@ impl ChatResponse {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One choice of a [`ChatResponse`]. Written as `index, message, logprobs, finish_reason`, then the rest of `extra`
+/// (OpenAI's order; `logprobs` is in `extra`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Choice {
     #[serde(default)]
     pub index: u32,
     #[serde(default)]
     pub message: Message,
+    /// `None` is written as `"finish_reason": null`.
     #[serde(default)]
     pub finish_reason: Option<String>,
     /// `logprobs`, ...
     #[serde(flatten)]
     pub extra: Map,
+}
+
+/// The members of `extra` a [`Choice`] or a [`ChunkChoice`] writes in their own place rather than at the end.
+const CHOICE_PLACED: &[&str] = &["logprobs"];
+
+impl Serialize for Choice {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("index", &self.index)?;
+        map.serialize_entry("message", &self.message)?;
+        placed(&mut map, &self.extra, CHOICE_PLACED)?;
+        map.serialize_entry("finish_reason", &self.finish_reason)?;
+        rest(&mut map, &self.extra, CHOICE_PLACED)?;
+        map.end()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -201,33 +281,102 @@ pub struct Usage {
 }
 
 /// A `chat.completion.chunk`, one streamed event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Written as `id, object, created, model, service_tier, system_fingerprint, choices, usage`, then the rest of
+/// `extra`: OpenAI's order. `created`, `service_tier` and `system_fingerprint` are in `extra`, but written in their
+/// place. Empty strings and a `None` usage (`"usage": null` too) are left out.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct StreamChunk {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub id: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub object: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub model: String,
     #[serde(default)]
     pub choices: Vec<ChunkChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub usage: Option<Usage>,
+    /// `created`, `system_fingerprint`, ...
     #[serde(flatten)]
     pub extra: Map,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The members of `extra` a [`StreamChunk`] writes in their own place rather than at the end: `created` after
+/// `object`, the other two before `choices`.
+const CHUNK_AFTER_OBJECT: &[&str] = &["created"];
+const CHUNK_BEFORE_CHOICES: &[&str] = &["service_tier", "system_fingerprint"];
+const CHUNK_PLACED: &[&str] = &["created", "service_tier", "system_fingerprint"];
+
+impl Serialize for StreamChunk {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        if !self.id.is_empty() {
+            map.serialize_entry("id", &self.id)?;
+        }
+        if !self.object.is_empty() {
+            map.serialize_entry("object", &self.object)?;
+        }
+        placed(&mut map, &self.extra, CHUNK_AFTER_OBJECT)?;
+        if !self.model.is_empty() {
+            map.serialize_entry("model", &self.model)?;
+        }
+        placed(&mut map, &self.extra, CHUNK_BEFORE_CHOICES)?;
+        map.serialize_entry("choices", &self.choices)?;
+        if let Some(usage) = &self.usage {
+            map.serialize_entry("usage", usage)?;
+        }
+        rest(&mut map, &self.extra, CHUNK_PLACED)?;
+        map.end()
+    }
+}
+
+/// One choice of a [`StreamChunk`]. Written as `index, delta, logprobs, finish_reason`, then the rest of `extra`
+/// (OpenAI's order; `logprobs` is in `extra`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ChunkChoice {
     #[serde(default)]
     pub index: u32,
     #[serde(default)]
     pub delta: Delta,
-    /// Set on the choice's last chunk.
+    /// Set on the choice's last chunk; `None` is written as `"finish_reason": null`.
     #[serde(default)]
     pub finish_reason: Option<String>,
     #[serde(flatten)]
     pub extra: Map,
+}
+
+impl Serialize for ChunkChoice {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("index", &self.index)?;
+        map.serialize_entry("delta", &self.delta)?;
+        placed(&mut map, &self.extra, CHOICE_PLACED)?;
+        map.serialize_entry("finish_reason", &self.finish_reason)?;
+        rest(&mut map, &self.extra, CHOICE_PLACED)?;
+        map.end()
+    }
+}
+
+/// Writes the members of `extra` named in `keys`, those it has, in that order: members OpenAI writes between two
+/// named fields.
+fn placed<M: SerializeMap>(map: &mut M, extra: &Map, keys: &[&str]) -> Result<(), M::Error> {
+    for &key in keys {
+        if let Some(value) = extra.get(key) {
+            map.serialize_entry(key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the members of `extra` not in `placed`, in their order.
+fn rest<M: SerializeMap>(map: &mut M, extra: &Map, placed: &[&str]) -> Result<(), M::Error> {
+    for (key, value) in extra {
+        if !placed.contains(&key.as_str()) {
+            map.serialize_entry(key, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// What a chunk adds to a choice's message. `tool_calls`, `refusal`, ... are in `extra`.

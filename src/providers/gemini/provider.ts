@@ -1,0 +1,89 @@
+/**
+ * The Gemini API (`{base_url}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
+ * `:batchEmbedContents`; the key in `x-goog-api-key`), translated to and from the OpenAI shape by request.ts and
+ * response.ts.
+ */
+import type { GeminiProviderConfig } from '../../config/schema.js';
+import { Errors } from '../../errors.js';
+import { Payload } from '../../payload.js';
+import type { z } from 'zod';
+import { UpstreamClient, type BuildRequest } from '../http/client.js';
+import { basePath, upstreamSettings } from '../http/settings.js';
+import type { SseEvent } from '../http/sse.js';
+import { preview, upstreamMessage } from '../http/status.js';
+import type { ChatCall, EmbeddingsCall, Provider, ProviderCall } from '../provider.js';
+import { toBatchEmbedRequest, toGenerateContentRequest } from './request.js';
+import { fromBatchEmbed, fromResponse, StreamTranslator } from './response.js';
+import { batchEmbedResponse, generateContentResponse } from './wire.js';
+
+export function createGeminiProvider(name: string, config: GeminiProviderConfig): Provider {
+  return new GeminiProvider(name, config);
+}
+
+class GeminiProvider implements Provider {
+  readonly models: readonly string[] | undefined;
+  private readonly client: UpstreamClient;
+  private readonly root: string;
+
+  constructor(
+    readonly name: string,
+    config: GeminiProviderConfig,
+  ) {
+    const url = new URL(config.base_url);
+    this.models = config.models;
+    this.root = basePath(url);
+    this.client = new UpstreamClient(upstreamSettings(name, config, url.origin));
+  }
+
+  async chat(call: ChatCall): Promise<Payload> {
+    const body = await this.client.json(call, this.build(call, 'generateContent', toGenerateContentRequest(call.request.value())));
+    return Payload.fromValue(fromResponse(this.parse(body, generateContentResponse), call.model));
+  }
+
+  async stream(call: ChatCall): Promise<AsyncIterable<string>> {
+    const events = await this.client.stream(call, this.build(call, 'streamGenerateContent?alt=sse', toGenerateContentRequest(call.request.value())));
+    return this.chunks(events, call.model);
+  }
+
+  async embeddings(call: EmbeddingsCall): Promise<Payload> {
+    const request = call.request.value();
+    const body = await this.client.json(call, this.build(call, 'batchEmbedContents', toBatchEmbedRequest(request, call.model, this.name)));
+    return Payload.fromValue(fromBatchEmbed(this.parse(body, batchEmbedResponse).embeddings, request, call.model));
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+
+  /** Translated once per call: retries and key rotation resend the same body. */
+  private build(call: ProviderCall, method: string, request: object): BuildRequest {
+    const path = `${this.root}/models/${encodeURI(call.model)}:${method}`;
+    const body = JSON.stringify(request);
+    return (key) => {
+      const headers: Record<string, string> = key === undefined ? {} : { 'x-goog-api-key': key };
+      return { path, headers, body };
+    };
+  }
+
+  private parse<T extends z.ZodType>(body: Buffer | string, schema: T): z.infer<T> {
+    let value: unknown;
+    try {
+      value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+    } catch (err) {
+      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body)}`);
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `unexpected shape: ${preview(body)}`);
+    return parsed.data;
+  }
+
+  private async *chunks(events: AsyncIterable<SseEvent>, model: string): AsyncGenerator<string> {
+    const translator = new StreamTranslator(model);
+    for await (const { data } of events) {
+      if (data.includes('"error"') && /^\s*[[{]\s*"error"/.test(data)) throw Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data));
+      yield* translator.translate(this.parse(data, generateContentResponse));
+    }
+    // Gemini's stream has no end marker: an answer that never finished was cut off.
+    if (!translator.finished) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, 'the stream ended before a finishReason');
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Calling one provider's upstream over HTTP, reliably: every wire format (OpenAI, Azure, Anthropic, Gemini) sends
+ * its requests through this, so keys, retries, timeouts and the concurrency limit work the same everywhere.
+ *
+ *   concurrency slot -> key (weighted random) -> request with a deadline
+ *     -> 429/401/403: the next key, at once
+ *     -> network error, timeout, 408, 429, 5xx: backoff with jitter (or the upstream's retry-after), then again
+ *     -> anything else: the catalogued error
+ *
+ * A wire format supplies only `build(key)`: the request, with the key placed where its API wants it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Errors, HeimdallError } from '../../errors.js';
+import { backoffDelay, isRetryableStatus, retryAfterMs, type RetryPolicy } from './backoff.js';
+import { KeyPool, type KeyRotation, type ProviderKey } from './keys.js';
+import { ConcurrencyLimiter, type Release } from './limiter.js';
+import { sseEvents, type SseEvent } from './sse.js';
+import { statusError } from './status.js';
+
+export interface UpstreamRequest {
+  method?: 'GET' | 'POST';
+  /** Path and query, appended to the origin. */
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+export interface UpstreamSettings {
+  provider: string;
+  /** Where requests go; only its origin is used, paths come from `build`. */
+  origin: string;
+  keys: readonly ProviderKey[];
+  /** Sent with every request, before the wire format's own headers. */
+  headers: Record<string, string>;
+  timeoutMs: number;
+  streamIdleTimeoutMs: number;
+  connections: number;
+  retries: RetryPolicy;
+  maxInFlight: number;
+  maxQueue: number;
+}
+
+export interface UpstreamCall {
+  /** The upstream model name: it selects which keys may be used. */
+  model: string;
+  signal: AbortSignal;
+}
+
+/** Builds the request for one attempt; `key` is undefined for a provider without keys (a local server). */
+export type BuildRequest = (key: string | undefined) => UpstreamRequest;
+
+/** A key that was refused for its credentials rests this long before calls pick it again. */
+const REFUSED_KEY_REST_MS = 60_000;
+/** A rate-limited key without a retry-after rests this long. */
+const LIMITED_KEY_REST_MS = 1_000;
+const ROTATE_ON = new Set([401, 403, 429]);
+
+type Attempt =
+  | { ok: true; res: Dispatcher.ResponseData; body: Buffer | undefined }
+  | { ok: false; error: HeimdallError; status: number | undefined; retryAfterMs: number | undefined };
+
+export class UpstreamClient {
+  private readonly pool: Pool;
+  private readonly keys: KeyPool | undefined;
+  private readonly limiter: ConcurrencyLimiter;
+
+  constructor(
+    private readonly settings: UpstreamSettings,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.pool = new Pool(settings.origin, { connections: settings.connections });
+    this.keys = settings.keys.length > 0 ? new KeyPool(settings.provider, settings.keys, random) : undefined;
+    this.limiter = new ConcurrencyLimiter(settings.provider, settings.maxInFlight, settings.maxQueue);
+  }
+
+  /** A non-streamed call: the 2xx answer's body. */
+  async json(call: UpstreamCall, build: BuildRequest): Promise<Buffer> {
+    const release = await this.limiter.acquire(call.signal);
+    try {
+      const done = await this.withRetries(call, build, false);
+      return done.body as Buffer;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * A streamed call: resolves once the upstream answered 2xx (so failures before that are retried, and then
+   * rejected), to its events. The concurrency slot is held until the body is finished or destroyed.
+   */
+  async stream(call: UpstreamCall, build: BuildRequest): Promise<AsyncIterable<SseEvent>> {
+    const release = await this.limiter.acquire(call.signal);
+    let res: Dispatcher.ResponseData;
+    try {
+      ({ res } = await this.withRetries(call, build, true));
+    } catch (err) {
+      release();
+      throw err;
+    }
+    holdUntilClosed(res.body, release);
+    return sseEvents(res.body, (err) => this.midStreamError(err, call.signal));
+  }
+
+  get concurrency(): { inFlight: number; queued: number } {
+    return this.limiter.stats;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  private async withRetries(call: UpstreamCall, build: BuildRequest, stream: boolean): Promise<Extract<Attempt, { ok: true }>> {
+    const policy = this.settings.retries;
+    const rotation: KeyRotation | undefined = this.keys?.rotation(call.model);
+    for (let retries = 0; ; ) {
+      const key = rotation?.current;
+      const attempt = await this.attempt(call, build(key?.value), stream);
+      if (attempt.ok) return attempt;
+      const { error, status } = attempt;
+      if (call.signal.aborted) throw Errors.CLIENT_CLOSED();
+
+      // Credentials and rate limits belong to the key: another key may work straight away.
+      if (rotation !== undefined && key !== undefined && status !== undefined && ROTATE_ON.has(status)) {
+        (this.keys as KeyPool).rest(key, status === 429 ? (attempt.retryAfterMs ?? LIMITED_KEY_REST_MS) : REFUSED_KEY_REST_MS);
+        if (rotation.next()) continue;
+      }
+      const retryable = status === undefined ? error.code !== Errors.UPSTREAM_BAD_RESPONSE.code : isRetryableStatus(status);
+      if (!retryable || retries >= policy.maxRetries) throw error;
+      let delay = backoffDelay(retries, policy, this.random);
+      if (attempt.retryAfterMs !== undefined) {
+        if (attempt.retryAfterMs > policy.maxRetryAfterMs) throw error;
+        delay = attempt.retryAfterMs;
+      }
+      retries += 1;
+      try {
+        await sleep(delay, undefined, { signal: call.signal });
+      } catch {
+        throw Errors.CLIENT_CLOSED();
+      }
+      rotation?.restart();
+    }
+  }
+
+  /** One HTTP exchange under a deadline. Never throws: failures come back classified. */
+  private async attempt(call: UpstreamCall, request: UpstreamRequest, stream: boolean): Promise<Attempt> {
+    const { provider, timeoutMs, streamIdleTimeoutMs } = this.settings;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    const fail = (error: HeimdallError, status?: number, retryAfter?: number): Attempt => ({ ok: false, error, status, retryAfterMs: retryAfter });
+    try {
+      const res = await this.pool.request({
+        method: request.method ?? 'POST',
+        path: request.path,
+        headers: { 'content-type': 'application/json', ...this.settings.headers, ...request.headers },
+        body: request.body ?? null,
+        signal: AbortSignal.any([call.signal, deadline.signal]),
+        headersTimeout: timeoutMs,
+        bodyTimeout: stream ? streamIdleTimeoutMs : timeoutMs,
+      });
+      if (res.statusCode < 200 || res.statusCode > 299) {
+        const wait = retryAfterMs(res.headers as Record<string, string | string[]>);
+        const body = Buffer.from(await res.body.arrayBuffer());
+        return fail(statusError(provider, res.statusCode, body, wait), res.statusCode, wait);
+      }
+      if (stream) return { ok: true, res, body: undefined };
+      return { ok: true, res, body: Buffer.from(await res.body.arrayBuffer()) };
+    } catch (err) {
+      if (call.signal.aborted) return fail(Errors.CLIENT_CLOSED());
+      if (deadline.signal.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+        return fail(Errors.UPSTREAM_TIMEOUT(provider, timeoutMs));
+      }
+      return fail(connectError(provider, err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private midStreamError(err: unknown, signal: AbortSignal): HeimdallError {
+    if (err instanceof HeimdallError) return err;
+    if (signal.aborted) return Errors.CLIENT_CLOSED();
+    if (err instanceof undiciErrors.BodyTimeoutError) return Errors.UPSTREAM_STREAM_IDLE(this.settings.provider, this.settings.streamIdleTimeoutMs);
+    return connectError(this.settings.provider, err);
+  }
+}
+
+function connectError(provider: string, err: unknown): HeimdallError {
+  const e = err as NodeJS.ErrnoException;
+  return Errors.UPSTREAM_CONNECT(provider, e.code ? `${e.code} ${e.message}` : String(e?.message ?? err));
+}
+
+function holdUntilClosed(body: Dispatcher.ResponseData['body'], release: Release): void {
+  if (body.destroyed || body.closed) release();
+  else body.once('close', release);
+}

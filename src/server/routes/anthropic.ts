@@ -1,0 +1,134 @@
+/**
+ * POST /anthropic/v1/messages: the drop-in route for Anthropic's clients (@anthropic-ai/sdk with its base URL set
+ * to http://gateway/anthropic). The Messages request is translated into the canonical request and runs through the
+ * same pipeline as every route (TransportInterceptor on the raw request, then PreHooks, provider, PostHooks on the
+ * canonical one); the answer goes back in Anthropic's own response, stream-event and error shapes, whichever
+ * provider served it. Bare model names belong to the provider named "anthropic" (or the first Anthropic provider).
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { formatPath } from '../../config/load.js';
+import { Errors, type HeimdallError } from '../../errors.js';
+import { openExchange } from '../../metrics/exchange.js';
+import { RequestContext } from '../../pipeline/context.js';
+import type { Pipeline, PipelineRun, StreamEvent } from '../../pipeline/pipeline.js';
+import type { AbiError } from '../../plugins/plugin.js';
+import { anthropicError, EventWriter, toCanonical, toMessage, type SseFrame } from '../../providers/anthropic/inbound.js';
+import { messagesRequest, type MessagesRequest } from '../../providers/anthropic/wire.js';
+import type { ProviderRegistry } from '../../providers/registry.js';
+import { drained } from '../sse.js';
+import { SERVED_BY_HEADER } from './chat.js';
+
+const ROUTE = '/anthropic/v1/messages';
+const EMPTY = Buffer.alloc(0);
+
+export function anthropicRoutes(
+  app: FastifyInstance,
+  pipeline: Pipeline,
+  providers: ProviderRegistry,
+  /** The gateway's mapping of fastify's own errors (body limits, content types) to catalogue errors. */
+  toHttpError: (err: FastifyError | HeimdallError) => HeimdallError,
+): void {
+  const defaultProvider = providers.defaultFor('anthropic', ['anthropic']);
+  // Its own scope, so that every error on this route, body parsing included, is answered in Anthropic's shape.
+  void app.register(async (scope) => {
+    scope.setErrorHandler((err: FastifyError | HeimdallError, req, reply) => {
+      const e = toHttpError(err);
+      if (e.statusCode >= 500) req.log.error({ err }, e.message);
+      return sendError(reply, { status_code: e.statusCode, message: e.message, code: e.code });
+    });
+    scope.post(ROUTE, async (req: FastifyRequest, reply: FastifyReply) => {
+      const abort = new AbortController();
+      reply.raw.on('close', () => abort.abort());
+      const ctx = new RequestContext(req.id, ROUTE, req.headers);
+      openExchange(req, ctx, abort.signal);
+      const run = pipeline.start(ctx, abort.signal);
+      try {
+        return await handle(req, reply, run, defaultProvider);
+      } finally {
+        run.release();
+      }
+    });
+  });
+}
+
+async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun, defaultProvider: string | undefined): Promise<FastifyReply> {
+  const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
+  const transported = run.transport(req.method, req.url, body);
+  if (transported.kind === 'response') {
+    reply.code(transported.status).headers(transported.headers);
+    if (!reply.hasHeader('content-type')) reply.type('application/json');
+    return reply.send(transported.body);
+  }
+
+  const request = parseMessagesRequest(transported.body);
+  const { stream } = run.prepare(toCanonical(request), { defaultProvider });
+
+  if (!stream) {
+    const result = await run.chat();
+    if (result.error !== undefined) return sendError(reply, result.error);
+    if (result.servedBy !== undefined) reply.header(SERVED_BY_HEADER, result.servedBy);
+    return reply.type('application/json').send(toMessage(result.response.value(), request.model));
+  }
+
+  const outcome = await run.stream();
+  if (outcome.kind === 'error') return sendError(reply, outcome.error);
+  reply.hijack();
+  const headers: Record<string, string> = { 'x-request-id': req.id };
+  if (outcome.servedBy !== undefined) headers[SERVED_BY_HEADER] = outcome.servedBy;
+  await writeEvents(reply.raw, headers, outcome.events, new EventWriter(request.model));
+  return reply;
+}
+
+function parseMessagesRequest(body: Buffer): MessagesRequest {
+  if (body.length === 0) throw Errors.BAD_JSON('the body is empty');
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw Errors.BAD_JSON((err as Error).message);
+  }
+  const parsed = messagesRequest.safeParse(value);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ');
+    throw Errors.BAD_REQUEST(`not a valid Messages request: ${issues}`);
+  }
+  return parsed.data;
+}
+
+function sendError(reply: FastifyReply, error: AbiError): FastifyReply {
+  const retryAfter = error.retry_after;
+  if (typeof retryAfter === 'number' || typeof retryAfter === 'string') reply.header('retry-after', String(retryAfter));
+  return reply.code(error.status_code).type('application/json').send(anthropicError(error));
+}
+
+/** Anthropic's SSE: `event: <type>` and `data: <json>` per event; a failure part-way is an `error` event. */
+async function writeEvents(res: ServerResponse, headers: Record<string, string>, events: AsyncIterable<StreamEvent>, writer: EventWriter): Promise<void> {
+  res.writeHead(200, {
+    ...headers,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  const text = (frames: SseFrame[]) => frames.map((f) => `event: ${f.event}\ndata: ${JSON.stringify(f.data)}\n\n`).join('');
+  // Iterate to the end even after the last event is sent: the pipeline's PostHooks run when the iteration finishes.
+  for await (const event of events) {
+    if (res.destroyed) break;
+    if (res.writableEnded) continue;
+    switch (event.kind) {
+      case 'chunk': {
+        const out = text(writer.chunk(event.data));
+        if (out !== '' && !res.write(out)) await drained(res);
+        break;
+      }
+      case 'done':
+        res.end(text(writer.end()));
+        break;
+      case 'error':
+        res.end(text([{ event: 'error', data: anthropicError(event.error) }]));
+        break;
+    }
+  }
+  if (!res.writableEnded) res.end();
+}

@@ -1,0 +1,115 @@
+/**
+ * Logs through a real gateway: the request id on every line a request writes, the plugin's name on every plugin
+ * event, no credentials and no message content; JSON for machines and readable text for a terminal.
+ */
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { createLogger } from '../src/logger.js';
+import { chat, postJson, startGateway } from './helpers/gateway.js';
+import { probePlugins } from './helpers/fixtures.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const probes = await probePlugins();
+
+const SECRETS = {
+  providerKey: 'sk-upstream-secret-1234',
+  bearer: 'sk-client-secret-5678',
+  apiKey: 'xk-client-secret-9012',
+  cookie: 'cookie-secret-3456',
+  query: 'sk-query-secret-7890',
+};
+const CONTENT = 'the launch code is zebra-42';
+
+t.test('request lines carry the request id, plugin events the plugin, and nothing secret or said', async (t) => {
+  const up = await startUpstream(t);
+  process.env.HEIMDALL_LOG_TEST_KEY = SECRETS.providerKey;
+  t.teardown(() => delete process.env.HEIMDALL_LOG_TEST_KEY);
+  const gw = await startGateway(t, {
+    providers: { openai: { type: 'openai', base_url: up.baseUrl, api_key: 'env.HEIMDALL_LOG_TEST_KEY' } },
+    plugins: [
+      { path: probes.p1, config: { pre_status: '1', pre_output: 'p1 failed on purpose' } },
+      { path: probes.p2, config: { post_status: '2' } },
+      { path: probes.p3, config: { chunk_status: '3' } },
+    ],
+  });
+  const before = gw.logs.length;
+  const headers = (id: string) => ({
+    'x-request-id': id,
+    authorization: `Bearer ${SECRETS.bearer}`,
+    'x-api-key': SECRETS.apiKey,
+    cookie: `session=${SECRETS.cookie}`,
+  });
+  const url = `${gw.url}/v1/chat/completions`;
+  const answered = await postJson(`${url}?key=${SECRETS.query}`, chat('openai/gpt-4o-mini', CONTENT), headers('log-json'));
+  t.equal(answered.status, 200);
+  const streamed = await postJson(url, chat('openai/gpt-4o-mini', CONTENT, { stream: true }), headers('log-stream'));
+  t.equal(streamed.status, 200);
+  t.equal((await postJson(url, chat('openai/fail-500', CONTENT), headers('log-fail'))).status, 502);
+  t.equal((await postJson(url, '{"model": "openai/x", "messages": [', headers('log-bad'))).status, 400);
+  await new Promise((r) => setTimeout(r, 50)); // a stream's PostHooks log just after the client has read [DONE]
+
+  const lines = gw.logs.slice(before);
+  const ids = ['log-json', 'log-stream', 'log-fail', 'log-bad'];
+  t.ok(lines.length >= 8, `${lines.length} lines`);
+  for (const line of lines) {
+    t.ok(ids.includes(line.request_id as string), `"${line.msg}" carries its request id (${String(line.request_id)})`);
+  }
+  for (const id of ids) {
+    const done = lines.filter((l) => l.request_id === id && l.msg === 'request');
+    t.equal(done.length, 1, `${id}: one request line`);
+  }
+  const requestLine = lines.find((l) => l.request_id === 'log-json' && l.msg === 'request');
+  t.equal(requestLine?.url, '/v1/chat/completions', 'the path is logged without its query string');
+  t.equal(requestLine?.status, 200);
+
+  const failures = lines.filter((l) => l.plugin !== undefined);
+  const seen = new Set(failures.map((l) => `${l.request_id} ${l.plugin} ${l.hook}`));
+  for (const expected of [
+    'log-json p1 PreHook', 'log-json p2 PostHook', 'log-stream p1 PreHook', 'log-stream p3 StreamChunkHook', 'log-stream p2 PostHook',
+  ]) {
+    t.ok(seen.has(expected), `plugin event logged with request id, plugin and hook: ${expected}`);
+  }
+  t.ok(failures.every((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes(l.plugin as string)), 'warnings that name the plugin');
+
+  const everything = JSON.stringify(lines) + JSON.stringify(gw.logs.slice(0, before));
+  for (const [what, secret] of Object.entries(SECRETS)) t.notOk(everything.includes(secret), `no ${what} in the logs`);
+  t.notOk(everything.includes('zebra-42'), 'no message content in the logs');
+  t.notOk(everything.includes('upstream says'), 'no response content in the logs');
+});
+
+t.test('credentials are redacted wherever a line carries headers', async (t) => {
+  const { sink, text } = capture();
+  const log = createLogger('info', sink);
+  log.info({ headers: { authorization: 'Bearer sk-1', 'x-api-key': 'k-2', accept: 'json' }, api_key: 'k-3', provider: { api_key: 'k-4' } }, 'x');
+  const line = JSON.parse(text());
+  t.same(line.headers, { authorization: '[redacted]', 'x-api-key': '[redacted]', accept: 'json' });
+  t.equal(line.api_key, '[redacted]');
+  t.equal(line.provider.api_key, '[redacted]');
+});
+
+t.test('JSON lines unless the output is for a person; then readable text', async (t) => {
+  const json = capture();
+  createLogger('info', json.sink).child({ request_id: 'r-1' }).info({ plugin: 'cache' }, 'plugin loaded');
+  const line = JSON.parse(json.text());
+  t.match(line, { level: 30, request_id: 'r-1', plugin: 'cache', msg: 'plugin loaded' }, 'piped output is one JSON object per line');
+
+  const pretty = capture();
+  createLogger('info', pretty.sink, true).child({ request_id: 'r-2' }).info({ plugin: 'cache' }, 'plugin loaded');
+  await new Promise((r) => setTimeout(r, 50));
+  const text = pretty.text();
+  t.throws(() => JSON.parse(text), 'pretty output is not JSON');
+  t.match(text, /INFO.*plugin loaded/);
+  t.match(text, /request_id: "r-2"/);
+  t.match(text, /plugin: "cache"/);
+});
+
+function capture() {
+  let out = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      out += chunk.toString('utf8');
+      done();
+    },
+  });
+  return { sink, text: () => out };
+}
