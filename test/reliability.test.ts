@@ -213,7 +213,7 @@ t.test('concurrency: a full queue answers 429 at once; the upstream never sees m
   t.equal(refused.json.error.type, 'rate_limit_error');
   t.match(refused.json.error.message, /1 requests in flight, 1 queued/);
   t.equal(refused.headers.get('retry-after'), '1');
-  t.ok(refused.ms < 250, `refused without waiting (${refused.ms} ms)`);
+  t.ok(refused.ms < 500, `refused without waiting for a slot, which takes 600 ms here (${refused.ms} ms)`);
   t.equal(up.seen.length, 2, 'the refused request never reached the upstream');
   t.ok((up.seen[1]?.at ?? 0) - (up.seen[0]?.at ?? 0) >= 280, 'the queued request went up only after the first finished');
 });

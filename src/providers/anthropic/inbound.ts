@@ -4,7 +4,7 @@
  * events and error shapes, so the @anthropic-ai/sdk client sees the API it expects whichever provider answered.
  */
 import { Errors } from '../../errors.js';
-import type { AbiError, Json, JsonObject } from '../../plugins/plugin.js';
+import type { Json, JsonObject } from '../../plugins/plugin.js';
 import { isObject } from '../canonical.js';
 import { STOP_REASONS, type ContentBlockParam, type MessagesRequest } from './wire.js';
 
@@ -279,7 +279,7 @@ export function anthropicErrorType(status: number): string {
 }
 
 /** Anthropic's error body; the gateway's code stays visible as `error.code`. */
-export function anthropicError(error: AbiError): JsonObject {
+export function anthropicError(error: { status_code: number; message: string; code?: string | undefined }): JsonObject {
   const body: JsonObject = { type: anthropicErrorType(error.status_code), message: error.message };
   if (typeof error.code === 'string') body.code = error.code;
   return { type: 'error', error: body };
