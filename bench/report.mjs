@@ -15,7 +15,7 @@ export async function describeMachine(repo) {
     cpu: cpus[0]?.model.trim() ?? 'unknown',
     cores: cpus.length,
     memory_gb: Math.round(os.totalmem() / 2 ** 30),
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    os: `${os.type()} ${os.arch()}`,
     node: process.version,
     koffi: await version('koffi'),
     fastify: await version('fastify'),
@@ -27,17 +27,25 @@ export async function describeMachine(repo) {
 const ms = (v) => (v === null ? '-' : v.toFixed(3));
 const us = (ns) => (ns / 1000).toFixed(2);
 const size = (bytes) => `${bytes / 1024} KB`;
+const targetCells = (t) => [
+  t.label, String(t.rps), t.vs_floor.toFixed(2), ms(t.p50_ms), ms(t.p99_ms), ms(t.added_p50_ms), ms(t.added_p99_ms),
+];
+const hookCells = (h) => [
+  size(h.bytes), us(h.koffi_call_ns), us(h.hook_call_ns), us(h.hook_call_with_metrics_ns), us(h.json_parse_ns),
+  us(h.json_stringify_ns),
+];
 
 export function printTable(r) {
   const m = r.machine;
   console.log(`\nHeimdall benchmark, ${r.generated.slice(0, 10)}: ${m.cpu}, ${m.cores} cores, Node ${m.node}, koffi ${m.koffi}`);
-  console.log(`upstream latency ${r.settings.upstream_latency_ms} ms, ${r.settings.request_bytes}-byte requests, load generator on the same machine\n`);
+  console.log(`upstream latency ${r.settings.upstream_latency_ms} ms, ${r.settings.request_bytes}-byte requests, load generator on the same machine`);
+  console.log(`best of ${r.settings.rounds} rounds of ${r.settings.seconds} s; load average ${m.load_average_before} before, ${m.load_average_after} after\n`);
   const head = ['target', 'req/s', 'vs floor', 'p50 ms', 'p99 ms', '+p50 ms', '+p99 ms'];
-  const rows = r.targets.map((t) => [t.label, String(t.rps), t.vs_floor.toFixed(2), ms(t.p50_ms), ms(t.p99_ms), ms(t.added_p50_ms), ms(t.added_p99_ms)]);
+  const rows = r.targets.map(targetCells);
   console.log(columns([head, ...rows]));
   console.log(`(req/s at saturation, ${r.settings.connections} connections; latency at ${r.settings.rate} requests/s; + is added to the direct call)\n`);
   const hookHead = ['request', 'koffi call µs', 'hook call µs', 'with metrics µs', 'JSON.parse µs', 'JSON.stringify µs'];
-  const hookRows = r.hook_call.sizes.map((s) => [size(s.bytes), us(s.koffi_call_ns), us(s.hook_call_ns), us(s.hook_call_with_metrics_ns), us(s.json_parse_ns), us(s.json_stringify_ns)]);
+  const hookRows = r.hook_call.sizes.map(hookCells);
   console.log(columns([hookHead, ...hookRows]));
   console.log('(one PreHook call answering "unchanged")\n');
   for (const g of r.goals) console.log(`${g.met ? 'met   ' : 'MISSED'}  ${g.goal}: ${g.measured} (goal ${g.target})`);
@@ -66,11 +74,15 @@ function markdown(r) {
   const m = r.machine;
   const s = r.settings;
   const lines = [
-    `Measured on ${r.generated.slice(0, 10)}: ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}; Node.js ${m.node},`,
-    `koffi ${m.koffi}, fastify ${m.fastify}, undici ${m.undici}, autocannon ${m.autocannon}. Everything ran on this one`,
-    `machine over loopback: the upstream, the target and the load generator, each in its own process.`,
-    `Requests are ${s.request_bytes} bytes; the upstream answers after ${s.upstream_latency_ms} ms. Each measurement`,
-    `ran ${s.seconds} s after a ${s.warmup_seconds} s warm-up.`,
+    wrap(
+      `Measured on ${r.generated.slice(0, 10)}: ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}; Node.js ${m.node}, ` +
+        `koffi ${m.koffi}, fastify ${m.fastify}, undici ${m.undici}, autocannon ${m.autocannon}. Everything ran on this ` +
+        'one machine over loopback: the upstream, the target and the load generator, each in its own process. ' +
+        `Requests are ${s.request_bytes} bytes; the upstream answers after ${s.upstream_latency_ms} ms. Each number is ` +
+        `the best of ${s.rounds} rounds of ${s.seconds} s, taken in turn across the targets after a warm-up (every round ` +
+        `is in bench/results/latest.json). Load average before the run: ${m.load_average_before}; after: ` +
+        `${m.load_average_after}.`,
+    ),
     '',
     '### Goals',
     '',
@@ -80,21 +92,41 @@ function markdown(r) {
     '',
     `### Throughput and latency`,
     '',
-    `Requests per second at saturation (${s.connections} connections), and latency at a fixed ${s.rate} requests per`,
-    'second. "Added" is the target\'s latency minus the direct call\'s, at the same percentile.',
+    wrap(
+      `Requests per second at saturation (${s.connections} connections), and latency at a fixed ${s.rate} requests ` +
+        'per second. "Added" is the target\'s latency minus the direct call\'s, at the same percentile.',
+    ),
     '',
     '| target | req/s | vs floor | p50 ms | p99 ms | added p50 ms | added p99 ms |',
     '|---|--:|--:|--:|--:|--:|--:|',
-    ...r.targets.map((t) => `| ${t.label} | ${t.rps} | ${t.vs_floor.toFixed(2)} | ${ms(t.p50_ms)} | ${ms(t.p99_ms)} | ${ms(t.added_p50_ms)} | ${ms(t.added_p99_ms)} |`),
+    ...r.targets.map((t) => `| ${targetCells(t).join(' | ')} |`),
     '',
     '### One hook call through koffi',
     '',
-    `A PreHook that answers "unchanged", called with a ${r.hook_call.context_bytes}-byte context, by request size;`,
-    'next to it, the JSON work that passing bytes through spares (once per request, not per hook). Microseconds.',
+    wrap(
+      `A PreHook that answers "unchanged", called with a ${r.hook_call.context_bytes}-byte context, by request ` +
+        'size, and next to it the JSON work on a request of that size. Microseconds.',
+    ),
     '',
     '| request | koffi call | hook call | with metrics | JSON.parse | JSON.stringify |',
     '|---|--:|--:|--:|--:|--:|',
-    ...r.hook_call.sizes.map((h) => `| ${size(h.bytes)} | ${us(h.koffi_call_ns)} | ${us(h.hook_call_ns)} | ${us(h.hook_call_with_metrics_ns)} | ${us(h.json_parse_ns)} | ${us(h.json_stringify_ns)} |`),
+    ...r.hook_call.sizes.map((h) => `| ${hookCells(h).join(' | ')} |`),
   ];
+  return lines.join('\n');
+}
+
+/** Markdown paragraphs wrapped at the width the rest of the docs use. */
+function wrap(text, width = 118) {
+  const lines = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
   return lines.join('\n');
 }

@@ -105,6 +105,7 @@ t.test('every plugin hook call is counted and timed, under the plugin name and t
     }
   }
   t.notOk(m.has('heimdall_plugin_hook_calls_total', { plugin: 'bare' }), 'a plugin without hooks has no hook series');
+  t.notOk(m.has('heimdall_plugin_hook_short_circuits_total', { hook: 'PostHook' }), 'a PostHook never short-circuits: no series');
 });
 
 t.test('a failing hook counts as an error; a PreHook answer counts as a short-circuit', async (t) => {

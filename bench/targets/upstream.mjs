@@ -14,7 +14,13 @@ const ANSWER = Buffer.from(
     object: 'chat.completion',
     created: 1700000000,
     model: 'bench',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'A short answer from the benchmark upstream, about the length of a real one.' }, finish_reason: 'stop' }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: 'A short answer from the benchmark upstream, about the length of a real one.' },
+        finish_reason: 'stop',
+      },
+    ],
     usage: { prompt_tokens: 180, completion_tokens: 16, total_tokens: 196 },
   }),
 );

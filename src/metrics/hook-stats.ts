@@ -36,13 +36,21 @@ export class HookStats {
   }
 }
 
+const everyHook = () => true;
 const FAMILIES = [
-  ['heimdall_plugin_hook_calls_total', 'Plugin hook calls.', (s: HookStats) => s.calls],
-  ['heimdall_plugin_hook_errors_total', 'Plugin hook calls that failed (the request went on without the hook).', (s: HookStats) => s.errors],
+  ['heimdall_plugin_hook_calls_total', 'Plugin hook calls.', (s: HookStats) => s.calls, everyHook],
+  [
+    'heimdall_plugin_hook_errors_total',
+    'Plugin hook calls that failed (the request went on without the hook).',
+    (s: HookStats) => s.errors,
+    everyHook,
+  ],
   [
     'heimdall_plugin_hook_short_circuits_total',
     'Plugin hook calls that answered the request themselves (a response or an error instead of the provider).',
     (s: HookStats) => s.shortCircuits,
+    // A PostHook replaces the outcome but skips nothing: it never short-circuits.
+    (s: HookStats) => s.hook !== 'PostHook',
   ],
 ] as const;
 const LATENCY = 'heimdall_plugin_hook_latency_seconds';
@@ -66,9 +74,10 @@ export class HookMetrics {
   render(): string {
     const all = [...this.stats.values()];
     const lines: string[] = [];
-    for (const [name, help, value] of FAMILIES) {
+    for (const [name, help, value, applies] of FAMILIES) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
-      for (const s of all) lines.push(`${name}{${labels(s)}} ${value(s)}`);
+      for (const s of all) if (applies(s)) lines.push(`${name}{${labels(s)}} ${value(s)}`);
+      lines.push('');
     }
     lines.push(`# HELP ${LATENCY} Time spent in each plugin hook call, the ABI crossing included.`, `# TYPE ${LATENCY} histogram`);
     for (const s of all) {
@@ -78,7 +87,11 @@ export class HookMetrics {
         cumulative += s.counts[i] as number;
         lines.push(`${LATENCY}_bucket{${base},le="${bound}"} ${cumulative}`);
       });
-      lines.push(`${LATENCY}_bucket{${base},le="+Inf"} ${s.calls}`, `${LATENCY}_sum{${base}} ${s.sumSeconds}`, `${LATENCY}_count{${base}} ${s.calls}`);
+      lines.push(
+        `${LATENCY}_bucket{${base},le="+Inf"} ${s.calls}`,
+        `${LATENCY}_sum{${base}} ${s.sumSeconds}`,
+        `${LATENCY}_count{${base}} ${s.calls}`,
+      );
     }
     return `${lines.join('\n')}\n`;
   }
