@@ -146,8 +146,15 @@ export class UpstreamClient {
   /** One HTTP exchange under a deadline. Never throws: failures come back classified. */
   private async attempt(call: UpstreamCall, request: UpstreamRequest, stream: boolean): Promise<Attempt> {
     const { provider, timeoutMs, streamIdleTimeoutMs } = this.settings;
+    // One controller per attempt, linked to the caller's signal by a plain listener: AbortSignal.any costs ~10 µs
+    // and lengthens GC pauses on Node 20. For a stream, the link lasts until its body closes.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    const forward = () => deadline.abort();
+    if (call.signal.aborted) deadline.abort();
+    else call.signal.addEventListener('abort', forward, { once: true });
+    const unlink = () => call.signal.removeEventListener('abort', forward);
+    let linkedToBody = false;
     const fail = (error: HeimdallError, status?: number, retryAfter?: number): Attempt => ({ ok: false, error, status, retryAfterMs: retryAfter });
     try {
       const res = await this.pool.request({
@@ -155,7 +162,7 @@ export class UpstreamClient {
         path: request.path,
         headers: { 'content-type': 'application/json', ...this.settings.headers, ...request.headers },
         body: request.body ?? null,
-        signal: AbortSignal.any([call.signal, deadline.signal]),
+        signal: deadline.signal,
         headersTimeout: timeoutMs,
         bodyTimeout: stream ? streamIdleTimeoutMs : timeoutMs,
       });
@@ -164,7 +171,12 @@ export class UpstreamClient {
         const body = Buffer.from(await res.body.arrayBuffer());
         return fail(statusError(provider, res.statusCode, body, wait), res.statusCode, wait);
       }
-      if (stream) return { ok: true, res, body: undefined };
+      if (stream) {
+        linkedToBody = true;
+        if (res.body.destroyed || res.body.closed) unlink();
+        else res.body.once('close', unlink);
+        return { ok: true, res, body: undefined };
+      }
       return { ok: true, res, body: Buffer.from(await res.body.arrayBuffer()) };
     } catch (err) {
       if (call.signal.aborted) return fail(Errors.CLIENT_CLOSED());
@@ -174,6 +186,7 @@ export class UpstreamClient {
       return fail(connectError(provider, err));
     } finally {
       clearTimeout(timer);
+      if (!linkedToBody) unlink();
     }
   }
 

@@ -39,7 +39,10 @@ export function anthropicRoutes(
     });
     scope.post(ROUTE, async (req: FastifyRequest, reply: FastifyReply) => {
       const abort = new AbortController();
-      reply.raw.on('close', () => abort.abort());
+      // 'close' also fires after every finished reply; only an unfinished one is the client going away.
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      });
       const ctx = new RequestContext(req.id, ROUTE, req.headers);
       openExchange(req, ctx, abort.signal);
       const run = pipeline.start(ctx, abort.signal);
