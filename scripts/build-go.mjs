@@ -14,25 +14,18 @@
 // The build is offline: each plugin's go.mod points at sdk/go with a replace directive, the SDK uses the standard
 // library only, and GOPROXY=off makes any attempt to download a module fail at once instead of hanging.
 // No dependencies: plain Node.
-import { execFile } from 'node:child_process';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import { access, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exec, failure, libExtension, runMain, runSuites } from './toolchain.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sdkDir = path.join(repo, 'sdk', 'go');
 const pluginsDir = path.join(repo, 'plugins-go');
 
 export const SKIP_MESSAGE = 'Go toolchain not found; skipping Go plugins (install golang-go)';
-
-/** The shared-library extension of this platform, or null where the gateway does not load native plugins. */
-function libExtension() {
-  if (process.platform === 'linux') return '.so';
-  if (process.platform === 'darwin') return '.dylib';
-  return null;
-}
 
 /** The environment for go: offline, cgo on (c-shared needs it), and caches somewhere writable. */
 async function goEnv() {
@@ -55,21 +48,6 @@ async function writable(dir) {
   } catch {
     return false;
   }
-}
-
-/** Runs a command; resolves { stdout, stderr }, rejects with both attached. */
-function exec(file, args, { cwd, env }) {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        err.stdout = stdout;
-        err.stderr = stderr;
-        reject(err);
-      } else {
-        resolve({ stdout, stderr });
-      }
-    });
-  });
 }
 
 /** `go version`, or null when there is no go on PATH. */
@@ -115,11 +93,6 @@ async function newestInput(dir) {
     }
   }
   return newest;
-}
-
-function failure(what, err) {
-  const tail = String(err.stderr || err.message).trim().split('\n').slice(-40).join('\n');
-  return new Error(`${what} failed:\n${tail}`);
 }
 
 /**
@@ -181,36 +154,8 @@ export async function testGo() {
     return { skipped: true, reason: SKIP_MESSAGE };
   }
   const modules = [sdkDir, ...(await plugins()).filter((p) => p.module !== sdkDir).map((p) => p.module)];
-  for (const dir of modules) {
-    try {
-      const { stdout, stderr } = await exec('go', ['test', './...'], { cwd: dir, env });
-      process.stderr.write(stderr);
-      process.stdout.write(stdout);
-    } catch (err) {
-      process.stderr.write(err.stderr ?? '');
-      process.stdout.write(err.stdout ?? '');
-      throw failure(`go test in ${path.relative(repo, dir)}`, err);
-    }
-  }
+  await runSuites('go test', modules, 'go', ['test', './...'], { env, relativeTo: repo });
   return { skipped: false };
 }
 
-const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isMain) {
-  const args = process.argv.slice(2);
-  try {
-    if (args[0] === '--test') {
-      await testGo();
-    } else {
-      const result = await buildGo(args[0] ? path.resolve(args[0]) : undefined);
-      if (!result.skipped) {
-        for (const p of result.plugins) {
-          console.log(`${p.built ? 'built' : 'up to date'} ${p.name}: ${path.relative(process.cwd(), p.path) || p.path}`);
-        }
-      }
-    }
-  } catch (err) {
-    console.error(err.message);
-    process.exitCode = 1;
-  }
-}
+await runMain(import.meta.url, { build: buildGo, test: testGo });

@@ -9,5 +9,8 @@ import { buildRust } from './build-rust.mjs';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(repo, 'build', 'plugins');
 
-await buildGo(outDir);
-await buildRust(outDir);
+for (const result of [await buildGo(outDir), await buildRust(outDir)]) {
+  for (const p of result.skipped ? [] : result.plugins) {
+    console.log(`${p.built ? 'built' : 'up to date'} ${p.name}: ${path.relative(process.cwd(), p.path) || p.path}`);
+  }
+}

@@ -14,12 +14,12 @@
 // librust-serde-derive-dev librust-serde-json-dev): cargo then runs --offline with sdk/rust/cargo-debian.toml.
 // Otherwise from crates.io, as cargo is set up. Without cargo, nothing is built and the reason is printed.
 // Cargo's target dir is <repo>/build/cargo-target. No dependencies: plain Node.
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exec, failure, libExtension, runMain, runSuites } from './toolchain.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sdkDir = path.join(repo, 'sdk', 'rust');
@@ -30,29 +30,6 @@ const debianConfig = path.join(sdkDir, 'cargo-debian.toml');
 const debianPackages = 'librust-serde-dev librust-serde-derive-dev librust-serde-json-dev';
 
 export const SKIP_MESSAGE = 'Rust toolchain not found; skipping Rust plugins';
-
-/** The shared-library extension of this platform, or null where the gateway does not load native plugins. */
-function libExtension() {
-  if (process.platform === 'linux') return '.so';
-  if (process.platform === 'darwin') return '.dylib';
-  return null;
-}
-
-/** Runs a command; resolves { stdout, stderr }, rejects with both attached. stderr is echoed when `echo` is set. */
-function exec(file, args, { cwd, echo = false } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { cwd, maxBuffer: 256 * 1024 * 1024, env: process.env }, (err, stdout, stderr) => {
-      if (err) {
-        err.stdout = stdout;
-        err.stderr = stderr;
-        reject(err);
-      } else {
-        resolve({ stdout, stderr });
-      }
-    });
-    if (echo) child.stderr?.pipe(process.stderr);
-  });
-}
 
 /** The cargo to use: $CARGO, `cargo` on PATH, or rustup's default place (a PATH without ~/.cargo/bin is common in CI). */
 async function findCargo() {
@@ -120,12 +97,10 @@ async function upToDate(dest, src) {
   }
 }
 
-function failure(what, err) {
-  const tail = String(err.stderr || err.message).trim().split('\n').slice(-40).join('\n');
-  const hint = useDebianRegistry()
-    ? ''
-    : `\n(If crates.io is unreachable, install Debian's packaged crates: apt-get install -y ${debianPackages})`;
-  return new Error(`${what} failed:\n${tail}${hint}`);
+/** Where crates.io is unreachable, the fix is Debian's packaged crates. */
+function debianHint() {
+  return useDebianRegistry() ? '' : `
+(If crates.io is unreachable, install Debian's packaged crates: apt-get install -y ${debianPackages})`;
 }
 
 /**
@@ -154,7 +129,7 @@ export async function buildRust(outDir = path.join(repo, 'build', 'plugins'), { 
     try {
       ({ stdout } = await exec(found.cargo, args, { cwd: crate.dir, echo: verbose }));
     } catch (err) {
-      throw failure(`cargo build of ${crate.name} (in ${path.relative(repo, crate.dir)})`, err);
+      throw failure(`cargo build of ${crate.name} (in ${path.relative(repo, crate.dir)})`, err, debianHint());
     }
     const artifact = artifactOf(stdout, crate.kind, ext);
     if (!artifact) throw new Error(`cargo build of ${crate.name} produced no ${ext} (is crate-type = ["cdylib"] set?)`);
@@ -185,36 +160,11 @@ export async function testRust() {
     return { skipped: true, reason: SKIP_MESSAGE };
   }
   const dirs = [sdkDir, ...(await crates()).filter((c) => c.kind === 'cdylib').map((c) => c.dir)];
-  for (const dir of dirs) {
-    const args = ['test', ...registryArgs(), '--target-dir', targetDir];
-    try {
-      const { stdout, stderr } = await exec(found.cargo, args, { cwd: dir });
-      process.stderr.write(stderr);
-      process.stdout.write(stdout);
-    } catch (err) {
-      process.stderr.write(err.stderr ?? '');
-      process.stdout.write(err.stdout ?? '');
-      throw failure(`cargo test in ${path.relative(repo, dir)}`, err);
-    }
-  }
+  await runSuites('cargo test', dirs, found.cargo, ['test', ...registryArgs(), '--target-dir', targetDir], {
+    relativeTo: repo,
+    hint: debianHint,
+  });
   return { skipped: false };
 }
 
-const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isMain) {
-  const args = process.argv.slice(2);
-  try {
-    if (args[0] === '--test') {
-      await testRust();
-    } else {
-      const outDir = args[0] ? path.resolve(args[0]) : undefined;
-      const result = await buildRust(outDir, { verbose: true });
-      if (!result.skipped) {
-        for (const p of result.plugins) console.log(`${p.built ? 'built' : 'up to date'} ${p.name}: ${path.relative(process.cwd(), p.path) || p.path}`);
-      }
-    }
-  } catch (err) {
-    console.error(err.message);
-    process.exitCode = 1;
-  }
-}
+await runMain(import.meta.url, { build: (outDir) => buildRust(outDir, { verbose: true }), test: testRust });
