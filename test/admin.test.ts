@@ -149,7 +149,11 @@ t.test('list, load, configure, reload, disable, enable, reorder, unload, delete'
 t.test('changes can be saved back to config.json', async (t) => {
   const { root, dir, admin } = setup();
   const file = path.join(root, 'config.json');
-  const raw = { providers: { mock: {} }, admin: { ...admin, persist: true }, plugins: [{ path: 'plugins/p1.so' }] };
+  const raw = {
+    providers: { mock: {} },
+    admin: { ...admin, persist: true, allowed_env: ['HEIMDALL_TEST_SOME_KEY', 'HEIMDALL_TEST_UNSET'] },
+    plugins: [{ path: 'plugins/p1.so' }],
+  };
   writeFileSync(file, JSON.stringify(raw));
   const gw = await startGateway(t, raw, root, file);
   const unset = await api(gw.adminUrl, 'POST', '/api/plugins', { path: 'plugins/p2.so', config: { key: 'env.HEIMDALL_TEST_UNSET' } });
@@ -161,4 +165,34 @@ t.test('changes can be saved back to config.json', async (t) => {
   const saved = JSON.parse(readFileSync(file, 'utf8'));
   t.match(saved.plugins, [{ path: 'plugins/p1.so', enabled: false }, { path: 'plugins/p2.so', config: { key: 'env.HEIMDALL_TEST_SOME_KEY' } }]);
   t.same(saved.providers, { mock: {} }, 'the rest of the file is kept');
+});
+
+t.test('configs sent through the API may name only the allowed environment variables', async (t) => {
+  const { dir, admin } = setup();
+  process.env.HEIMDALL_TEST_PROVIDER_KEY = 'sk-provider-secret';
+  const gw = await startGateway(t, { providers: { mock: {} }, admin: { ...admin, allowed_env: ['HEIMDALL_TEST_OK'] } });
+  const refused = await api(gw.adminUrl, 'POST', '/api/plugins', { path: path.join(dir, 'p1.so'), config: { leak: 'env.HEIMDALL_TEST_PROVIDER_KEY' } });
+  t.equal(refused.status, 400);
+  t.match(refused.json.error.message, /HEIMDALL_TEST_PROVIDER_KEY, which admin.allowed_env does not list/);
+  t.equal(gw.gateway.plugins.active.length, 0, 'nothing was loaded');
+  process.env.HEIMDALL_TEST_OK = 'fine';
+  t.equal((await api(gw.adminUrl, 'POST', '/api/plugins', { path: path.join(dir, 'p1.so'), config: { ok: 'env.HEIMDALL_TEST_OK' } })).status, 201);
+  const sneaky = await api(gw.adminUrl, 'PUT', '/api/plugins/p1/config', { config: { nested: ['env.HEIMDALL_TEST_PROVIDER_KEY'] } });
+  t.equal(sneaky.status, 400, 'also on config updates, wherever the reference sits');
+});
+
+t.test('a disabled plugin stays disabled: reload is refused, and it leaves the watch list', async (t) => {
+  const { dir, admin } = setup();
+  const gw = await startGateway(t, { providers: { mock: {} }, admin, plugins: [{ path: path.join(dir, 'p1.so'), watch: true }] });
+  t.same(gw.gateway.plugins.watched().map((w) => w.name), ['p1']);
+  t.equal((await api(gw.adminUrl, 'POST', '/api/plugins/p1/disable')).json.status, 'disabled');
+  const reload = await api(gw.adminUrl, 'POST', '/api/plugins/p1/reload');
+  t.equal(reload.status, 409);
+  t.match(reload.json.error.message, /disabled; enable it instead/);
+  t.equal(gw.gateway.plugins.active.length, 0);
+  t.same(gw.gateway.plugins.watched(), [], 'a rebuild will not bring it back');
+  const configured = await api(gw.adminUrl, 'PUT', '/api/plugins/p1/config', { config: { x: '1' } });
+  t.equal(configured.json.status, 'disabled', 'a config change is stored, not loaded');
+  t.equal((await api(gw.adminUrl, 'POST', '/api/plugins/p1/enable')).json.status, 'active');
+  t.equal(gw.gateway.plugins.active.length, 1);
 });

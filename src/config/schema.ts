@@ -159,6 +159,8 @@ const adminSchema = z.strictObject({
   plugin_dirs: z.array(z.string().min(1)).default([]),
   /** Write changes made through the API back to config.json, so a restart keeps them. */
   persist: z.boolean().default(false),
+  /** Environment variables that plugin configs sent through the API may refer to ("env.NAME"). */
+  allowed_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).default([]),
 }).refine((a) => !a.enabled || a.token !== undefined, {
   message: 'the admin API needs a "token" (an environment reference such as "env.HEIMDALL_ADMIN_TOKEN") when enabled',
   path: ['token'],
@@ -182,7 +184,7 @@ export const configSchema = z.strictObject({
     .default({ level: 'info' }),
   providers: z.record(providerName, providerSchema),
   plugins: z.array(pluginSchema).default([]),
-  admin: adminSchema.default({ enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false }),
+  admin: adminSchema.default({ enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [] }),
 });
 
 export type Config = z.infer<typeof configSchema>;

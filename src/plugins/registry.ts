@@ -51,6 +51,7 @@ interface Instance {
   loadedAt: Date;
   inflight: number;
   retired: boolean;
+  closed: boolean;
 }
 
 /** One configured plugin. Its name is GetName's answer once loaded, the file's base name before that. */
@@ -159,6 +160,7 @@ export class PluginRegistry {
    */
   reload(name: string): PluginStatus {
     const entry = this.find(name);
+    if (!entry.spec.enabled) throw Errors.ADMIN_CONFLICT(`plugin "${name}" is disabled; enable it instead of reloading it`);
     this.start(entry, 'config');
     this.publish();
     return this.statusOf(entry);
@@ -169,11 +171,13 @@ export class PluginRegistry {
     const entry = this.find(name);
     const previous = entry.spec;
     entry.spec = { ...previous, config };
-    try {
-      if (entry.state === 'active' || entry.state === 'error') return this.reload(name);
-    } catch (err) {
-      entry.spec = previous;
-      throw err;
+    if (entry.spec.enabled && (entry.state === 'active' || entry.state === 'error')) {
+      try {
+        this.start(entry, 'config');
+      } catch (err) {
+        entry.spec = previous; // the previous instance, with its config, keeps serving
+        throw err;
+      }
     }
     this.publish();
     return this.statusOf(entry);
@@ -181,12 +185,18 @@ export class PluginRegistry {
 
   setEnabled(name: string, enabled: boolean): PluginStatus {
     const entry = this.find(name);
+    const previous = entry.spec;
     entry.spec = { ...entry.spec, enabled };
     if (!enabled) {
       this.retire(entry);
       entry.state = 'disabled';
     } else if (entry.state !== 'active') {
-      return this.reload(name);
+      try {
+        this.start(entry, 'config');
+      } catch (err) {
+        entry.spec = previous;
+        throw err;
+      }
     }
     this.publish();
     return this.statusOf(entry);
@@ -231,7 +241,9 @@ export class PluginRegistry {
 
   /** Entries with watch: true, and the files to watch. */
   watched(): { name: string; file: string }[] {
-    return this.entries.filter((e) => e.spec.watch).map((e) => ({ name: e.name, file: e.file }));
+    return this.entries
+      .filter((e) => e.spec.watch && e.spec.enabled && e.state !== 'unloaded')
+      .map((e) => ({ name: e.name, file: e.file }));
   }
 
   /** Cleanup every plugin, in reverse order. In-flight requests are done by now (the server has closed). */
@@ -284,7 +296,7 @@ export class PluginRegistry {
       }
       const old = entry.instance;
       entry.instance = {
-        plugin: this.decorate(plugin), sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false,
+        plugin: this.decorate(plugin), sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false, closed: false,
       };
       entry.name = plugin.info.name;
       entry.state = 'active';
@@ -319,6 +331,8 @@ export class PluginRegistry {
   }
 
   private close(instance: Instance): void {
+    if (instance.closed) return; // closeAll forces instances still held; their last release must not close again
+    instance.closed = true;
     const { name } = instance.plugin.info;
     try {
       instance.plugin.close();

@@ -45,7 +45,7 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
     const given = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     // Hashing both sides first makes the comparison constant-time whatever the lengths.
     if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-      req.log.warn({ url: req.url, ip: req.ip }, 'admin request refused: missing or wrong token');
+      req.log.warn({ url: req.url.split('?', 1)[0], ip: req.ip }, 'admin request refused: missing or wrong token');
       throw Errors.ADMIN_AUTH();
     }
   });
@@ -73,13 +73,18 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
   });
   app.post('/api/plugins', async (req, reply: FastifyReply) => {
     const { position, ...spec } = parse(addBody, req.body);
+    checkEnvRefs(spec.config, config.allowed_env);
     const file = resolvePluginPath(spec.path, baseDir);
     if (!insideAny(realpathOrSelf(file), dirs)) throw Errors.ADMIN_PATH(file, dirs);
     const status = registry.add(spec, baseDir, position);
     log.info({ plugin: status.name, file }, 'plugin added through the admin API');
     return reply.code(201).send(view(status));
   });
-  app.put('/api/plugins/:name/config', async (req) => view(registry.configure(name(req), parse(configBody, req.body).config)));
+  app.put('/api/plugins/:name/config', async (req) => {
+    const { config: pluginConfig } = parse(configBody, req.body);
+    checkEnvRefs(pluginConfig, config.allowed_env);
+    return view(registry.configure(name(req), pluginConfig));
+  });
   app.post('/api/plugins/:name/reload', async (req) => view(registry.reload(name(req))));
   app.post('/api/plugins/:name/unload', async (req) => view(registry.unload(name(req))));
   app.post('/api/plugins/:name/enable', async (req) => view(registry.setEnabled(name(req), true)));
@@ -102,6 +107,21 @@ export function persistPlugins(configFile: string, registry: PluginRegistry): vo
   const tmp = `${configFile}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(raw, null, 2)}\n`);
   renameSync(tmp, configFile); // atomic: a crash leaves the old file or the new one, never half of one
+}
+
+/**
+ * A config sent through the API may name only the environment variables admin.allowed_env lists: otherwise an
+ * admin token could hand any secret of the gateway's environment (provider keys) to a plugin that echoes it.
+ */
+function checkEnvRefs(value: unknown, allowed: readonly string[]): void {
+  const refs = JSON.stringify(value).match(/"env\.[A-Za-z_][A-Za-z0-9_]*"/g) ?? [];
+  const refused = refs.map((r) => r.slice(5, -1)).filter((n) => !allowed.includes(n));
+  if (refused.length > 0) {
+    throw Errors.ADMIN_BAD_REQUEST(
+      `the config refers to environment variable${refused.length > 1 ? 's' : ''} ${[...new Set(refused)].join(', ')}, ` +
+        'which admin.allowed_env does not list; add them there, or put the plugin in config.json',
+    );
+  }
 }
 
 function specOf(registry: PluginRegistry, name: string): Record<string, unknown> {

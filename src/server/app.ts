@@ -52,7 +52,13 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     decorate: metrics.decoratePlugin,
     onChange: () => {
       watcher.sync();
-      if (persist) persistPlugins(loaded.file, plugins);
+      if (!persist) return;
+      try {
+        persistPlugins(loaded.file, plugins);
+      } catch (err) {
+        // The change itself took effect; only saving it failed, so say so rather than undo it.
+        log.error({ err, file: loaded.file }, 'could not save the plugin change to the config file');
+      }
     },
   });
   const watcher = new PluginWatcher(plugins, log);
@@ -129,7 +135,13 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     providers,
     listen: async (host = config.server.host, port = config.server.port) => {
       const url = await app.listen({ host, port });
-      const adminUrl = admin ? await admin.listen({ host: config.admin.host, port: config.admin.port }) : undefined;
+      let adminUrl: string | undefined;
+      try {
+        adminUrl = admin ? await admin.listen({ host: config.admin.host, port: config.admin.port }) : undefined;
+      } catch (err) {
+        await app.close(); // a half-started gateway would serve without the API its operator asked for
+        throw err;
+      }
       return { url, adminUrl };
     },
     close: () => app.close(),

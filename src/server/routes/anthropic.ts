@@ -43,6 +43,7 @@ export function anthropicRoutes(
       reply.raw.on('close', () => {
         if (!reply.raw.writableFinished) abort.abort();
       });
+      if (reply.raw.destroyed) abort.abort(); // gone before the handler started
       const ctx = new RequestContext(req.id, ROUTE, req.headers);
       openExchange(req, ctx, abort.signal);
       const run = pipeline.start(ctx, abort.signal);

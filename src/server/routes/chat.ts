@@ -32,6 +32,7 @@ export function openaiHandler(pipeline: Pipeline, route: string, options: Prepar
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
+    if (reply.raw.destroyed) abort.abort(); // gone before the handler started
 
     const ctx = new RequestContext(req.id, route, req.headers);
     openExchange(req, ctx, abort.signal); // for the metrics taken once the reply is sent: target and upstream time
