@@ -36,8 +36,4 @@ export class Payload {
     return this.obj;
   }
 
-  /** Whether bytes exist already (so sending them costs no serialisation). */
-  get hasBytes(): boolean {
-    return this.buf !== undefined;
-  }
 }

@@ -56,9 +56,6 @@ export class RequestContext {
     this.cached = undefined;
   }
 
-  value(key: string): JsonObject[string] | undefined {
-    return this.values[key];
-  }
 
   /** The context as the ABI's compact JSON. */
   bytes(): Buffer {

@@ -4,7 +4,7 @@
  * plugin function called), GetName and Init. Every refusal is a catalogued error naming the file, the cause and
  * the fix.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import nodePath from 'node:path';
 import { Errors, HeimdallError } from '../errors.js';
 import { HOST_ABI_MAJOR, HOST_ABI_MINOR, NativeLibrary, REQUIRED_SYMBOLS } from './abi.js';
@@ -30,6 +30,15 @@ export function resolvePluginPath(file: string, baseDir: string): string {
   const abs = nodePath.resolve(baseDir, file);
   if (nodePath.extname(abs) === '' && !existsSync(abs)) return abs + PLUGIN_EXTENSION;
   return abs;
+}
+
+/** The file's real path (symlinks resolved), or the path resolved as given when the file does not exist. */
+export function realFile(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return nodePath.resolve(file);
+  }
 }
 
 export function formatAbiVersion(version: number): string {

@@ -6,13 +6,13 @@
  * they started with; a replaced instance's Cleanup runs after its last in-flight call. Go and Rust libraries are
  * never dlclosed (their runtimes can't be unloaded): their retired instances are counted, not freed.
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { resolveEnvRefs } from '../config/load.js';
 import type { PluginConfig } from '../config/schema.js';
 import { Errors, HeimdallError } from '../errors.js';
-import { canUnload, loadPlugin, resolvePluginPath } from './loader.js';
+import { canUnload, loadPlugin, realFile, resolvePluginPath } from './loader.js';
 import type { Plugin } from './plugin.js';
 import { Staging, type StagedFile } from './staging.js';
 
@@ -141,7 +141,7 @@ export class PluginRegistry {
   /** Register and load a new plugin at `position` (default: last). */
   add(spec: PluginConfig, baseDir: string, position = this.entries.length): PluginStatus {
     const entry = this.newEntry(spec, baseDir);
-    if (this.entries.some((e) => e.file === entry.file || realpathOrSelf(e.file) === realpathOrSelf(entry.file))) {
+    if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
       throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
     }
     if (spec.enabled) this.start(entry, 'config');
@@ -276,8 +276,8 @@ export class PluginRegistry {
     try {
       const config = resolveEnvRefs(entry.spec.config, where);
       // The same file twice would be one library twice: the second Init would reconfigure the first instance.
-      const real = realpathOrSelf(entry.file);
-      const twin = this.entries.find((e) => e !== entry && e.instance !== undefined && realpathOrSelf(e.file) === real);
+      const real = realFile(entry.file);
+      const twin = this.entries.find((e) => e !== entry && e.instance !== undefined && realFile(e.file) === real);
       if (twin !== undefined) {
         throw Errors.PLUGIN_NAME(entry.file, `this file is already loaded as plugin "${twin.name}"; list each plugin once`);
       }
@@ -380,10 +380,3 @@ export class PluginRegistry {
   }
 }
 
-function realpathOrSelf(file: string): string {
-  try {
-    return realpathSync(file);
-  } catch {
-    return file;
-  }
-}

@@ -6,7 +6,7 @@
  * followed, inside the configured plugin directories. Responses never show secrets.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { realpathSync, renameSync, readFileSync, writeFileSync } from 'node:fs';
+import { renameSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -15,7 +15,7 @@ import { formatPath, resolveEnvRefs } from '../config/load.js';
 import { pluginSchema, type AdminConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
-import { resolvePluginPath } from '../plugins/loader.js';
+import { realFile, resolvePluginPath } from '../plugins/loader.js';
 import type { PluginRegistry, PluginStatus } from '../plugins/registry.js';
 
 export interface AdminOptions {
@@ -34,7 +34,7 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
   const token = resolveEnvRefs({ token: config.token }, 'admin').token;
   if (token === undefined || token === '') throw Errors.CONFIG('admin', '  - admin.token: the admin API needs a non-empty token');
   const expected = digest(token);
-  const dirs = config.plugin_dirs.map((d) => realpathOrSelf(path.resolve(baseDir, d)));
+  const dirs = config.plugin_dirs.map((d) => realFile(path.resolve(baseDir, d)));
 
   const app = Fastify({
     loggerInstance: log.child({ component: 'admin' }) as FastifyBaseLogger,
@@ -75,7 +75,7 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
     const { position, ...spec } = parse(addBody, req.body);
     checkEnvRefs(spec.config, config.allowed_env);
     const file = resolvePluginPath(spec.path, baseDir);
-    if (!insideAny(realpathOrSelf(file), dirs)) throw Errors.ADMIN_PATH(file, dirs);
+    if (!insideAny(realFile(file), dirs)) throw Errors.ADMIN_PATH(file, dirs);
     const status = registry.add(spec, baseDir, position);
     log.info({ plugin: status.name, file }, 'plugin added through the admin API');
     return reply.code(201).send(view(status));
@@ -149,13 +149,6 @@ function insideAny(file: string, dirs: readonly string[]): boolean {
   return dirs.some((dir) => file.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep));
 }
 
-function realpathOrSelf(file: string): string {
-  try {
-    return realpathSync(file);
-  } catch {
-    return path.resolve(file);
-  }
-}
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
