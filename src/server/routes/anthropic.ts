@@ -9,18 +9,15 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { ServerResponse } from 'node:http';
 import { formatPath } from '../../config/load.js';
 import { Errors, type HeimdallError } from '../../errors.js';
-import { openExchange } from '../../metrics/exchange.js';
-import { RequestContext } from '../../pipeline/context.js';
 import type { Pipeline, PipelineRun, StreamEvent } from '../../pipeline/pipeline.js';
 import type { AbiError } from '../../plugins/plugin.js';
 import { anthropicError, EventWriter, toCanonical, toMessage, type SseFrame } from '../../providers/anthropic/inbound.js';
 import { messagesRequest, type MessagesRequest } from '../../providers/anthropic/wire.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import { drained } from '../sse.js';
-import { SERVED_BY_HEADER } from './chat.js';
+import { pipelineHandler, SERVED_BY_HEADER, streamHeaders } from '../pipeline-route.js';
 
 const ROUTE = '/anthropic/v1/messages';
-const EMPTY = Buffer.alloc(0);
 
 export function anthropicRoutes(
   app: FastifyInstance,
@@ -37,35 +34,18 @@ export function anthropicRoutes(
       if (e.statusCode >= 500) req.log.error({ err }, e.message);
       return sendError(reply, { status_code: e.statusCode, message: e.message, code: e.code });
     });
-    scope.post(ROUTE, async (req: FastifyRequest, reply: FastifyReply) => {
-      const abort = new AbortController();
-      // 'close' also fires after every finished reply; only an unfinished one is the client going away.
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      });
-      if (reply.raw.destroyed) abort.abort(); // gone before the handler started
-      const ctx = new RequestContext(req.id, ROUTE, req.headers);
-      openExchange(req, ctx, abort.signal);
-      const run = pipeline.start(ctx, abort.signal);
-      try {
-        return await handle(req, reply, run, defaultProvider);
-      } finally {
-        run.release();
-      }
-    });
+    scope.post(ROUTE, pipelineHandler(pipeline, ROUTE, (req, reply, run, body) => handle(req, reply, run, body, defaultProvider)));
   });
 }
 
-async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun, defaultProvider: string | undefined): Promise<FastifyReply> {
-  const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
-  const transported = run.transport(req.method, req.url, body);
-  if (transported.kind === 'response') {
-    reply.code(transported.status).headers(transported.headers);
-    if (!reply.hasHeader('content-type')) reply.type('application/json');
-    return reply.send(transported.body);
-  }
-
-  const request = parseMessagesRequest(transported.body);
+async function handle(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  run: PipelineRun,
+  body: Buffer,
+  defaultProvider: string | undefined,
+): Promise<FastifyReply> {
+  const request = parseMessagesRequest(body);
   const { stream } = run.prepare(toCanonical(request), { defaultProvider });
 
   if (!stream) {
@@ -78,9 +58,7 @@ async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun
   const outcome = await run.stream();
   if (outcome.kind === 'error') return sendError(reply, outcome.error);
   reply.hijack();
-  const headers: Record<string, string> = { 'x-request-id': req.id };
-  if (outcome.servedBy !== undefined) headers[SERVED_BY_HEADER] = outcome.servedBy;
-  await writeEvents(reply.raw, headers, outcome.events, new EventWriter(request.model));
+  await writeEvents(reply.raw, streamHeaders(req, outcome.servedBy), outcome.events, new EventWriter(request.model));
   return reply;
 }
 

@@ -4,17 +4,12 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../../errors.js';
-import { openExchange } from '../../metrics/exchange.js';
-import { RequestContext } from '../../pipeline/context.js';
 import type { Pipeline, PipelineRun, PrepareOptions } from '../../pipeline/pipeline.js';
 import type { AbiError } from '../../plugins/plugin.js';
+import { pipelineHandler, SERVED_BY_HEADER, streamHeaders } from '../pipeline-route.js';
 import { writeEventStream } from '../sse.js';
 
 const ROUTE = '/v1/chat/completions';
-const EMPTY = Buffer.alloc(0);
-
-/** Which provider/model answered, when a fallback may have stepped in. */
-export const SERVED_BY_HEADER = 'x-heimdall-served-by';
 
 export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
   app.post(ROUTE, openaiHandler(pipeline, ROUTE));
@@ -25,37 +20,11 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
  * routes pass their default provider for bare model names.
  */
 export function openaiHandler(pipeline: Pipeline, route: string, options: PrepareOptions = {}) {
-  return async (req: FastifyRequest, reply: FastifyReply) => {
-    const abort = new AbortController();
-    // 'close' on the response fires when the client goes away before we are done, and after every finished reply:
-    // only the first is an abort. (Aborting anyway builds a DOMException with a stack: a fifth of a request's time.)
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) abort.abort();
-    });
-    if (reply.raw.destroyed) abort.abort(); // gone before the handler started
-
-    const ctx = new RequestContext(req.id, route, req.headers);
-    openExchange(req, ctx, abort.signal); // for the metrics taken once the reply is sent: target and upstream time
-    const run = pipeline.start(ctx, abort.signal);
-    try {
-      return await handle(req, reply, run, options);
-    } finally {
-      run.release();
-    }
-  };
+  return pipelineHandler(pipeline, route, (req, reply, run, body) => handle(req, reply, run, body, options));
 }
 
-async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun, options: PrepareOptions): Promise<FastifyReply> {
-  // A POST without a body (and so without a content-type) arrives with no body at all: that is an empty one.
-  const body = Buffer.isBuffer(req.body) ? req.body : EMPTY;
-  const transported = run.transport(req.method, req.url, body);
-  if (transported.kind === 'response') {
-    reply.code(transported.status).headers(transported.headers);
-    if (!reply.hasHeader('content-type')) reply.type('application/json');
-    return reply.send(transported.body);
-  }
-
-  const { stream } = run.prepare(transported.body, options); // throws 4xx errors for the error handler
+async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun, body: Buffer, options: PrepareOptions): Promise<FastifyReply> {
+  const { stream } = run.prepare(body, options); // throws 4xx errors for the error handler
 
   if (!stream) {
     const result = options.operation === 'embeddings' ? await run.embeddings() : await run.chat();
@@ -67,9 +36,7 @@ async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun
   const outcome = await run.stream();
   if (outcome.kind === 'error') return sendError(reply, outcome.error);
   reply.hijack();
-  const headers: Record<string, string> = { 'x-request-id': req.id };
-  if (outcome.servedBy !== undefined) headers[SERVED_BY_HEADER] = outcome.servedBy;
-  await writeEventStream(reply.raw, headers, outcome.events);
+  await writeEventStream(reply.raw, streamHeaders(req, outcome.servedBy), outcome.events);
   return reply;
 }
 

@@ -1,0 +1,57 @@
+/**
+ * What every route that runs the plugin pipeline does around its own request and answer shapes: a cancellation
+ * signal tied to the client, the request context, the metrics exchange, the lease on the plugin instances (always
+ * released), the TransportInterceptor pass with its possible early answer, and the headers of a streamed answer.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { openExchange } from '../metrics/exchange.js';
+import { RequestContext } from '../pipeline/context.js';
+import type { Pipeline, PipelineRun } from '../pipeline/pipeline.js';
+
+/** Which provider/model answered, when a fallback may have stepped in. */
+export const SERVED_BY_HEADER = 'x-heimdall-served-by';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A fastify handler that starts a pipeline run for `route` and hands it, with the request's body after every
+ * TransportInterceptor, to `handle`; a TransportInterceptor's own answer is sent instead.
+ */
+export function pipelineHandler(
+  pipeline: Pipeline,
+  route: string,
+  handle: (req: FastifyRequest, reply: FastifyReply, run: PipelineRun, body: Buffer) => Promise<FastifyReply>,
+) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const abort = new AbortController();
+    // 'close' fires when the client goes away before we are done, and after every finished reply: only the first
+    // is an abort. (Aborting anyway builds a DOMException with a stack: a fifth of a request's time.)
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
+    if (reply.raw.destroyed) abort.abort(); // gone before the handler started
+
+    const ctx = new RequestContext(req.id, route, req.headers);
+    openExchange(req, ctx, abort.signal); // for the metrics taken once the reply is sent: target and upstream time
+    const run = pipeline.start(ctx, abort.signal);
+    try {
+      // A POST without a body (and so without a content-type) arrives with no body at all: that is an empty one.
+      const transported = run.transport(req.method, req.url, Buffer.isBuffer(req.body) ? req.body : EMPTY);
+      if (transported.kind === 'response') {
+        reply.code(transported.status).headers(transported.headers);
+        if (!reply.hasHeader('content-type')) reply.type('application/json');
+        return await reply.send(transported.body);
+      }
+      return await handle(req, reply, run, transported.body);
+    } finally {
+      run.release();
+    }
+  };
+}
+
+/** The headers a hijacked, streamed answer starts with. */
+export function streamHeaders(req: FastifyRequest, servedBy: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = { 'x-request-id': req.id };
+  if (servedBy !== undefined) headers[SERVED_BY_HEADER] = servedBy;
+  return headers;
+}
