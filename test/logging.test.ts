@@ -4,7 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger } from '../src/logger.js';
+import { createLogger, requestLoggerFactory } from '../src/logger.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
 import { probePlugins } from './helpers/fixtures.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -75,6 +75,40 @@ t.test('request lines carry the request id, plugin events the plugin, and nothin
   for (const [what, secret] of Object.entries(SECRETS)) t.notOk(everything.includes(secret), `no ${what} in the logs`);
   t.notOk(everything.includes('zebra-42'), 'no message content in the logs');
   t.notOk(everything.includes('upstream says'), 'no response content in the logs');
+});
+
+t.test('log.requests: false drops the per-request line and nothing else', async (t) => {
+  const up = await startUpstream(t);
+  const gw = await startGateway(t, {
+    log: { level: 'info', requests: false },
+    providers: { openai: { type: 'openai', base_url: up.baseUrl } },
+    plugins: [{ path: probes.p1, config: { pre_status: '1', pre_output: 'p1 failed on purpose' } }],
+  });
+  const before = gw.logs.length;
+  const res = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-4o-mini', 'hi'), { 'x-request-id': 'quiet-1' });
+  t.equal(res.status, 200);
+  const lines = gw.logs.slice(before);
+  t.equal(lines.filter((l) => l.msg === 'request').length, 0, 'no request line');
+  t.ok(lines.some((l) => l.request_id === 'quiet-1' && l.plugin === 'p1'), 'the plugin failure is still logged, with its request id');
+});
+
+t.test("a request's own logger: its lines carry the request id; below the level it writes nothing", async (t) => {
+  const { sink, text } = capture();
+  const parent = createLogger('info', sink);
+  const log = requestLoggerFactory(parent, { request_id: 'lazy-1' }, {});
+  log.debug({ detail: 1 }, 'not at this level');
+  t.equal(text(), '', 'nothing written below the level');
+  t.equal(log.level, 'info');
+  log.warn({ plugin: 'cache' }, 'something to say');
+  const line = JSON.parse(text());
+  t.match(line, { level: 40, request_id: 'lazy-1', plugin: 'cache', msg: 'something to say' });
+  const child = log.child({ hook: 'PreHook' });
+  child.error('deeper');
+  const last = JSON.parse(text().trim().split('\n').at(-1) as string);
+  t.match(last, { level: 50, request_id: 'lazy-1', hook: 'PreHook', msg: 'deeper' }, 'children keep the request id');
+  const routeLevel = requestLoggerFactory(parent, { request_id: 'lazy-2' }, { level: 'debug' });
+  routeLevel.debug('a route with its own level gets a real child at once');
+  t.match(text(), /lazy-2/);
 });
 
 t.test('credentials are redacted wherever a line carries headers', async (t) => {

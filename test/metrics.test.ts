@@ -68,8 +68,10 @@ t.test('/metrics is Prometheus text, with every family present before any traffi
     'heimdall_requests_total', 'heimdall_upstream_latency_seconds', 'heimdall_overhead_latency_seconds',
     'heimdall_input_tokens_total', 'heimdall_output_tokens_total', 'heimdall_plugin_hook_calls_total',
     'heimdall_plugin_hook_errors_total', 'heimdall_plugin_hook_short_circuits_total', 'heimdall_plugin_hook_latency_seconds',
+    'heimdall_process_cpu_seconds_total', 'heimdall_process_resident_memory_bytes', 'heimdall_nodejs_heap_size_used_bytes',
+    'heimdall_nodejs_eventloop_lag_seconds', 'heimdall_nodejs_gc_duration_seconds',
   ]) {
-    t.match(m.text, new RegExp(`^# TYPE ${family} (counter|histogram)$`, 'm'), `${family} is declared`);
+    t.match(m.text, new RegExp(`^# TYPE ${family} (counter|gauge|histogram)$`, 'm'), `${family} is declared`);
   }
   for (const hook of HOOKS) t.equal(m.sum('heimdall_plugin_hook_calls_total', { plugin: 'p1', hook }), 0, `p1 ${hook}: a zero series from the start`);
 });

@@ -3,6 +3,9 @@
 // benchmark discards), exactly as a deployment would run it.
 //
 //   node bench/targets/heimdall.mjs <upstreamUrl> [plugin.so ...]
+//
+// BENCH_CONFIG, when set, is JSON merged over that config at the top level, to measure a setting's cost:
+//   BENCH_CONFIG='{"log":{"level":"info","requests":false}}'
 import { createGateway, parseConfig } from '../../dist/index.js';
 
 const [upstream, ...plugins] = process.argv.slice(2);
@@ -10,6 +13,7 @@ const config = parseConfig(
   {
     providers: { openai: { type: 'openai', base_url: `${upstream}/v1` } },
     plugins: plugins.map((path) => ({ path })),
+    ...JSON.parse(process.env.BENCH_CONFIG ?? '{}'),
   },
   'benchmark config',
 );

@@ -180,8 +180,10 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** One info line per request (request id, method, path, status, time); off for those who take it from metrics. */
+      requests: z.boolean().default(true),
     })
-    .default({ level: 'info' }),
+    .default({ level: 'info', requests: true }),
   providers: z.record(providerName, providerSchema),
   plugins: z.array(pluginSchema).default([]),
   admin: adminSchema.default({ enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [] }),

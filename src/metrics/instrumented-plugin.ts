@@ -48,7 +48,7 @@ export class InstrumentedPlugin implements Plugin {
       throw err;
     }
     stats.record((performance.now() - start) * SECONDS_PER_MS);
-    if (r.kind === 'response') stats.shortCircuits++;
+    if (r.kind === 'response') stats.shortCircuited();
     return r;
   }
 
@@ -64,7 +64,7 @@ export class InstrumentedPlugin implements Plugin {
       throw err;
     }
     stats.record((performance.now() - start) * SECONDS_PER_MS);
-    if (r.kind === 'response' || r.kind === 'error') stats.shortCircuits++;
+    if (r.kind === 'response' || r.kind === 'error') stats.shortCircuited();
     return r;
   }
 
@@ -96,7 +96,7 @@ export class InstrumentedPlugin implements Plugin {
       throw err;
     }
     stats.record((performance.now() - start) * SECONDS_PER_MS);
-    if (r.kind === 'error') stats.shortCircuits++;
+    if (r.kind === 'error') stats.shortCircuited();
     return r;
   }
 
@@ -108,5 +108,5 @@ export class InstrumentedPlugin implements Plugin {
 /** Whatever a hook throws, the pipeline treats as the plugin's failure (PluginFailure, or a bug): so do we. */
 function failed(stats: HookStats, start: number): void {
   stats.record((performance.now() - start) * SECONDS_PER_MS);
-  stats.errors++;
+  stats.failed();
 }

@@ -7,16 +7,23 @@
  *   heimdall_overhead_latency_seconds{route}                       a chat request's total time minus its upstream time
  *   heimdall_input_tokens_total / heimdall_output_tokens_total     from the upstream's usage, by provider and model
  *   heimdall_plugin_hook_*{plugin,hook}                            calls, errors, short-circuits, latency (hook-stats.ts)
+ *   heimdall_process_* / heimdall_nodejs_*                         CPU, memory, heap, event loop, GC (process.ts)
  *
  * The decorators measure plugins and providers as the registries create them, so neither knows it is measured.
+ *
+ * What is recorded per request lives in plain series (series.ts), not in prom-client metrics: a labelled prom-client
+ * inc or observe costs microseconds, a plain one tens of nanoseconds. prom-client keeps the registry and the process
+ * metrics (process.ts); /metrics writes its output first, then the plain series.
  */
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Plugin } from '../plugins/plugin.js';
 import type { Provider } from '../providers/provider.js';
 import type { Exchange } from './exchange.js';
 import { HookMetrics } from './hook-stats.js';
 import { InstrumentedPlugin } from './instrumented-plugin.js';
 import { InstrumentedProvider, type UpstreamObserver, type Usage } from './instrumented-provider.js';
+import { ProcessMetrics } from './process.js';
+import { CounterFamily, HistogramFamily, renderFamilies } from './series.js';
 
 /** Gateway overhead is counted in tens of microseconds to milliseconds. */
 const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
@@ -34,47 +41,35 @@ export class GatewayMetrics implements UpstreamObserver {
   readonly registry = new Registry();
   private readonly hooks = new HookMetrics();
   private readonly modelLabels = new Set<string>();
-  private readonly requests: Counter<'route' | 'provider' | 'model' | 'status'>;
-  private readonly upstream: Histogram<'provider' | 'model' | 'outcome'>;
-  private readonly overhead: Histogram<'route'>;
-  private readonly inputTokens: Counter<'provider' | 'model'>;
-  private readonly outputTokens: Counter<'provider' | 'model'>;
-
-  constructor() {
-    const registers = [this.registry];
-    this.requests = new Counter({
-      name: 'heimdall_requests_total',
-      help: 'HTTP requests, by route, provider, model and response status.',
-      labelNames: ['route', 'provider', 'model', 'status'],
-      registers,
-    });
-    this.upstream = new Histogram({
-      name: 'heimdall_upstream_latency_seconds',
-      help: 'Time spent waiting on the upstream provider per call (for a stream, the waits for its chunks).',
-      labelNames: ['provider', 'model', 'outcome'],
-      buckets: UPSTREAM_BUCKETS,
-      registers,
-    });
-    this.overhead = new Histogram({
-      name: 'heimdall_overhead_latency_seconds',
-      help: "The gateway's own time per chat request: total request time minus the time spent waiting on upstreams.",
-      labelNames: ['route'],
-      buckets: OVERHEAD_BUCKETS,
-      registers,
-    });
-    this.inputTokens = new Counter({
-      name: 'heimdall_input_tokens_total',
-      help: 'Prompt tokens, as the upstream reported them in usage.',
-      labelNames: ['provider', 'model'],
-      registers,
-    });
-    this.outputTokens = new Counter({
-      name: 'heimdall_output_tokens_total',
-      help: 'Completion tokens, as the upstream reported them in usage.',
-      labelNames: ['provider', 'model'],
-      registers,
-    });
-  }
+  private process: ProcessMetrics | undefined;
+  private closed = false;
+  private readonly requests = new CounterFamily(
+    'heimdall_requests_total',
+    'HTTP requests, by route, provider, model and response status.',
+    ['route', 'provider', 'model', 'status'],
+  );
+  private readonly upstream = new HistogramFamily(
+    'heimdall_upstream_latency_seconds',
+    'Time spent waiting on the upstream provider per call (for a stream, the waits for its chunks).',
+    ['provider', 'model', 'outcome'],
+    UPSTREAM_BUCKETS,
+  );
+  private readonly overhead = new HistogramFamily(
+    'heimdall_overhead_latency_seconds',
+    "The gateway's own time per chat request: total request time minus the time spent waiting on upstreams.",
+    ['route'],
+    OVERHEAD_BUCKETS,
+  );
+  private readonly inputTokens = new CounterFamily(
+    'heimdall_input_tokens_total',
+    'Prompt tokens, as the upstream reported them in usage.',
+    ['provider', 'model'],
+  );
+  private readonly outputTokens = new CounterFamily(
+    'heimdall_output_tokens_total',
+    'Completion tokens, as the upstream reported them in usage.',
+    ['provider', 'model'],
+  );
 
   /** For PluginRegistry: every plugin it registers is measured. */
   readonly decoratePlugin = (plugin: Plugin): Plugin => new InstrumentedPlugin(plugin, this.hooks);
@@ -83,37 +78,49 @@ export class GatewayMetrics implements UpstreamObserver {
   readonly decorateProvider = (provider: Provider): Provider => new InstrumentedProvider(provider, this);
 
   /**
+   * Starts the process metrics, whose event-loop delay monitor and GC observer run until close(). Not in the
+   * constructor: a gateway that fails to start is never closed, and would leave them running.
+   */
+  watchProcess(): void {
+    if (this.process === undefined && !this.closed) this.process = new ProcessMetrics(this.registry);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.process?.close();
+  }
+
+  /**
    * One finished HTTP request. `exchange` is there for chat requests; `totalMs` is the whole request, from its
    * arrival to the last byte of the reply.
    */
   observeRequest(route: string, status: number, totalMs: number, exchange: Exchange | undefined): void {
     const ctx = exchange?.ctx;
-    this.requests.inc({
-      route,
-      provider: ctx?.provider ?? '',
-      model: ctx?.model === null || ctx?.model === undefined ? '' : this.modelLabel(ctx.model),
-      status: String(status),
-    });
-    if (exchange !== undefined) this.overhead.observe({ route }, Math.max(0, totalMs - exchange.upstreamMs) / 1000);
+    const provider = ctx?.provider ?? '';
+    const model = ctx?.model === null || ctx?.model === undefined ? '' : this.modelLabel(ctx.model);
+    this.requests.labels(route, provider, model, String(status)).value++;
+    if (exchange !== undefined) this.overhead.labels(route).observe(Math.max(0, totalMs - exchange.upstreamMs) / 1000);
   }
 
   upstreamCall(provider: string, model: string, ms: number, ok: boolean): void {
-    this.upstream.observe({ provider, model: this.modelLabel(model), outcome: ok ? 'success' : 'error' }, ms / 1000);
+    this.upstream.labels(provider, this.modelLabel(model), ok ? 'success' : 'error').observe(ms / 1000);
   }
 
   tokens(provider: string, model: string, usage: Usage): void {
-    const labels = { provider, model: this.modelLabel(model) };
-    if (usage.input > 0) this.inputTokens.inc(labels, usage.input);
-    if (usage.output > 0) this.outputTokens.inc(labels, usage.output);
+    const label = this.modelLabel(model);
+    if (usage.input > 0) this.inputTokens.labels(provider, label).value += usage.input;
+    if (usage.output > 0) this.outputTokens.labels(provider, label).value += usage.output;
   }
 
   get contentType(): string {
     return this.registry.contentType;
   }
 
-  /** Everything, in the Prometheus text format. */
+  /** Everything, in the Prometheus text format: prom-client's registry, then the plain series. */
   async render(): Promise<string> {
-    return `${await this.registry.metrics()}\n${this.hooks.render()}`;
+    const plain = [this.requests, this.upstream, this.overhead, this.inputTokens, this.outputTokens];
+    if (this.process !== undefined) plain.push(this.process.gc);
+    return `${await this.registry.metrics()}\n${renderFamilies(plain)}\n${this.hooks.render()}`;
   }
 
   private modelLabel(model: string): string {

@@ -14,6 +14,7 @@
  * the next model (fallbacks.ts); if every attempt fails, the client gets the primary's error.
  */
 import type { Logger } from 'pino';
+import type { CancelSignal } from '../cancel.js';
 import { Errors, HeimdallError } from '../errors.js';
 import { Payload } from '../payload.js';
 import type { AbiError, Json, JsonObject, Plugin } from '../plugins/plugin.js';
@@ -71,7 +72,7 @@ export class Pipeline {
    * One request's run. It keeps the plugin instances it started with, whatever reloads happen meanwhile, until
    * release(): an instance replaced mid-request is cleaned up only after its last run lets go of it.
    */
-  start(ctx: RequestContext, signal: AbortSignal): PipelineRun {
+  start(ctx: RequestContext, signal: CancelSignal): PipelineRun {
     const lease = this.plugins.acquire();
     return new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release);
   }
@@ -87,7 +88,7 @@ export class PipelineRun {
 
   constructor(
     readonly ctx: RequestContext,
-    private readonly signal: AbortSignal,
+    private readonly signal: CancelSignal,
     private readonly plugins: readonly Plugin[],
     private readonly providers: ProviderRegistry,
     private readonly log: Logger,

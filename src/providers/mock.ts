@@ -2,7 +2,7 @@
  * A built-in provider with deterministic answers and no network, so the gateway runs offline (the default
  * config.json uses it) and plugins can be tried without an API key.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../cancel.js';
 import type { MockProviderConfig } from '../config/schema.js';
 import { Payload } from '../payload.js';
 import type { JsonObject } from '../plugins/plugin.js';
@@ -23,7 +23,7 @@ export class MockProvider implements Provider {
   }
 
   async chat(call: ChatCall): Promise<Payload> {
-    if (this.latencyMs > 0) await sleep(this.latencyMs, undefined, { signal: call.signal });
+    if (this.latencyMs > 0) await sleep(this.latencyMs, call.signal);
     const { content, usage } = this.answer(call);
     return Payload.fromValue({
       id: this.nextId(),
@@ -50,7 +50,7 @@ export class MockProvider implements Provider {
     return (async function* () {
       yield chunk({ role: 'assistant', content: '' }, null);
       for (const piece of pieces) {
-        if (latency > 0) await sleep(latency, undefined, { signal: call.signal });
+        if (latency > 0) await sleep(latency, call.signal);
         yield chunk({ content: piece }, null);
       }
       yield chunk({}, 'stop', { usage });

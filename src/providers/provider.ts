@@ -4,6 +4,7 @@
  * a catalogued HeimdallError. Retries, key rotation, timeouts and the concurrency limit happen inside a provider
  * (see http/client.ts), so one call here is one logical upstream call, however many attempts it took.
  */
+import type { CancelSignal } from '../cancel.js';
 import type { Payload } from '../payload.js';
 
 export interface ProviderCall {
@@ -13,7 +14,8 @@ export interface ProviderCall {
   request: Payload;
   /** True when `request` holds the client's own bytes, untouched by plugins. */
   unchanged: boolean;
-  signal: AbortSignal;
+  /** Aborts when the client has gone: stop the upstream work. */
+  signal: CancelSignal;
 }
 
 /** A chat-completions call. */

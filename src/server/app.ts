@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
-import { createLogger } from '../logger.js';
+import { accessLogger, createLogger, requestLoggerFactory } from '../logger.js';
 import { exchangeOf } from '../metrics/exchange.js';
 import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
@@ -74,6 +74,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     loggerInstance: log as FastifyBaseLogger,
     // One line per request, written in onResponse below, instead of fastify's two; request_id on every line.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    childLoggerFactory: requestLoggerFactory as never,
     bodyLimit: config.server.body_limit,
     // The client's x-request-id is honoured when it is a sane identifier; plugins and logs receive it.
     requestIdHeader: false,
@@ -92,10 +93,13 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     reply.header('x-request-id', req.id);
     done();
   });
+  const access = config.log.requests ? accessLogger(log) : undefined;
   app.addHook('onResponse', (req, reply, done) => {
-    // The path without its query string: some clients put API keys there.
-    const url = req.url.split('?', 1)[0];
-    req.log.info({ method: req.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    if (access !== undefined) {
+      // The path without its query string: some clients put API keys there.
+      const url = req.url.split('?', 1)[0];
+      access.info({ request_id: req.id, method: req.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
     metrics.observeRequest(req.routeOptions.url ?? '', reply.statusCode, reply.elapsedTime, exchangeOf(req));
     done();
   });

@@ -2,6 +2,7 @@
  * A provider's concurrency limit: at most `maxInFlight` upstream calls at once, and at most `maxQueue` more waiting
  * for a slot, first come first served. Beyond that a call is refused at once (429) rather than left to hang.
  */
+import type { CancelSignal } from '../../cancel.js';
 import { Errors } from '../../errors.js';
 
 export type Release = () => void;
@@ -9,7 +10,7 @@ export type Release = () => void;
 interface Waiter {
   resolve: (release: Release) => void;
   reject: (err: unknown) => void;
-  signal: AbortSignal;
+  signal: CancelSignal;
   onAbort: () => void;
 }
 
@@ -23,8 +24,18 @@ export class ConcurrencyLimiter {
     private readonly maxQueue: number,
   ) {}
 
+  /**
+   * A free slot at once, without a promise (the common case, and on the hot path), or undefined: then acquire()
+   * waits in the queue or refuses.
+   */
+  tryAcquire(signal: CancelSignal): Release | undefined {
+    if (signal.aborted || this.inFlight >= this.maxInFlight) return undefined;
+    this.inFlight += 1;
+    return this.releaser();
+  }
+
   /** Resolves to the function that gives the slot back (calling it twice is harmless). */
-  acquire(signal: AbortSignal): Promise<Release> {
+  acquire(signal: CancelSignal): Promise<Release> {
     if (signal.aborted) return Promise.reject(Errors.CLIENT_CLOSED());
     if (this.inFlight < this.maxInFlight) {
       this.inFlight += 1;
