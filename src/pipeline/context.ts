@@ -73,23 +73,22 @@ export class RequestContext {
   }
 
   private visibleHeaders(): Record<string, string> {
-    if (this.headers === undefined) {
-      const out: Record<string, string> = {};
-      for (const [name, value] of Object.entries(this.rawHeaders)) {
-        if (value === undefined || HIDDEN_HEADERS.has(name)) continue;
-        out[name] = Array.isArray(value) ? value.join(', ') : value;
-      }
-      this.headers = out;
-    }
-    return this.headers;
+    return (this.headers ??= joinHeaders(this.rawHeaders, HIDDEN_HEADERS));
   }
 }
 
 /** All headers, joined to strings, for the TransportInterceptor's view of the request. */
 export function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  return joinHeaders(headers, undefined);
+}
+
+/** Repeated headers joined with ", ", as HTTP allows; `hidden` ones left out. (for-in: no entry arrays per request) */
+function joinHeaders(headers: IncomingHttpHeaders, hidden: ReadonlySet<string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || hidden?.has(name)) continue;
+    out[name] = typeof value === 'string' ? value : value.join(', ');
   }
   return out;
 }
