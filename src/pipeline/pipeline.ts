@@ -19,7 +19,7 @@ import { Errors, HeimdallError } from '../errors.js';
 import { Payload } from '../payload.js';
 import type { AbiError, Json, JsonObject, Plugin } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
-import type { ProviderCall } from '../providers/provider.js';
+import { chunkOf, type ProviderCall, type StreamChunk } from '../providers/provider.js';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry.js';
 import { flatHeaders, type RequestContext } from './context.js';
 import { fallbackRequest, modelName, parseFallbacks } from './fallbacks.js';
@@ -35,8 +35,12 @@ export type TransportOutcome =
   | { kind: 'continue'; body: Buffer }
   | { kind: 'response'; status: number; headers: Record<string, string>; body: Buffer };
 
-/** What the client is sent: chunks, then "done" or one error. Events after the last are PostHook bookkeeping. */
-export type StreamEvent = { kind: 'chunk'; data: string } | { kind: 'error'; error: AbiError } | { kind: 'done' };
+/**
+ * What the client is sent: chunks, then "done" or one error. Events after the last are PostHook bookkeeping. A
+ * chunk comes as its text (what an OpenAI-shaped stream writes) and its parsed value (what a route that translates
+ * the chunks reads), so no route parses it again.
+ */
+export type StreamEvent = { kind: 'chunk'; chunk: StreamChunk } | { kind: 'error'; error: AbiError } | { kind: 'done' };
 
 export type StreamOutcome =
   | { kind: 'stream'; events: AsyncIterable<StreamEvent>; servedBy?: string; error?: undefined }
@@ -313,9 +317,11 @@ export class PipelineRun {
 
   /**
    * StreamChunkHooks (reverse order, plugins whose PreHook ran) on every chunk, then PostHooks once the stream
-   * has ended, with the assembled response or the error.
+   * has ended, with the assembled response or the error. Nothing here parses a chunk: StreamChunkHooks get its
+   * text as bytes (made only when one runs), the assembler reads its value, and a hook's replacement arrives
+   * parsed (its value) and is serialised once (its text).
    */
-  private async *streamThroughHooks(attempt: Attempt, upstream: AsyncIterable<string>): AsyncGenerator<StreamEvent> {
+  private async *streamThroughHooks(attempt: Attempt, upstream: AsyncIterable<StreamChunk>): AsyncGenerator<StreamEvent> {
     const ran = this.plugins.slice(0, attempt.executed);
     const chunkPlugins = ran.filter((p) => p.info.hooks.chunk).reverse();
     const assembler = ran.some((p) => p.info.hooks.post) ? new StreamAssembler() : undefined;
@@ -323,19 +329,19 @@ export class PipelineRun {
     let error: AbiError | undefined;
     let finished = false;
     try {
-      chunks: for await (const data of upstream) {
-        let text = data;
+      chunks: for await (const received of upstream) {
+        let chunk = received;
         let bytes: Buffer | undefined;
         for (const plugin of chunkPlugins) {
           let r;
           try {
-            r = plugin.streamChunk(ctx.bytes(), (bytes ??= Buffer.from(text)));
+            r = plugin.streamChunk(ctx.bytes(), (bytes ??= Buffer.from(chunk.text)));
           } catch (err) {
             this.failed(plugin, 'StreamChunkHook', err);
             continue;
           }
           if (r.kind === 'chunk') {
-            text = JSON.stringify(r.chunk);
+            chunk = chunkOf(r.chunk);
             bytes = undefined;
           } else if (r.kind === 'drop') {
             continue chunks;
@@ -344,8 +350,8 @@ export class PipelineRun {
             break chunks;
           }
         }
-        assembler?.add(text);
-        yield { kind: 'chunk', data: text };
+        assembler?.add(chunk.value);
+        yield { kind: 'chunk', chunk };
       }
       // The client hears the end before PostHooks run, so their cost never delays the stream.
       finished = error === undefined;
@@ -414,12 +420,12 @@ function isInput(input: Json | undefined): boolean {
  * Waits for the stream's first chunk, so that a stream which fails before sending anything fails here (and can
  * fall back) rather than after the client was told 200. The chunk is then handed on first.
  */
-async function firstChunk(upstream: AsyncIterable<string>): Promise<AsyncIterable<string>> {
+async function firstChunk<T>(upstream: AsyncIterable<T>): Promise<AsyncIterable<T>> {
   const iterator = upstream[Symbol.asyncIterator]();
   const first = await iterator.next();
   return {
     [Symbol.asyncIterator]: () => {
-      let pending: IteratorResult<string> | undefined = first;
+      let pending: IteratorResult<T> | undefined = first;
       return {
         next: () => {
           if (pending === undefined) return iterator.next();
@@ -444,11 +450,11 @@ export function toAbiError(err: unknown): AbiError {
   return abi;
 }
 
-async function* fromArray(items: string[]): AsyncGenerator<string> {
+async function* fromArray<T>(items: T[]): AsyncGenerator<T> {
   yield* items;
 }
 
-async function* plain(items: string[]): AsyncGenerator<StreamEvent> {
-  for (const data of items) yield { kind: 'chunk', data };
+async function* plain(items: StreamChunk[]): AsyncGenerator<StreamEvent> {
+  for (const chunk of items) yield { kind: 'chunk', chunk };
   yield { kind: 'done' };
 }

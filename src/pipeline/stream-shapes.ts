@@ -1,9 +1,10 @@
 /**
  * Converting between a chat.completion and its chat.completion.chunk stream: assembling the full response from
- * chunks (so PostHook sees a streamed response whole) and splitting a response into chunks (so a short-circuit or
- * recovered response can be streamed).
+ * the chunks' parsed values (so PostHook sees a streamed response whole, without parsing any chunk again) and
+ * splitting a response into chunks (so a short-circuit or recovered response can be streamed).
  */
 import type { Json, JsonObject } from '../plugins/plugin.js';
+import { chunkOf, type StreamChunk } from '../providers/provider.js';
 
 interface ChoiceState {
   role: string;
@@ -20,14 +21,11 @@ export class StreamAssembler {
   private usage: Json | undefined;
   private readonly choices = new Map<number, ChoiceState>();
 
-  add(chunkText: string): void {
-    let chunk: unknown;
-    try {
-      chunk = JSON.parse(chunkText);
-    } catch {
-      return; // a chunk that is not JSON is passed through to the client but can't be assembled
-    }
-    if (!isObject(chunk)) return;
+  /**
+   * One chunk's value (a StreamChunk's `value`). Nothing of it is changed; `usage` is kept by reference, other
+   * fields are copied into the assembler's own objects.
+   */
+  add(chunk: JsonObject): void {
     this.id ??= chunk.id ?? null;
     this.model ??= chunk.model ?? null;
     this.created ??= chunk.created ?? null;
@@ -83,8 +81,11 @@ function mergeToolCalls(into: JsonObject[], deltas: Json[]): void {
   }
 }
 
-/** A full chat.completion as a chunk stream: a role chunk, one content chunk per choice, a finish chunk. */
-export function responseToChunks(response: JsonObject): string[] {
+/**
+ * A full chat.completion as a chunk stream: a role chunk, one content chunk per choice, a finish chunk (and a
+ * usage chunk when the response has usage).
+ */
+export function responseToChunks(response: JsonObject): StreamChunk[] {
   const base = {
     id: response.id ?? 'chatcmpl-heimdall',
     object: 'chat.completion.chunk',
@@ -92,7 +93,7 @@ export function responseToChunks(response: JsonObject): string[] {
     model: response.model ?? null,
   };
   const choices = Array.isArray(response.choices) ? response.choices.filter(isObject) : [];
-  const chunks: string[] = [];
+  const chunks: StreamChunk[] = [];
   for (const [i, choice] of choices.entries()) {
     const index = typeof choice.index === 'number' ? choice.index : i;
     const message = isObject(choice.message) ? choice.message : {};
@@ -101,10 +102,10 @@ export function responseToChunks(response: JsonObject): string[] {
     if (Array.isArray(message.tool_calls)) {
       delta.tool_calls = message.tool_calls.map((call, n) => (isObject(call) ? { index: n, ...call } : call));
     }
-    chunks.push(JSON.stringify({ ...base, choices: [{ index, delta, finish_reason: null }] }));
-    chunks.push(JSON.stringify({ ...base, choices: [{ index, delta: {}, finish_reason: choice.finish_reason ?? 'stop' }] }));
+    chunks.push(chunkOf({ ...base, choices: [{ index, delta, finish_reason: null }] }));
+    chunks.push(chunkOf({ ...base, choices: [{ index, delta: {}, finish_reason: choice.finish_reason ?? 'stop' }] }));
   }
-  if (response.usage !== undefined) chunks.push(JSON.stringify({ ...base, choices: [], usage: response.usage }));
+  if (response.usage !== undefined) chunks.push(chunkOf({ ...base, choices: [], usage: response.usage }));
   return chunks;
 }
 

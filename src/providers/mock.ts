@@ -7,7 +7,7 @@ import type { MockProviderConfig } from '../config/schema.js';
 import { Payload } from '../payload.js';
 import type { JsonObject } from '../plugins/plugin.js';
 import { embeddingValue } from './canonical.js';
-import type { ChatCall, EmbeddingsCall, Provider } from './provider.js';
+import { chunkOf, type ChatCall, type EmbeddingsCall, type Provider, type StreamChunk } from './provider.js';
 
 export class MockProvider implements Provider {
   readonly models: readonly string[] | undefined;
@@ -35,13 +35,13 @@ export class MockProvider implements Provider {
     });
   }
 
-  async stream(call: ChatCall): Promise<AsyncIterable<string>> {
+  async stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>> {
     const { content, usage } = this.answer(call);
     const id = this.nextId();
     const created = nowSeconds();
     const latency = this.latencyMs;
-    const chunk = (delta: JsonObject, finish: string | null, extra: JsonObject = {}): string =>
-      JSON.stringify({
+    const chunk = (delta: JsonObject, finish: string | null, extra: JsonObject = {}): StreamChunk =>
+      chunkOf({
         id, object: 'chat.completion.chunk', created, model: call.model,
         choices: [{ index: 0, delta, finish_reason: finish }], ...extra,
       });

@@ -2,7 +2,8 @@
  * The OpenAI wire format: chat completions (plain and streamed) and embeddings, for OpenAI itself, every
  * OpenAI-compatible server (Groq, Mistral, Together, DeepSeek, OpenRouter, Ollama, vLLM...) and, with its own
  * paths and key header, Azure OpenAI (azure.ts). Requests already are OpenAI-shaped, so the client's bytes go
- * upstream as they came whenever that is possible.
+ * upstream as they came whenever that is possible, and a streamed chunk goes to the client as the upstream's own
+ * `data` text, parsed once here (to see errors and the finish) into the value the rest of the gateway reads.
  */
 import { Errors, type HeimdallError } from '../errors.js';
 import { Payload } from '../payload.js';
@@ -10,7 +11,7 @@ import type { JsonObject } from '../plugins/plugin.js';
 import { UpstreamClient, type BuildRequest, type UpstreamSettings } from './http/client.js';
 import type { SseEvent } from './http/sse.js';
 import { preview, upstreamMessage } from './http/status.js';
-import type { ChatCall, EmbeddingsCall, Provider, ProviderCall } from './provider.js';
+import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from './provider.js';
 
 /** Where a dialect of the OpenAI format puts its operations and its key. */
 export interface OpenAIDialect {
@@ -46,7 +47,7 @@ export class OpenAIProvider implements Provider {
     return this.parse(body);
   }
 
-  async stream(call: ChatCall): Promise<AsyncIterable<string>> {
+  async stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>> {
     const events = await this.client.stream(call, this.build(call, 'chat/completions', true));
     return this.chunks(events);
   }
@@ -76,21 +77,23 @@ export class OpenAIProvider implements Provider {
     return payload;
   }
 
-  private async *chunks(events: AsyncIterable<SseEvent>): AsyncGenerator<string> {
+  /** Each `data` parsed once; the text the client is sent stays the upstream's own. */
+  private async *chunks(events: AsyncIterable<SseEvent>): AsyncGenerator<StreamChunk> {
     let finished = false;
     for await (const { data } of events) {
       if (data === '[DONE]') return;
-      let chunk: unknown;
+      let value: unknown;
       try {
-        chunk = JSON.parse(data);
+        value = JSON.parse(data);
       } catch (err) {
         throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream chunk is not JSON (${(err as Error).message}): ${preview(data)}`);
       }
-      if (isObject(chunk) && chunk.error !== undefined) throw this.streamedError(data);
-      if (isObject(chunk) && Array.isArray(chunk.choices)) {
-        finished ||= chunk.choices.some((c) => isObject(c) && c.finish_reason !== null && c.finish_reason !== undefined);
+      if (!isObject(value)) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream chunk is not a JSON object: ${preview(data)}`);
+      if (value.error !== undefined) throw this.streamedError(data);
+      if (!finished && Array.isArray(value.choices)) {
+        finished = value.choices.some((c) => isObject(c) && c.finish_reason !== null && c.finish_reason !== undefined);
       }
-      yield data;
+      yield { text: data, value };
     }
     // Some compatible servers end without [DONE] once the answer is finished; before that, the stream was cut.
     if (!finished) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, 'the stream ended without "data: [DONE]"');

@@ -6,6 +6,7 @@
  */
 import type { CancelSignal } from '../cancel.js';
 import type { Payload } from '../payload.js';
+import type { JsonObject } from '../plugins/plugin.js';
 
 export interface ProviderCall {
   /** The model name the upstream knows ("gpt-4o-mini", not "openai/gpt-4o-mini"). */
@@ -16,6 +17,22 @@ export interface ProviderCall {
   unchanged: boolean;
   /** Aborts when the client has gone: stop the upstream work. */
   signal: CancelSignal;
+}
+
+/**
+ * One chat.completion.chunk of a stream, read once: `text` is what the client is sent (the upstream's own bytes
+ * when they needed no translating), `value` is what `text` parses to, and what the gateway reads (the assembler
+ * behind PostHook, the drop-in Anthropic route, the token metrics), so nothing parses a chunk's text again. Both
+ * are shared by every reader of the chunk: read `value`, never change it.
+ */
+export interface StreamChunk {
+  readonly text: string;
+  readonly value: JsonObject;
+}
+
+/** A chunk the gateway built itself: its text is the value's one serialisation. */
+export function chunkOf(value: JsonObject): StreamChunk {
+  return { text: JSON.stringify(value), value };
 }
 
 /** A chat-completions call. */
@@ -31,9 +48,9 @@ export interface Provider {
   chat(call: ChatCall): Promise<Payload>;
   /**
    * Resolves once the upstream has accepted the request (so a failure before the first byte is an ordinary
-   * rejection), to the chat.completion.chunk objects as JSON text, in order.
+   * rejection), to the chat.completion.chunk objects, in order, each as its text and its parsed value.
    */
-  stream(call: ChatCall): Promise<AsyncIterable<string>>;
+  stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>>;
   /** An OpenAI embeddings list; providers without embeddings reject with HEIMDALL_ERR_PROVIDER_UNSUPPORTED. */
   embeddings(call: EmbeddingsCall): Promise<Payload>;
   close(): Promise<void>;

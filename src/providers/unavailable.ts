@@ -3,7 +3,7 @@
  */
 import type { HeimdallError } from '../errors.js';
 import type { Payload } from '../payload.js';
-import type { Provider } from './provider.js';
+import type { Provider, StreamChunk } from './provider.js';
 
 export class UnavailableProvider implements Provider {
   constructor(
@@ -16,7 +16,7 @@ export class UnavailableProvider implements Provider {
     return Promise.reject(this.reason);
   }
 
-  stream(): Promise<AsyncIterable<string>> {
+  stream(): Promise<AsyncIterable<StreamChunk>> {
     return Promise.reject(this.reason);
   }
 

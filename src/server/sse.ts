@@ -1,6 +1,6 @@
 /**
- * Server-sent events in the OpenAI streaming format: `data: <json>` per chunk, `data: [DONE]` at the end, and an
- * `{"error": ...}` event when the stream fails part-way.
+ * Server-sent events in the OpenAI streaming format: `data: <json>` per chunk (the chunk's text as it is, never
+ * re-serialised), `data: [DONE]` at the end, and an `{"error": ...}` event when the stream fails part-way.
  */
 import type { ServerResponse } from 'node:http';
 import { errorBody } from '../errors.js';
@@ -25,7 +25,7 @@ export async function writeEventStream(
     switch (event.kind) {
       case 'chunk':
         // Respect backpressure: a slow client slows the upstream read instead of growing memory.
-        if (!res.write(`data: ${event.data}\n\n`)) await drained(res);
+        if (!res.write(`data: ${event.chunk.text}\n\n`)) await drained(res);
         break;
       case 'done':
         res.end('data: [DONE]\n\n');

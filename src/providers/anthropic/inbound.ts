@@ -169,9 +169,9 @@ export interface SseFrame {
 }
 
 /**
- * chat.completion.chunk objects in, Anthropic stream events out: message_start first, a content block per run of
- * text and per tool call (opened on first use, closed when another begins), then message_delta with the stop
- * reason and usage, and message_stop.
+ * chat.completion.chunk objects in (their parsed values: nothing is parsed here), Anthropic stream events out:
+ * message_start first, a content block per run of text and per tool call (opened on first use, closed when another
+ * begins), then message_delta with the stop reason and usage, and message_stop.
  */
 export class EventWriter {
   private started = false;
@@ -182,14 +182,7 @@ export class EventWriter {
 
   constructor(private readonly requestedModel: string) {}
 
-  chunk(text: string): SseFrame[] {
-    let chunk: unknown;
-    try {
-      chunk = JSON.parse(text);
-    } catch {
-      return []; // a plugin's chunk that is not JSON can't be told in Anthropic's terms
-    }
-    if (!isObject(chunk)) return [];
+  chunk(chunk: JsonObject): SseFrame[] {
     const out = this.start(chunk);
     if (chunk.usage !== undefined && chunk.usage !== null) this.usage = { output_tokens: anthropicUsage(chunk.usage).output_tokens };
     const choice = Array.isArray(chunk.choices) && isObject(chunk.choices[0]) ? chunk.choices[0] : undefined;

@@ -9,7 +9,7 @@ import { UpstreamClient, type BuildRequest } from '../http/client.js';
 import { basePath, upstreamSettings } from '../http/settings.js';
 import type { SseEvent } from '../http/sse.js';
 import { preview } from '../http/status.js';
-import type { ChatCall, Provider } from '../provider.js';
+import type { ChatCall, Provider, StreamChunk } from '../provider.js';
 import { unsupported } from '../unsupported.js';
 import { toMessagesRequest } from './request.js';
 import { fromMessage, StreamTranslator } from './response.js';
@@ -47,7 +47,7 @@ class AnthropicProvider implements Provider {
     return Payload.fromValue(fromMessage(msg.data));
   }
 
-  async stream(call: ChatCall): Promise<AsyncIterable<string>> {
+  async stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>> {
     const events = await this.client.stream(call, this.build(call, true));
     return this.chunks(events);
   }
@@ -70,7 +70,7 @@ class AnthropicProvider implements Provider {
     });
   }
 
-  private async *chunks(events: AsyncIterable<SseEvent>): AsyncGenerator<string> {
+  private async *chunks(events: AsyncIterable<SseEvent>): AsyncGenerator<StreamChunk> {
     const translator = new StreamTranslator(this.name);
     for await (const { data } of events) {
       let value: unknown;

@@ -1,11 +1,13 @@
 /**
  * Anthropic's answers in the OpenAI shape: a Message as a chat.completion, and the Messages stream's events
  * (message_start, content_block_start/delta/stop, message_delta, message_stop, ping, error) as
- * chat.completion.chunk objects. Thinking blocks have no OpenAI equivalent and are left out.
+ * chat.completion.chunk objects, each built as a value and serialised once for the client. Thinking blocks have no
+ * OpenAI equivalent and are left out.
  */
 import { Errors } from '../../errors.js';
 import type { JsonObject } from '../../plugins/plugin.js';
 import { nowSeconds } from '../canonical.js';
+import { chunkOf, type StreamChunk } from '../provider.js';
 import { upstreamMessage } from '../http/status.js';
 import { FINISH_REASONS, type Message, type StreamEvent, type Usage } from './wire.js';
 
@@ -58,7 +60,7 @@ export class StreamTranslator {
 
   constructor(private readonly provider: string) {}
 
-  translate(event: StreamEvent): string[] {
+  translate(event: StreamEvent): StreamChunk[] {
     switch (event.type) {
       case 'message_start':
         this.id = event.message.id;
@@ -96,7 +98,7 @@ export class StreamTranslator {
     }
   }
 
-  private chunk(delta: JsonObject, finish: string | null = null, usage?: JsonObject): string {
+  private chunk(delta: JsonObject, finish: string | null = null, usage?: JsonObject): StreamChunk {
     const c: JsonObject = {
       id: this.id,
       object: 'chat.completion.chunk',
@@ -105,7 +107,7 @@ export class StreamTranslator {
       choices: [{ index: 0, delta, finish_reason: finish }],
     };
     if (usage !== undefined) c.usage = usage;
-    return JSON.stringify(c);
+    return chunkOf(c);
   }
 }
 

@@ -11,7 +11,7 @@ import { UpstreamClient, type BuildRequest } from '../http/client.js';
 import { basePath, upstreamSettings } from '../http/settings.js';
 import type { SseEvent } from '../http/sse.js';
 import { preview, upstreamMessage } from '../http/status.js';
-import type { ChatCall, EmbeddingsCall, Provider, ProviderCall } from '../provider.js';
+import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from '../provider.js';
 import { toBatchEmbedRequest, toGenerateContentRequest } from './request.js';
 import { fromBatchEmbed, fromResponse, StreamTranslator } from './response.js';
 import { batchEmbedResponse, generateContentResponse } from './wire.js';
@@ -40,7 +40,7 @@ class GeminiProvider implements Provider {
     return Payload.fromValue(fromResponse(this.parse(body, generateContentResponse), call.model));
   }
 
-  async stream(call: ChatCall): Promise<AsyncIterable<string>> {
+  async stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>> {
     const events = await this.client.stream(call, this.build(call, 'streamGenerateContent?alt=sse', toGenerateContentRequest(call.request.value())));
     return this.chunks(events, call.model);
   }
@@ -77,7 +77,7 @@ class GeminiProvider implements Provider {
     return parsed.data;
   }
 
-  private async *chunks(events: AsyncIterable<SseEvent>, model: string): AsyncGenerator<string> {
+  private async *chunks(events: AsyncIterable<SseEvent>, model: string): AsyncGenerator<StreamChunk> {
     const translator = new StreamTranslator(model);
     for await (const { data } of events) {
       if (data.includes('"error"') && /^\s*[[{]\s*"error"/.test(data)) throw Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data));

@@ -1,10 +1,12 @@
 /**
  * Gemini's answers in the OpenAI shape: a GenerateContentResponse as a chat.completion (one choice per candidate),
- * each streamed GenerateContentResponse as a chat.completion.chunk, and batchEmbedContents as an embeddings list.
+ * each streamed GenerateContentResponse as a chat.completion.chunk (built as a value, serialised once for the
+ * client), and batchEmbedContents as an embeddings list.
  * Gemini gives function calls no ids (or only sometimes): they get "call_<n>" ids, unique within the answer.
  */
 import type { JsonObject } from '../../plugins/plugin.js';
 import { embeddingValue, nowSeconds } from '../canonical.js';
+import { chunkOf, type StreamChunk } from '../provider.js';
 import { FINISH_REASONS, type Candidate, type GenerateContentResponse, type UsageMetadata } from './wire.js';
 
 export function fromResponse(res: GenerateContentResponse, model: string): JsonObject {
@@ -77,7 +79,7 @@ export class StreamTranslator {
 
   constructor(private readonly model: string) {}
 
-  translate(res: GenerateContentResponse): string[] {
+  translate(res: GenerateContentResponse): StreamChunk[] {
     this.id ??= res.responseId ?? `gemini-${Date.now()}`;
     const choices = (res.candidates ?? []).map((c, i) => {
       const index = c.index ?? i;
@@ -101,7 +103,7 @@ export class StreamTranslator {
     this.started = true;
     const chunk: JsonObject = { id: this.id, object: 'chat.completion.chunk', created: this.created, model: res.modelVersion ?? this.model, choices };
     if (res.usageMetadata !== undefined && this.finished) chunk.usage = openaiUsage(res.usageMetadata);
-    return [JSON.stringify(chunk)];
+    return [chunkOf(chunk)];
   }
 }
 

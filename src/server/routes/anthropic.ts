@@ -4,6 +4,7 @@
  * same pipeline as every route (TransportInterceptor on the raw request, then PreHooks, provider, PostHooks on the
  * canonical one); the answer goes back in Anthropic's own response, stream-event and error shapes, whichever
  * provider served it. Bare model names belong to the provider named "anthropic" (or the first Anthropic provider).
+ * A streamed answer's events are made from each chunk's parsed value: the chunks' text is not read here.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
@@ -100,7 +101,7 @@ async function writeEvents(res: ServerResponse, headers: Record<string, string>,
     if (res.writableEnded) continue;
     switch (event.kind) {
       case 'chunk': {
-        const out = text(writer.chunk(event.data));
+        const out = text(writer.chunk(event.chunk.value));
         if (out !== '' && !res.write(out)) await drained(res);
         break;
       }
