@@ -123,14 +123,19 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   healthRoutes(app, plugins);
   metricsRoutes(app, metrics);
 
-  const admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log }) : undefined;
-
+  let admin: FastifyInstance | undefined;
   app.addHook('onClose', async () => {
     watcher.close();
     await admin?.close();
     plugins.closeAll();
     await providers.close();
   });
+  try {
+    admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log }) : undefined;
+  } catch (err) {
+    await app.close(); // plugins, providers and the metrics' monitors are running already
+    throw err;
+  }
 
   return {
     app,
