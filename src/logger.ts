@@ -1,7 +1,8 @@
 /**
  * The gateway's logger (pino, shared with fastify): JSON lines for machines, readable lines for a person at a
- * terminal. Credentials are redacted wherever they appear in a log line. Request and response bodies are never
- * logged: lines carry ids, names, statuses and timings, not what users said.
+ * terminal. Credentials are redacted wherever they may appear in a log line (the access line, which has nowhere
+ * for them, is built without them: see accessLogger). Request and response bodies are never logged: lines carry
+ * ids, names, statuses and timings, not what users said.
  */
 import { pino, type Logger } from 'pino';
 import pinoPretty from 'pino-pretty';
@@ -107,8 +108,9 @@ export function requestLoggerFactory(logger: Logger, bindings: pino.Bindings, op
 }
 
 /**
- * The logger of the per-request access line. The line holds only the request id, method, path, status and time,
- * never a header or a body, so it skips the redaction every other line goes through (a third of its cost).
+ * The logger of the per-request access line. The line holds only the request id, method, path (stripped of query,
+ * path parameters and user info by the gateway's loggedPath), status and time, never a header or a body, so it skips
+ * the redaction every other line goes through (a third of its cost).
  */
 export function accessLogger(logger: Logger): Logger {
   return logger.child({}, { redact: { paths: [] } });

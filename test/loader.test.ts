@@ -3,11 +3,15 @@
  * code runs before the file is known to fit this host.
  */
 import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { parseConfig } from '../src/config/load.js';
 import { HeimdallError } from '../src/errors.js';
+import { createLogger } from '../src/logger.js';
 import { loadPlugin, resolvePluginPath } from '../src/plugins/loader.js';
+import { createGateway } from '../src/server/app.js';
 import { binaryFixtures, probePlugins } from './helpers/fixtures.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
 
@@ -195,4 +199,16 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
     const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: 'p1' }] }, dir);
     t.same(gw.gateway.plugins.active.map((p) => p.info.file), [probes.p1]);
   });
+});
+
+t.test('a gateway that cannot listen (port taken) cleans up its plugins instead of leaving them running', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as { port: number }).port;
+  const config = parseConfig({ log: { level: 'silent' }, providers: { mock: {} }, plugins: [{ path: probes.p1 }] }, 'test config');
+  const gateway = await createGateway({ config, file: '', baseDir: process.cwd() }, { logger: createLogger('silent') });
+  t.equal(gateway.plugins.active.length, 1, 'the plugin is loaded before listening');
+  await t.rejects(gateway.listen('127.0.0.1', port), { code: 'EADDRINUSE' });
+  t.equal(gateway.plugins.active.length, 0, 'and cleaned up when listening failed');
 });

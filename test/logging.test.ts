@@ -2,9 +2,11 @@
  * Logs through a real gateway: the request id on every line a request writes, the plugin's name on every plugin
  * event, no credentials and no message content; JSON for machines and readable text for a terminal.
  */
+import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger, requestLoggerFactory } from '../src/logger.js';
+import { loggedPath } from '../src/server/app.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
 import { probePlugins } from './helpers/fixtures.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -109,6 +111,44 @@ t.test("a request's own logger: its lines carry the request id; below the level 
   const routeLevel = requestLoggerFactory(parent, { request_id: 'lazy-2' }, { level: 'debug' });
   routeLevel.debug('a route with its own level gets a real child at once');
   t.match(text(), /lazy-2/);
+});
+
+t.test('the access line logs a path only: no query, path parameters or user info', async (t) => {
+  t.equal(loggedPath('/v1/chat/completions'), '/v1/chat/completions');
+  t.equal(loggedPath('/v1/chat/completions?key=sk-1'), '/v1/chat/completions');
+  t.equal(loggedPath('/v1/models;key=sk-2'), '/v1/models');
+  t.equal(loggedPath('/health#x'), '/health');
+  t.equal(loggedPath('http://user:sk-3@example.test/v1/chat/completions?key=sk-4'), '/v1/chat/completions');
+  t.equal(loggedPath('*'), '(not a URL)');
+
+  // Through a real gateway: node:http hands an absolute-form target over as it came, user info included.
+  const up = await startUpstream(t);
+  const gw = await startGateway(t, { providers: { openai: { type: 'openai', base_url: up.baseUrl } } });
+  const before = gw.logs.length;
+  const { port } = new URL(gw.url);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `http://someone:${SECRETS.bearer}@127.0.0.1:${port}/v1/chat/completions?key=${SECRETS.query}`,
+        headers: { 'content-type': 'application/json', 'x-request-id': 'abs-form' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(chat('openai/gpt-4o-mini', 'hi')));
+  });
+  t.equal(status, 200, 'an absolute-form target is served');
+  const line = gw.logs.slice(before).find((l) => l.request_id === 'abs-form' && l.msg === 'request');
+  t.equal(line?.url, '/v1/chat/completions');
+  const text = JSON.stringify(gw.logs.slice(before));
+  t.notOk(text.includes(SECRETS.bearer), 'no user info in the logs');
+  t.notOk(text.includes(SECRETS.query), 'no query in the logs');
 });
 
 t.test('credentials are redacted wherever a line carries headers', async (t) => {

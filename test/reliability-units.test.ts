@@ -5,6 +5,7 @@
 import t from 'tap';
 import { backoffDelay, isRetryableStatus, retryAfterMs } from '../src/providers/http/backoff.js';
 import { KeyPool, type ProviderKey } from '../src/providers/http/keys.js';
+import { Cancellation } from '../src/cancel.js';
 import { ConcurrencyLimiter } from '../src/providers/http/limiter.js';
 
 const key = (value: string, weight = 1, models?: string[]): ProviderKey => ({ value, weight, models });
@@ -81,4 +82,29 @@ t.test('limiter: a slot each up to the limit, then a bounded FIFO queue, then re
   t.same(limiter.stats, { inFlight: 1, queued: 0 }, 'the slot passed on; releasing twice did not free two');
   releaseSecond();
   t.same(limiter.stats, { inFlight: 0, queued: 0 });
+});
+
+t.test('limiter: tryAcquire takes a free slot without a promise, and never one that is taken or for a client gone', async (t) => {
+  const limiter = new ConcurrencyLimiter('p', 2, 1);
+  const request = new Cancellation();
+  const a = limiter.tryAcquire(request);
+  const b = limiter.tryAcquire(request);
+  t.type(a, 'function');
+  t.type(b, 'function');
+  t.equal(limiter.tryAcquire(request), undefined, 'no slot left');
+  t.same(limiter.stats, { inFlight: 2, queued: 0 });
+  const gone = new Cancellation();
+  const waiting = limiter.acquire(gone);
+  t.same(limiter.stats, { inFlight: 2, queued: 1 });
+  gone.abort();
+  await t.rejects(waiting, { code: 'HEIMDALL_ERR_CLIENT_CLOSED' }, 'a Cancellation takes a waiter out of the queue');
+  t.same(limiter.stats, { inFlight: 2, queued: 0 });
+  (a as () => void)();
+  t.equal(limiter.tryAcquire(gone), undefined, 'an aborted request gets no slot even when one is free');
+  const c = limiter.tryAcquire(request);
+  t.type(c, 'function', 'the freed slot is taken');
+  (b as () => void)();
+  (c as () => void)();
+  (c as () => void)();
+  t.same(limiter.stats, { inFlight: 0, queued: 0 }, 'released twice, counted once');
 });

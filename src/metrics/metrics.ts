@@ -79,7 +79,7 @@ export class GatewayMetrics implements UpstreamObserver {
 
   /**
    * Starts the process metrics, whose event-loop delay monitor and GC observer run until close(). Not in the
-   * constructor: a gateway that fails to start is never closed, and would leave them running.
+   * constructor: a gateway whose plugins fail to load is never built, and would leave them running.
    */
   watchProcess(): void {
     if (this.process === undefined && !this.closed) this.process = new ProcessMetrics(this.registry);

@@ -38,6 +38,10 @@ export interface Gateway {
 }
 
 export interface GatewayOptions {
+  /**
+   * The logger every line goes to (default: one from config.log). Its redaction applies to every line but the
+   * access line, whose fields are fixed (request id, method, path, status, time) and carry no credentials.
+   */
   logger?: Logger;
 }
 
@@ -96,9 +100,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const access = config.log.requests ? accessLogger(log) : undefined;
   app.addHook('onResponse', (req, reply, done) => {
     if (access !== undefined) {
-      // The path without its query string: some clients put API keys there.
-      const url = req.url.split('?', 1)[0];
-      access.info({ request_id: req.id, method: req.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+      access.info({ request_id: req.id, method: req.method, url: loggedPath(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     }
     metrics.observeRequest(req.routeOptions.url ?? '', reply.statusCode, reply.elapsedTime, exchangeOf(req));
     done();
@@ -143,18 +145,37 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     plugins,
     providers,
     listen: async (host = config.server.host, port = config.server.port) => {
-      const url = await app.listen({ host, port });
-      let adminUrl: string | undefined;
       try {
-        adminUrl = admin ? await admin.listen({ host: config.admin.host, port: config.admin.port }) : undefined;
+        const url = await app.listen({ host, port });
+        // A half-started gateway would serve without the API its operator asked for.
+        const adminUrl = admin ? await admin.listen({ host: config.admin.host, port: config.admin.port }) : undefined;
+        return { url, adminUrl };
       } catch (err) {
-        await app.close(); // a half-started gateway would serve without the API its operator asked for
+        // Plugins, providers, watchers and the metrics' monitors are running already: a port in use must not leave
+        // them behind (a watched plugin would keep the process alive).
+        await app.close();
         throw err;
       }
-      return { url, adminUrl };
     },
     close: () => app.close(),
   };
+}
+
+/**
+ * What the access line says of a request's target: its path only. Not the query string (some clients put API keys
+ * there), path parameters (`;key=...`), or the user:password of a target sent in absolute form
+ * (`POST http://user:secret@host/v1/...`), which node:http hands over as it came.
+ */
+export function loggedPath(url: string): string {
+  if (url.startsWith('/')) {
+    const end = url.search(/[?;#]/);
+    return end === -1 ? url : url.slice(0, end);
+  }
+  try {
+    return loggedPath(new URL(url).pathname);
+  } catch {
+    return '(not a URL)';
+  }
 }
 
 /** Fastify's own errors (body parsing, limits) become catalogue errors, so every answer has the same shape. */
