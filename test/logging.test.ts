@@ -5,8 +5,7 @@
 import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger, requestLoggerFactory } from '../src/logger.js';
-import { loggedPath } from '../src/server/app.js';
+import { createLogger, loggedPath, requestLoggerFactory } from '../src/logger.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
 import { probePlugins } from './helpers/fixtures.js';
 import { startUpstream } from './helpers/upstream.js';

@@ -15,6 +15,7 @@ import { formatPath, resolveEnvRefs } from '../config/load.js';
 import { pluginSchema, type AdminConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
+import { loggedPath } from '../logger.js';
 import { realFile, resolvePluginPath } from '../plugins/loader.js';
 import type { PluginRegistry, PluginStatus } from '../plugins/registry.js';
 
@@ -45,7 +46,7 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
     const given = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     // Hashing both sides first makes the comparison constant-time whatever the lengths.
     if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-      req.log.warn({ url: req.url.split('?', 1)[0], ip: req.ip }, 'admin request refused: missing or wrong token');
+      req.log.warn({ url: loggedPath(req.url), ip: req.ip }, 'admin request refused: missing or wrong token');
       throw Errors.ADMIN_AUTH();
     }
   });

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
-import { accessLogger, createLogger, requestLoggerFactory } from '../logger.js';
+import { accessLogger, createLogger, loggedPath, requestLoggerFactory } from '../logger.js';
 import { exchangeOf } from '../metrics/exchange.js';
 import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
@@ -159,23 +159,6 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     },
     close: () => app.close(),
   };
-}
-
-/**
- * What the access line says of a request's target: its path only. Not the query string (some clients put API keys
- * there), path parameters (`;key=...`), or the user:password of a target sent in absolute form
- * (`POST http://user:secret@host/v1/...`), which node:http hands over as it came.
- */
-export function loggedPath(url: string): string {
-  if (url.startsWith('/')) {
-    const end = url.search(/[?;#]/);
-    return end === -1 ? url : url.slice(0, end);
-  }
-  try {
-    return loggedPath(new URL(url).pathname);
-  } catch {
-    return '(not a URL)';
-  }
 }
 
 /** Fastify's own errors (body parsing, limits) become catalogue errors, so every answer has the same shape. */
