@@ -3,7 +3,9 @@
 // numbers behind its GC pauses and so behind its p99. Heimdall (3 passthrough plugins unless --plugins 0) runs with
 // V8's GC trace on, under a fixed rate; the trace of the measured part is summed.
 //
-//   node bench/gc.mjs [--rate 2000] [--seconds 5] [--plugins 3]     (after npm run bench, or npm run build + plugins)
+//   node bench/gc.mjs [--rate 2000] [--seconds 5] [--plugins 3] [--floor]   (after npm run bench)
+//
+// --floor measures the floor proxy instead (bench/targets/floor.mjs): what any Node gateway allocates.
 //
 // Unlike times, these counts barely move with other work on the machine, so a change that allocates more, or
 // keeps per-request objects alive across a young-generation GC, shows here first.
@@ -18,7 +20,7 @@ import { chatRequest } from './request.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
 const { values: opts } = parseArgs({
-  options: { rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' }, plugins: { type: 'string', default: '3' } },
+  options: { rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' }, plugins: { type: 'string', default: '3' }, floor: { type: 'boolean', default: false } },
 });
 const plugins = ['bench1', 'bench2', 'bench3']
   .slice(0, Number(opts.plugins))
@@ -29,7 +31,9 @@ if (!existsSync(path.join(repo, 'dist', 'index.js')) || plugins.some((p) => !exi
 }
 
 const upstream = await start('targets/upstream.mjs', ['0'], [], false);
-const heimdall = await start('targets/heimdall.mjs', [upstream.url, ...plugins], ['--trace-gc-nvp'], true);
+const heimdall = opts.floor
+  ? await start('targets/floor.mjs', [upstream.url], ['--trace-gc-nvp'], true)
+  : await start('targets/heimdall.mjs', [upstream.url, ...plugins], ['--trace-gc-nvp'], true);
 const body = chatRequest(1024);
 await saturate(heimdall.url, body, { connections: 32, seconds: 2 }); // warm-up: JIT, pools, connections
 await paced(heimdall.url, body, { rate: 100, seconds: 0.5 });
@@ -48,7 +52,7 @@ const full = events.filter((e) => e.gc === 'mc' || e.gc === 'ms');
 const sum = (list, key) => list.reduce((n, e) => n + Number(e[key] ?? 0), 0);
 const max = (list, key) => list.reduce((n, e) => Math.max(n, Number(e[key] ?? 0)), 0);
 // No latency here: the GC trace and the access lines come through this process, which also sends the load.
-console.log(`Heimdall, ${plugins.length} C plugins, ${requests} requests at ${opts.rate}/s:`);
+console.log(`${opts.floor ? 'The floor proxy' : `Heimdall, ${plugins.length} C plugins`}, ${requests} requests at ${opts.rate}/s:`);
 console.log(`  young-generation GCs: ${scavenges.length}, longest pause ${max(scavenges, 'pause').toFixed(2)} ms`);
 console.log(`  full GCs:             ${full.length}, longest pause ${max(full, 'pause').toFixed(2)} ms`);
 console.log(`  allocated per request: ${(sum(scavenges, 'allocated') / requests / 1024).toFixed(1)} KB`);

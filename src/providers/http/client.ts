@@ -18,6 +18,7 @@ import { KeyPool, type KeyRotation, type ProviderKey } from './keys.js';
 import { ConcurrencyLimiter, type Release } from './limiter.js';
 import { sseEvents, type SseEvent } from './sse.js';
 import { statusError } from './status.js';
+import { requestWhole } from './whole.js';
 
 export interface UpstreamRequest {
   method?: 'GET' | 'POST';
@@ -58,7 +59,8 @@ const LIMITED_KEY_REST_MS = 1_000;
 const ROTATE_ON = new Set([401, 403, 429]);
 
 type Attempt =
-  | { ok: true; res: Dispatcher.ResponseData; body: Buffer | undefined }
+  | { ok: true; body: Buffer; stream: undefined }
+  | { ok: true; body: undefined; stream: Dispatcher.ResponseData['body'] }
   | { ok: false; error: HeimdallError; status: number | undefined; retryAfterMs: number | undefined };
 
 export class UpstreamClient {
@@ -92,15 +94,15 @@ export class UpstreamClient {
    */
   async stream(call: UpstreamCall, build: BuildRequest): Promise<AsyncIterable<SseEvent>> {
     const release = this.limiter.tryAcquire(call.signal) ?? (await this.limiter.acquire(call.signal));
-    let res: Dispatcher.ResponseData;
+    let body: Dispatcher.ResponseData['body'];
     try {
-      ({ res } = await this.withRetries(call, build, true));
+      body = (await this.withRetries(call, build, true)).stream as Dispatcher.ResponseData['body'];
     } catch (err) {
       release();
       throw err;
     }
-    holdUntilClosed(res.body, release);
-    return sseEvents(res.body, (err) => this.midStreamError(err, call.signal));
+    holdUntilClosed(body, release);
+    return sseEvents(body, (err) => this.midStreamError(err, call.signal));
   }
 
   get concurrency(): { inFlight: number; queued: number } {
@@ -156,28 +158,32 @@ export class UpstreamClient {
     const unlink = () => call.signal.removeEventListener('abort', forward);
     let linkedToBody = false;
     const fail = (error: HeimdallError, status?: number, retryAfter?: number): Attempt => ({ ok: false, error, status, retryAfterMs: retryAfter });
+    const options: Dispatcher.DispatchOptions = {
+      method: request.method ?? 'POST',
+      path: request.path,
+      headers: { 'content-type': 'application/json', ...this.settings.headers, ...request.headers },
+      body: request.body ?? null,
+      headersTimeout: timeoutMs,
+      bodyTimeout: stream ? streamIdleTimeoutMs : timeoutMs,
+    };
     try {
-      const res = await this.pool.request({
-        method: request.method ?? 'POST',
-        path: request.path,
-        headers: { 'content-type': 'application/json', ...this.settings.headers, ...request.headers },
-        body: request.body ?? null,
-        signal: deadline as unknown as AbortSignal, // undici reads only the shape (see cancel.ts)
-        headersTimeout: timeoutMs,
-        bodyTimeout: stream ? streamIdleTimeoutMs : timeoutMs,
-      });
+      if (!stream) {
+        const res = await requestWhole(this.pool, options, deadline);
+        if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
+        const wait = retryAfterMs(res.headers);
+        return fail(statusError(provider, res.statusCode, res.body, wait), res.statusCode, wait);
+      }
+      // undici reads only the signal's shape (see cancel.ts)
+      const res = await this.pool.request({ ...options, signal: deadline as unknown as AbortSignal });
       if (res.statusCode < 200 || res.statusCode > 299) {
-        const wait = retryAfterMs(res.headers as Record<string, string | string[]>);
+        const wait = retryAfterMs(res.headers);
         const body = Buffer.from(await res.body.arrayBuffer());
         return fail(statusError(provider, res.statusCode, body, wait), res.statusCode, wait);
       }
-      if (stream) {
-        linkedToBody = true;
-        if (res.body.destroyed || res.body.closed) unlink();
-        else res.body.once('close', unlink);
-        return { ok: true, res, body: undefined };
-      }
-      return { ok: true, res, body: Buffer.from(await res.body.arrayBuffer()) };
+      linkedToBody = true;
+      if (res.body.destroyed || res.body.closed) unlink();
+      else res.body.once('close', unlink);
+      return { ok: true, body: undefined, stream: res.body };
     } catch (err) {
       if (call.signal.aborted) return fail(Errors.CLIENT_CLOSED());
       if (deadline.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {

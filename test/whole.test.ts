@@ -1,0 +1,138 @@
+/**
+ * requestWhole: a non-streamed upstream exchange read whole through undici's dispatch. Against a real server on
+ * loopback: the answer however it is chunked, any status with its headers, and cancellation at every stage (before
+ * sending, while queued for a connection, while the answer is arriving) rejecting at once and leaving the pool
+ * usable.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+import { Pool } from 'undici';
+import { Cancellation } from '../src/cancel.js';
+import { requestWhole } from '../src/providers/http/whole.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+async function serve(t: { teardown(fn: () => unknown): void }, handler: Handler, connections = 4) {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push(`${req.method} ${req.url} ${body}`);
+      handler(req, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const pool = new Pool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connections });
+  t.teardown(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await pool.close();
+  });
+  return { pool, seen };
+}
+
+const POST = { method: 'POST' as const, path: '/v1/x', headers: { 'content-type': 'application/json' }, body: '{"a":1}' };
+
+t.test('an answer sent in several pieces arrives whole, with its status and headers', async (t) => {
+  const { pool, seen } = await serve(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+    res.write('{"parts":[');
+    setTimeout(() => res.write('1,2,'), 5);
+    setTimeout(() => res.end('3]}'), 10);
+  });
+  const res = await requestWhole(pool, POST, new Cancellation());
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['x-upstream'], 'yes');
+  t.same(JSON.parse(res.body.toString()), { parts: [1, 2, 3] });
+  t.same(seen, ['POST /v1/x {"a":1}'], 'the request went as given');
+});
+
+t.test('an error status resolves too, with its body and headers (the caller classifies it)', async (t) => {
+  const { pool } = await serve(t, (_req, res) => {
+    res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' }).end('{"error":{"message":"slow down"}}');
+  });
+  const res = await requestWhole(pool, POST, new Cancellation());
+  t.equal(res.statusCode, 429);
+  t.equal(res.headers['retry-after'], '7');
+  t.equal(JSON.parse(res.body.toString()).error.message, 'slow down');
+});
+
+t.test('an empty answer is an empty buffer', async (t) => {
+  const { pool } = await serve(t, (_req, res) => res.writeHead(204).end());
+  const res = await requestWhole(pool, POST, new Cancellation());
+  t.equal(res.statusCode, 204);
+  t.equal(res.body.length, 0);
+});
+
+t.test('a signal aborted before the call sends nothing and rejects with its reason', async (t) => {
+  const { pool, seen } = await serve(t, (_req, res) => res.end('{}'));
+  const signal = new Cancellation();
+  signal.abort(new Error('gone already'));
+  await t.rejects(requestWhole(pool, POST, signal), { message: 'gone already' });
+  const after = await requestWhole(pool, POST, new Cancellation());
+  t.equal(after.statusCode, 200);
+  t.equal(seen.length, 1, 'only the second request reached the server');
+});
+
+t.test('an abort while the answer is arriving rejects at once; the pool still serves', async (t) => {
+  let hold: ServerResponse | undefined;
+  const { pool } = await serve(t, (req, res) => {
+    if (req.url === '/slow') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"never":');
+      hold = res;
+      return;
+    }
+    res.end('{"ok":true}');
+  });
+  const signal = new Cancellation();
+  const pending = requestWhole(pool, { ...POST, path: '/slow' }, signal);
+  while (hold === undefined) await new Promise((r) => setTimeout(r, 2));
+  signal.abort(new Error('client left'));
+  await t.rejects(pending, { message: 'client left' });
+  const closed = await new Promise<boolean>((resolve) => {
+    if (hold?.destroyed) resolve(true);
+    else hold?.once('close', () => resolve(true));
+    setTimeout(() => resolve(false), 2000);
+  });
+  t.ok(closed, 'the half-sent exchange was cut, not left open');
+  const after = await requestWhole(pool, POST, new Cancellation());
+  t.same(JSON.parse(after.body.toString()), { ok: true });
+});
+
+t.test('an abort while queued for a connection rejects before it is sent', async (t) => {
+  const answers: ServerResponse[] = [];
+  const { pool, seen } = await serve(
+    t,
+    (_req, res) => {
+      answers.push(res);
+    },
+    1,
+  );
+  const first = requestWhole(pool, { ...POST, path: '/first' }, new Cancellation());
+  while (answers.length === 0) await new Promise((r) => setTimeout(r, 2));
+  const signal = new Cancellation();
+  const queued = requestWhole(pool, { ...POST, path: '/queued' }, signal);
+  signal.abort(new Error('waited too long'));
+  await t.rejects(queued, { message: 'waited too long' }, 'rejected while the only connection was busy');
+  answers[0]?.end('{"first":true}');
+  t.same(JSON.parse((await first).body.toString()), { first: true });
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(
+    seen.map((s) => s.split(' ')[1]),
+    ['/first'],
+    'the aborted request never reached the server',
+  );
+});
+
+t.test('a refused connection rejects with undici\'s error', async (t) => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  const pool = new Pool(`http://127.0.0.1:${port}`);
+  t.teardown(() => pool.close());
+  await t.rejects(requestWhole(pool, POST, new Cancellation()), { code: 'ECONNREFUSED' });
+});
