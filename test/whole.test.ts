@@ -1,15 +1,15 @@
 /**
  * requestWhole: a non-streamed upstream exchange read whole through undici's dispatch. Against a real server on
  * loopback: the answer however it is chunked, any status with its headers, and cancellation at every stage (before
- * sending, while queued for a connection, while the answer is arriving) rejecting at once and leaving the pool
- * usable.
+ * sending, while queued for a connection, while the answer is arriving) and the deadline rejecting at once and
+ * leaving the pool usable.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { Pool } from 'undici';
 import { Cancellation } from '../src/cancel.js';
-import { requestWhole } from '../src/providers/http/whole.js';
+import { DeadlineExceeded, requestWhole } from '../src/providers/http/whole.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -42,7 +42,7 @@ t.test('an answer sent in several pieces arrives whole, with its status and head
     setTimeout(() => res.write('1,2,'), 5);
     setTimeout(() => res.end('3]}'), 10);
   });
-  const res = await requestWhole(pool, POST, new Cancellation());
+  const res = await requestWhole(pool, POST, new Cancellation(), 5000);
   t.equal(res.statusCode, 200);
   t.equal(res.headers['x-upstream'], 'yes');
   t.same(JSON.parse(res.body.toString()), { parts: [1, 2, 3] });
@@ -53,7 +53,7 @@ t.test('an error status resolves too, with its body and headers (the caller clas
   const { pool } = await serve(t, (_req, res) => {
     res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' }).end('{"error":{"message":"slow down"}}');
   });
-  const res = await requestWhole(pool, POST, new Cancellation());
+  const res = await requestWhole(pool, POST, new Cancellation(), 5000);
   t.equal(res.statusCode, 429);
   t.equal(res.headers['retry-after'], '7');
   t.equal(JSON.parse(res.body.toString()).error.message, 'slow down');
@@ -61,7 +61,7 @@ t.test('an error status resolves too, with its body and headers (the caller clas
 
 t.test('an empty answer is an empty buffer', async (t) => {
   const { pool } = await serve(t, (_req, res) => res.writeHead(204).end());
-  const res = await requestWhole(pool, POST, new Cancellation());
+  const res = await requestWhole(pool, POST, new Cancellation(), 5000);
   t.equal(res.statusCode, 204);
   t.equal(res.body.length, 0);
 });
@@ -70,8 +70,8 @@ t.test('a signal aborted before the call sends nothing and rejects with its reas
   const { pool, seen } = await serve(t, (_req, res) => res.end('{}'));
   const signal = new Cancellation();
   signal.abort(new Error('gone already'));
-  await t.rejects(requestWhole(pool, POST, signal), { message: 'gone already' });
-  const after = await requestWhole(pool, POST, new Cancellation());
+  await t.rejects(requestWhole(pool, POST, signal, 5000), { message: 'gone already' });
+  const after = await requestWhole(pool, POST, new Cancellation(), 5000);
   t.equal(after.statusCode, 200);
   t.equal(seen.length, 1, 'only the second request reached the server');
 });
@@ -88,7 +88,7 @@ t.test('an abort while the answer is arriving rejects at once; the pool still se
     res.end('{"ok":true}');
   });
   const signal = new Cancellation();
-  const pending = requestWhole(pool, { ...POST, path: '/slow' }, signal);
+  const pending = requestWhole(pool, { ...POST, path: '/slow' }, signal, 5000);
   while (hold === undefined) await new Promise((r) => setTimeout(r, 2));
   signal.abort(new Error('client left'));
   await t.rejects(pending, { message: 'client left' });
@@ -98,7 +98,7 @@ t.test('an abort while the answer is arriving rejects at once; the pool still se
     setTimeout(() => resolve(false), 2000);
   });
   t.ok(closed, 'the half-sent exchange was cut, not left open');
-  const after = await requestWhole(pool, POST, new Cancellation());
+  const after = await requestWhole(pool, POST, new Cancellation(), 5000);
   t.same(JSON.parse(after.body.toString()), { ok: true });
 });
 
@@ -111,10 +111,10 @@ t.test('an abort while queued for a connection rejects before it is sent', async
     },
     1,
   );
-  const first = requestWhole(pool, { ...POST, path: '/first' }, new Cancellation());
+  const first = requestWhole(pool, { ...POST, path: '/first' }, new Cancellation(), 5000);
   while (answers.length === 0) await new Promise((r) => setTimeout(r, 2));
   const signal = new Cancellation();
-  const queued = requestWhole(pool, { ...POST, path: '/queued' }, signal);
+  const queued = requestWhole(pool, { ...POST, path: '/queued' }, signal, 5000);
   signal.abort(new Error('waited too long'));
   await t.rejects(queued, { message: 'waited too long' }, 'rejected while the only connection was busy');
   answers[0]?.end('{"first":true}');
@@ -134,5 +134,40 @@ t.test('a refused connection rejects with undici\'s error', async (t) => {
   await new Promise((resolve) => server.close(resolve));
   const pool = new Pool(`http://127.0.0.1:${port}`);
   t.teardown(() => pool.close());
-  await t.rejects(requestWhole(pool, POST, new Cancellation()), { code: 'ECONNREFUSED' });
+  await t.rejects(requestWhole(pool, POST, new Cancellation(), 5000), { code: 'ECONNREFUSED' });
+});
+
+t.test('an answer that trickles past the deadline rejects with DeadlineExceeded and the exchange is cut', async (t) => {
+  let hold: ServerResponse | undefined;
+  const { pool } = await serve(t, (req, res) => {
+    if (req.url !== '/slow') {
+      res.end('{"ok":true}');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"a":');
+    hold = res;
+  });
+  const started = performance.now();
+  const err = await requestWhole(pool, { ...POST, path: '/slow' }, new Cancellation(), 100).catch((e: unknown) => e);
+  t.type(err, DeadlineExceeded);
+  t.equal((err as DeadlineExceeded).ms, 100);
+  t.ok(performance.now() - started >= 95, 'not before the deadline');
+  t.ok(hold === undefined || hold.destroyed || (await new Promise((r) => hold?.once('close', () => r(true)))), 'the exchange was cut');
+  const after = await requestWhole(pool, POST, new Cancellation(), 5000);
+  t.same(JSON.parse(after.body.toString()), { ok: true }, 'the pool still serves');
+});
+
+t.test('a finished exchange leaves no timer or listener behind', async (t) => {
+  const { pool } = await serve(t, (_req, res) => res.end('{}'));
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  await requestWhole(pool, POST, new Cancellation(), 60_000); // the pool's connection and its timers exist now
+  const before = timers();
+  const signal = new Cancellation();
+  const pending = requestWhole(pool, POST, signal, 60_000);
+  t.equal(timers(), before + 1, 'the deadline is a timer while the exchange runs');
+  await pending;
+  t.equal(timers(), before, 'and is gone once it is done');
+  const listeners = (signal as unknown as { listeners?: unknown[] }).listeners;
+  t.equal(listeners?.length ?? 0, 0, 'the abort listener was removed');
 });

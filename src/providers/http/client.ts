@@ -18,7 +18,7 @@ import { KeyPool, type KeyRotation, type ProviderKey } from './keys.js';
 import { ConcurrencyLimiter, type Release } from './limiter.js';
 import { sseEvents, type SseEvent } from './sse.js';
 import { statusError } from './status.js';
-import { requestWhole } from './whole.js';
+import { DeadlineExceeded, requestWhole } from './whole.js';
 
 export interface UpstreamRequest {
   method?: 'GET' | 'POST';
@@ -118,7 +118,8 @@ export class UpstreamClient {
     const rotation: KeyRotation | undefined = this.keys?.rotation(call.model);
     for (let retries = 0; ; ) {
       const key = rotation?.current;
-      const attempt = await this.attempt(call, build(key?.value), stream);
+      const request = build(key?.value);
+      const attempt = await (stream ? this.streamAttempt(call, request) : this.wholeAttempt(call, request));
       if (attempt.ok) return attempt;
       const { error, status } = attempt;
       if (call.signal.aborted) throw Errors.CLIENT_CLOSED();
@@ -145,11 +146,27 @@ export class UpstreamClient {
     }
   }
 
-  /** One HTTP exchange under a deadline. Never throws: failures come back classified. */
-  private async attempt(call: UpstreamCall, request: UpstreamRequest, stream: boolean): Promise<Attempt> {
+  /** One exchange whose answer is read whole, under a deadline. Never throws: failures come back classified. */
+  private async wholeAttempt(call: UpstreamCall, request: UpstreamRequest): Promise<Attempt> {
+    const { provider, timeoutMs } = this.settings;
+    try {
+      const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs);
+      if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
+      const wait = retryAfterMs(res.headers);
+      return failed(statusError(provider, res.statusCode, res.body, wait), res.statusCode, wait);
+    } catch (err) {
+      return failed(this.classify(err, call.signal, err instanceof DeadlineExceeded));
+    }
+  }
+
+  /**
+   * One exchange whose answer is streamed, with a deadline until its headers (after them, the idle timeout between
+   * chunks applies). Never throws: failures come back classified.
+   */
+  private async streamAttempt(call: UpstreamCall, request: UpstreamRequest): Promise<Attempt> {
     const { provider, timeoutMs, streamIdleTimeoutMs } = this.settings;
     // The attempt's own signal, aborted by its deadline or by the request's: a plain Cancellation rather than an
-    // AbortController (see cancel.ts). For a stream, the link to the request lasts until its body closes.
+    // AbortController (see cancel.ts). The link to the request lasts until the body closes.
     const deadline = new Cancellation();
     const timer = setTimeout(() => deadline.abort(), timeoutMs);
     const forward = () => deadline.abort();
@@ -157,43 +174,45 @@ export class UpstreamClient {
     else call.signal.addEventListener('abort', forward, { once: true });
     const unlink = () => call.signal.removeEventListener('abort', forward);
     let linkedToBody = false;
-    const fail = (error: HeimdallError, status?: number, retryAfter?: number): Attempt => ({ ok: false, error, status, retryAfterMs: retryAfter });
-    const options: Dispatcher.DispatchOptions = {
-      method: request.method ?? 'POST',
-      path: request.path,
-      headers: { 'content-type': 'application/json', ...this.settings.headers, ...request.headers },
-      body: request.body ?? null,
-      headersTimeout: timeoutMs,
-      bodyTimeout: stream ? streamIdleTimeoutMs : timeoutMs,
-    };
     try {
-      if (!stream) {
-        const res = await requestWhole(this.pool, options, deadline);
-        if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
-        const wait = retryAfterMs(res.headers);
-        return fail(statusError(provider, res.statusCode, res.body, wait), res.statusCode, wait);
-      }
       // undici reads only the signal's shape (see cancel.ts)
-      const res = await this.pool.request({ ...options, signal: deadline as unknown as AbortSignal });
+      const res = await this.pool.request({ ...this.options(request, streamIdleTimeoutMs), signal: deadline as unknown as AbortSignal });
       if (res.statusCode < 200 || res.statusCode > 299) {
         const wait = retryAfterMs(res.headers);
         const body = Buffer.from(await res.body.arrayBuffer());
-        return fail(statusError(provider, res.statusCode, body, wait), res.statusCode, wait);
+        return failed(statusError(provider, res.statusCode, body, wait), res.statusCode, wait);
       }
       linkedToBody = true;
       if (res.body.destroyed || res.body.closed) unlink();
       else res.body.once('close', unlink);
       return { ok: true, body: undefined, stream: res.body };
     } catch (err) {
-      if (call.signal.aborted) return fail(Errors.CLIENT_CLOSED());
-      if (deadline.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
-        return fail(Errors.UPSTREAM_TIMEOUT(provider, timeoutMs));
-      }
-      return fail(connectError(provider, err));
+      return failed(this.classify(err, call.signal, deadline.aborted));
     } finally {
       clearTimeout(timer);
       if (!linkedToBody) unlink();
     }
+  }
+
+  private options(request: UpstreamRequest, bodyTimeout: number): Dispatcher.DispatchOptions {
+    return {
+      method: request.method ?? 'POST',
+      path: request.path,
+      headers: { 'content-type': 'application/json', ...this.settings.headers, ...request.headers },
+      body: request.body ?? null,
+      headersTimeout: this.settings.timeoutMs,
+      bodyTimeout,
+    };
+  }
+
+  /** A failed exchange as a catalogued error: the client left, the deadline passed, or the upstream was unreachable. */
+  private classify(err: unknown, signal: CancelSignal, timedOut: boolean): HeimdallError {
+    const { provider, timeoutMs } = this.settings;
+    if (signal.aborted) return Errors.CLIENT_CLOSED();
+    if (timedOut || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+      return Errors.UPSTREAM_TIMEOUT(provider, timeoutMs);
+    }
+    return connectError(provider, err);
   }
 
   private midStreamError(err: unknown, signal: CancelSignal): HeimdallError {
@@ -202,6 +221,10 @@ export class UpstreamClient {
     if (err instanceof undiciErrors.BodyTimeoutError) return Errors.UPSTREAM_STREAM_IDLE(this.settings.provider, this.settings.streamIdleTimeoutMs);
     return connectError(this.settings.provider, err);
   }
+}
+
+function failed(error: HeimdallError, status?: number, retryAfterMs?: number): Attempt {
+  return { ok: false, error, status, retryAfterMs };
 }
 
 function connectError(provider: string, err: unknown): HeimdallError {

@@ -17,11 +17,25 @@ export interface WholeResponse {
   body: Buffer;
 }
 
+/** What requestWhole rejects with when its deadline passes first. */
+export class DeadlineExceeded extends Error {
+  constructor(readonly ms: number) {
+    super(`no complete answer within ${ms} ms`);
+    this.name = 'DeadlineExceeded';
+  }
+}
+
 /**
- * Sends `options` through `dispatcher` and resolves to the whole answer, whatever its status. Rejects with undici's
- * error, or with the signal's reason once it aborts (at once, even while the request waits for a connection).
+ * Sends `options` through `dispatcher` and resolves to the whole answer, whatever its status, if it is complete
+ * within `deadlineMs`. Rejects with undici's error, with DeadlineExceeded, or with the signal's reason once it
+ * aborts; the last two at once, even while the request still waits for a connection.
  */
-export function requestWhole(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal: CancelSignal): Promise<WholeResponse> {
+export function requestWhole(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  signal: CancelSignal,
+  deadlineMs: number,
+): Promise<WholeResponse> {
   return new Promise((resolve, reject) => {
     const gather = new Gather(resolve, reject, signal);
     if (signal.aborted) {
@@ -29,6 +43,7 @@ export function requestWhole(dispatcher: Dispatcher, options: Dispatcher.Dispatc
       return;
     }
     signal.addEventListener('abort', gather.cancel);
+    gather.timer = setTimeout(gather.expire, deadlineMs, deadlineMs);
     dispatcher.dispatch(options, gather);
   });
 }
@@ -39,6 +54,9 @@ class Gather implements Dispatcher.DispatchHandler {
   private chunks: Buffer[] = [];
   private controller: Dispatcher.DispatchController | undefined;
   private settled = false;
+  /** Why the exchange was stopped from outside (signal or deadline), once it was. */
+  private reason: Error | undefined;
+  timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly resolve: (response: WholeResponse) => void,
@@ -46,17 +64,19 @@ class Gather implements Dispatcher.DispatchHandler {
     private readonly signal: CancelSignal,
   ) {}
 
-  /** The signal's listener: stops the exchange wherever it is, and rejects with the signal's reason. */
+  /** The signal's listener. */
   readonly cancel = (): void => {
-    const reason = this.signal.reason instanceof Error ? this.signal.reason : new Error('the upstream request was cancelled');
-    this.fail(reason);
-    // Before onRequestStart the request is still queued: undici aborts it as soon as it gets its controller.
-    this.controller?.abort(reason);
+    this.stop(this.signal.reason instanceof Error ? this.signal.reason : new Error('the upstream request was cancelled'));
+  };
+
+  /** The deadline's timer. */
+  readonly expire = (ms: number): void => {
+    this.stop(new DeadlineExceeded(ms));
   };
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.settled) controller.abort(this.signal.reason instanceof Error ? this.signal.reason : new Error('cancelled'));
+    if (this.reason !== undefined) controller.abort(this.reason);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -71,9 +91,7 @@ class Gather implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.signal.removeEventListener('abort', this.cancel);
+    if (!this.settle()) return;
     const chunks = this.chunks;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     this.resolve({ statusCode: this.statusCode, headers: this.headers, body });
@@ -83,10 +101,25 @@ class Gather implements Dispatcher.DispatchHandler {
     this.fail(err);
   }
 
-  private fail(err: Error): void {
+  /** Ends the exchange wherever it is, and rejects with `reason`. */
+  private stop(reason: Error): void {
     if (this.settled) return;
+    this.reason = reason;
+    this.fail(reason);
+    // Before onRequestStart the request is still queued: undici aborts it as soon as it gets its controller.
+    this.controller?.abort(reason);
+  }
+
+  private fail(err: Error): void {
+    if (this.settle()) this.reject(err);
+  }
+
+  /** True the first time only: the promise settles once, and the timer and listener go with it. */
+  private settle(): boolean {
+    if (this.settled) return false;
     this.settled = true;
+    clearTimeout(this.timer);
     this.signal.removeEventListener('abort', this.cancel);
-    this.reject(err);
+    return true;
   }
 }
