@@ -15,7 +15,7 @@ import { Cancellation, sleep, type CancelSignal } from '../../cancel.js';
 import { Errors, HeimdallError } from '../../errors.js';
 import { backoffDelay, isRetryableStatus, retryAfterMs, type RetryPolicy } from './backoff.js';
 import { KeyPool, type KeyRotation, type ProviderKey } from './keys.js';
-import { ConcurrencyLimiter, type Release } from './limiter.js';
+import { ConcurrencyLimiter, SharedSlot, type Release } from './limiter.js';
 import { sseEvents, type SseEvent } from './sse.js';
 import { statusError } from './status.js';
 import { DeadlineExceeded, requestWhole } from './whole.js';
@@ -79,12 +79,12 @@ export class UpstreamClient {
 
   /** A non-streamed call: the 2xx answer's body. */
   async json(call: UpstreamCall, build: BuildRequest): Promise<Buffer> {
-    const release = this.limiter.tryAcquire(call.signal) ?? (await this.limiter.acquire(call.signal));
+    const slot = new SharedSlot(this.limiter.tryAcquire(call.signal) ?? (await this.limiter.acquire(call.signal)));
     try {
-      const done = await this.withRetries(call, build, false);
+      const done = await this.withRetries(call, build, slot);
       return done.body as Buffer;
     } finally {
-      release();
+      slot.leave();
     }
   }
 
@@ -96,7 +96,7 @@ export class UpstreamClient {
     const release = this.limiter.tryAcquire(call.signal) ?? (await this.limiter.acquire(call.signal));
     let body: Dispatcher.ResponseData['body'];
     try {
-      body = (await this.withRetries(call, build, true)).stream as Dispatcher.ResponseData['body'];
+      body = (await this.withRetries(call, build, undefined)).stream as Dispatcher.ResponseData['body'];
     } catch (err) {
       release();
       throw err;
@@ -113,13 +113,14 @@ export class UpstreamClient {
     return this.pool.close();
   }
 
-  private async withRetries(call: UpstreamCall, build: BuildRequest, stream: boolean): Promise<Extract<Attempt, { ok: true }>> {
+  /** Attempts until one answers 2xx or the policy gives up: whole answers when `slot` is given, else a stream. */
+  private async withRetries(call: UpstreamCall, build: BuildRequest, slot: SharedSlot | undefined): Promise<Extract<Attempt, { ok: true }>> {
     const policy = this.settings.retries;
     const rotation: KeyRotation | undefined = this.keys?.rotation(call.model);
     for (let retries = 0; ; ) {
       const key = rotation?.current;
       const request = build(key?.value);
-      const attempt = await (stream ? this.streamAttempt(call, request) : this.wholeAttempt(call, request));
+      const attempt = await (slot === undefined ? this.streamAttempt(call, request) : this.wholeAttempt(call, request, slot));
       if (attempt.ok) return attempt;
       const { error, status } = attempt;
       if (call.signal.aborted) throw Errors.CLIENT_CLOSED();
@@ -147,10 +148,11 @@ export class UpstreamClient {
   }
 
   /** One exchange whose answer is read whole, under a deadline. Never throws: failures come back classified. */
-  private async wholeAttempt(call: UpstreamCall, request: UpstreamRequest): Promise<Attempt> {
+  private async wholeAttempt(call: UpstreamCall, request: UpstreamRequest, slot: SharedSlot): Promise<Attempt> {
     const { provider, timeoutMs } = this.settings;
     try {
-      const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs);
+      slot.enter();
+      const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs, slot.leave);
       if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
       const wait = retryAfterMs(res.headers);
       return failed(statusError(provider, res.statusCode, res.body, wait), res.statusCode, wait);

@@ -82,3 +82,22 @@ export class ConcurrencyLimiter {
     };
   }
 }
+
+/**
+ * One slot held by several parties, given back when the last lets go: a non-streamed call holds its slot, and each of
+ * its exchanges holds it too until undici has let go of the request (see requestWhole), so a request given up on
+ * while undici still queues it counts against the limit until it is gone.
+ */
+export class SharedSlot {
+  private holders = 1;
+
+  constructor(private readonly release: Release) {}
+
+  enter(): void {
+    this.holders += 1;
+  }
+
+  readonly leave = (): void => {
+    if (--this.holders === 0) this.release();
+  };
+}

@@ -29,22 +29,34 @@ export class DeadlineExceeded extends Error {
  * Sends `options` through `dispatcher` and resolves to the whole answer, whatever its status, if it is complete
  * within `deadlineMs`. Rejects with undici's error, with DeadlineExceeded, or with the signal's reason once it
  * aborts; the last two at once, even while the request still waits for a connection.
+ *
+ * undici cannot take a request back out of its queue: one given up on while queued stays there until it reaches a
+ * connection, and is dropped then without being sent. `released`, when given, is called once undici has let go of
+ * the request (answered, failed, or dropped), which may be after the promise settled: a concurrency limit that
+ * counts what the upstream is asked to carry must hold its slot until then.
  */
 export function requestWhole(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
   signal: CancelSignal,
   deadlineMs: number,
+  released?: () => void,
 ): Promise<WholeResponse> {
   return new Promise((resolve, reject) => {
-    const gather = new Gather(resolve, reject, signal);
+    const gather = new Gather(resolve, reject, signal, released);
     if (signal.aborted) {
       gather.cancel();
+      gather.letGo();
       return;
     }
     signal.addEventListener('abort', gather.cancel);
     gather.timer = setTimeout(gather.expire, deadlineMs, deadlineMs);
-    dispatcher.dispatch(options, gather);
+    try {
+      dispatcher.dispatch(options, gather);
+    } catch (err) {
+      // undici reports its failures through onResponseError; this is for anything that throws regardless.
+      gather.onResponseError(undefined, err as Error);
+    }
   });
 }
 
@@ -62,6 +74,7 @@ class Gather implements Dispatcher.DispatchHandler {
     private readonly resolve: (response: WholeResponse) => void,
     private readonly reject: (err: unknown) => void,
     private readonly signal: CancelSignal,
+    private released: (() => void) | undefined,
   ) {}
 
   /** The signal's listener. */
@@ -76,7 +89,9 @@ class Gather implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.reason !== undefined) controller.abort(this.reason);
+    // Given up on while it was queued. Throwing here (rather than controller.abort()) makes undici drop the request
+    // unsent and keep the connection, which aborting would destroy: a test holds undici to that.
+    if (this.reason !== undefined) throw this.reason;
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -91,27 +106,32 @@ class Gather implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.letGo();
     if (!this.settle()) return;
     const chunks = this.chunks;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     this.resolve({ statusCode: this.statusCode, headers: this.headers, body });
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.fail(err);
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    this.letGo();
+    if (this.settle()) this.reject(err);
+  }
+
+  /** Once undici holds the request no more (or never did). */
+  letGo(): void {
+    const released = this.released;
+    this.released = undefined;
+    released?.();
   }
 
   /** Ends the exchange wherever it is, and rejects with `reason`. */
   private stop(reason: Error): void {
-    if (this.settled) return;
+    if (!this.settle()) return;
     this.reason = reason;
-    this.fail(reason);
-    // Before onRequestStart the request is still queued: undici aborts it as soon as it gets its controller.
+    this.reject(reason);
+    // In flight: undici aborts it now, and calls onResponseError. Still queued: onRequestStart drops it.
     this.controller?.abort(reason);
-  }
-
-  private fail(err: Error): void {
-    if (this.settle()) this.reject(err);
   }
 
   /** True the first time only: the promise settles once, and the timer and listener go with it. */
