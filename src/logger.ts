@@ -1,8 +1,9 @@
 /**
  * The gateway's logger (pino, shared with fastify): JSON lines for machines, readable lines for a person at a
  * terminal. Credentials are redacted wherever they may appear in a log line (the access line, which has nowhere
- * for them, is built without them: see accessLogger). Request and response bodies are never logged: lines carry
- * ids, names, statuses and timings, not what users said.
+ * for them, is built without them: see accessLogger). Request and response bodies are not logged unless the config
+ * asks for them (`log.bodies`, written by the pipeline): lines carry ids, names, statuses and timings, not what users
+ * said.
  */
 import { pino, type Logger } from 'pino';
 import pinoPretty from 'pino-pretty';

@@ -93,6 +93,39 @@ t.test('log.requests: false drops the per-request line and nothing else', async 
   t.ok(lines.some((l) => l.request_id === 'quiet-1' && l.plugin === 'p1'), 'the plugin failure is still logged, with its request id');
 });
 
+t.test('log.bodies: true logs each request with the answer the client got, in one line per request, redacted', async (t) => {
+  const up = await startUpstream(t);
+  const gw = await startGateway(t, {
+    log: { level: 'info', bodies: true },
+    providers: { openai: { type: 'openai', base_url: up.baseUrl } },
+  });
+  const url = `${gw.url}/v1/chat/completions`;
+  const before = gw.logs.length;
+  const plain = await postJson(url, { ...chat('openai/gpt-4o-mini', CONTENT), api_key: SECRETS.apiKey }, { 'x-request-id': 'bodies-json' });
+  t.equal(plain.status, 200);
+  t.equal((await postJson(url, chat('openai/gpt-4o-mini', CONTENT, { stream: true }), { 'x-request-id': 'bodies-stream' })).status, 200);
+  t.equal((await postJson(url, chat('openai/fail-500', CONTENT), { 'x-request-id': 'bodies-fail' })).status, 502);
+  await new Promise((r) => setTimeout(r, 50)); // a stream's line comes once the client has read [DONE]
+  const bodies = (id: string) => gw.logs.slice(before).filter((l) => l.msg === 'bodies' && l.request_id === id);
+  type Logged = { request?: { messages?: { content: string }[]; api_key?: string }; response?: { choices?: { message: { content: string } }[] }; error?: { code: string } };
+
+  const [json, ...extra] = bodies('bodies-json') as Logged[];
+  t.equal(extra.length, 0, 'one line per request');
+  t.equal(json?.request?.messages?.[0]?.content, CONTENT, 'the request as received');
+  t.equal(json?.response?.choices?.[0]?.message.content, `upstream says: ${CONTENT}`, 'the answer as sent');
+  t.equal(json?.request?.api_key, '[redacted]', 'credentials in the body are still redacted');
+  t.notOk(JSON.stringify(gw.logs).includes(SECRETS.apiKey), 'the key appears nowhere');
+
+  const streamed = bodies('bodies-stream') as Logged[];
+  t.equal(streamed.length, 1);
+  t.equal(streamed[0]?.response?.choices?.[0]?.message.content, `upstream says: ${CONTENT}`, 'a stream: the chunks the client got, assembled');
+
+  const failed = bodies('bodies-fail') as Logged[];
+  t.equal(failed.length, 1);
+  t.equal(failed[0]?.error?.code, 'HEIMDALL_ERR_UPSTREAM_STATUS', 'a failure: the error the client got');
+  t.equal(failed[0]?.request?.messages?.[0]?.content, CONTENT);
+});
+
 t.test("a request's own logger: its lines carry the request id; below the level it writes nothing", async (t) => {
   const { sink, text } = capture();
   const parent = createLogger('info', sink);

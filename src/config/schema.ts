@@ -182,8 +182,10 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** One info line per request (request id, method, path, status, time); off for those who take it from metrics. */
       requests: z.boolean().default(true),
+      /** Each request's body and its answer, in one info line: message content, so off unless asked for. */
+      bodies: z.boolean().default(false),
     })
-    .default({ level: 'info', requests: true }),
+    .default({ level: 'info', requests: true, bodies: false }),
   providers: z.record(providerName, providerSchema),
   plugins: z.array(pluginSchema).default([]),
   admin: adminSchema.default({ enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [] }),

@@ -65,11 +65,20 @@ interface Attempt {
   executed: number;
 }
 
+export interface PipelineOptions {
+  /**
+   * Log each request's body and the answer the client got (one `info` line, "bodies", once the answer is complete),
+   * through the gateway's logger and so its redaction. Off by default: message content stays out of the logs.
+   */
+  logBodies?: boolean;
+}
+
 export class Pipeline {
   constructor(
     private readonly plugins: PluginRegistry,
     private readonly providers: ProviderRegistry,
     private readonly log: Logger,
+    private readonly options: PipelineOptions = {},
   ) {}
 
   /**
@@ -78,7 +87,7 @@ export class Pipeline {
    */
   start(ctx: RequestContext, signal: CancelSignal): PipelineRun {
     const lease = this.plugins.acquire();
-    return new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release);
+    return new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release, this.options.logBodies === true);
   }
 }
 
@@ -98,6 +107,7 @@ export class PipelineRun {
     private readonly log: Logger,
     /** Lets go of the plugin instances; call once, when the answer (stream included) is complete. */
     readonly release: () => void = () => {},
+    private readonly logBodies = false,
   ) {}
 
   /** TransportInterceptors, in registration order, on the raw request. */
@@ -163,16 +173,18 @@ export class PipelineRun {
 
   /** PreHooks, the provider, PostHooks; again for each fallback while attempts fail. */
   chat(): Promise<Result> {
-    return this.withFallbacks((attempt) =>
+    const done = this.withFallbacks((attempt) =>
       this.once(attempt, (call) => attempt.target.provider.chat(call)),
     );
+    return this.logBodies ? done.then((result) => this.logResult(result)) : done;
   }
 
   /** As chat(), for an embeddings request. */
   embeddings(): Promise<Result> {
-    return this.withFallbacks((attempt) =>
+    const done = this.withFallbacks((attempt) =>
       this.once(attempt, (call) => attempt.target.provider.embeddings(call)),
     );
+    return this.logBodies ? done.then((result) => this.logResult(result)) : done;
   }
 
   /**
@@ -182,7 +194,12 @@ export class PipelineRun {
    * come, the stream is the client's: a later failure ends it with an error event.
    */
   stream(): Promise<StreamOutcome> {
-    return this.withFallbacks((attempt) => this.streamOnce(attempt));
+    const done = this.withFallbacks((attempt) => this.streamOnce(attempt));
+    if (!this.logBodies) return done;
+    return done.then((outcome) => {
+      if (outcome.kind === 'error') this.logExchange(undefined, outcome.error); // a stream logs its own at its end
+      return outcome;
+    });
   }
 
   /**
@@ -250,6 +267,7 @@ export class PipelineRun {
     }
     const result = this.runPostHooks(attempt, { error: failure });
     if (result.error !== undefined) return { kind: 'error', error: result.error };
+    if (this.logBodies) this.logExchange(result.response.value(), undefined);
     return { kind: 'stream', events: plain(responseToChunks(result.response.value())) };
   }
 
@@ -324,7 +342,8 @@ export class PipelineRun {
   private async *streamThroughHooks(attempt: Attempt, upstream: AsyncIterable<StreamChunk>): AsyncGenerator<StreamEvent> {
     const ran = this.plugins.slice(0, attempt.executed);
     const chunkPlugins = ran.filter((p) => p.info.hooks.chunk).reverse();
-    const assembler = ran.some((p) => p.info.hooks.post) ? new StreamAssembler() : undefined;
+    const postHooks = ran.some((p) => p.info.hooks.post);
+    const assembler = postHooks || this.logBodies ? new StreamAssembler() : undefined;
     const ctx = this.ctx;
     let error: AbiError | undefined;
     let finished = false;
@@ -362,8 +381,11 @@ export class PipelineRun {
     } finally {
       if (!finished && error === undefined) error = toAbiError(Errors.CLIENT_CLOSED());
       if (assembler !== undefined) {
-        const outcome = this.runPostHooks(attempt, error ? { error } : { response: Payload.fromValue(assembler.response()) });
-        if (outcome.error !== undefined && error === undefined) {
+        // What the client was sent: the chunks after StreamChunkHooks, assembled (PostHooks come too late to change it).
+        const sent = error === undefined ? assembler.response() : undefined;
+        if (this.logBodies) this.logExchange(sent, error);
+        const outcome = postHooks ? this.runPostHooks(attempt, sent !== undefined ? { response: Payload.fromValue(sent) } : { error: error as AbiError }) : undefined;
+        if (outcome?.error !== undefined && error === undefined) {
           this.log.debug({ request_id: ctx.requestId }, 'a PostHook turned a finished stream into an error; the stream was already sent');
         }
       }
@@ -386,6 +408,17 @@ export class PipelineRun {
 
   private call(attempt: Attempt): ProviderCall {
     return { model: attempt.target.model, request: attempt.request, unchanged: attempt.unchanged, signal: this.signal };
+  }
+
+  /** The "bodies" line of a non-streamed answer. */
+  private logResult(result: Result): Result {
+    this.logExchange(result.response?.value(), result.error);
+    return result;
+  }
+
+  /** One line with the request as the pipeline received it (canonical shape) and the answer, or the error. */
+  private logExchange(response: JsonObject | undefined, error: AbiError | undefined): void {
+    this.log.info({ request_id: this.ctx.requestId, request: this.original?.value(), response, error }, 'bodies');
   }
 
   private failed(plugin: Plugin, hook: string, err: unknown): void {

@@ -116,7 +116,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     reply.code(e.statusCode).send(errorBody(e));
   });
 
-  const pipeline = new Pipeline(plugins, providers, log);
+  const pipeline = new Pipeline(plugins, providers, log, { logBodies: config.log.bodies });
   chatRoutes(app, pipeline);
   embeddingsRoutes(app, pipeline);
   modelRoutes(app, providers);
