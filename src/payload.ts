@@ -3,7 +3,18 @@
  * needed. This is how Heimdall serialises once: bytes received from the client or the provider travel to plugins
  * and back out untouched unless somebody actually changes the value.
  */
+import { Errors } from './errors.js';
 import type { JsonObject } from './plugins/plugin.js';
+
+/** A client's request body as JSON (any value: the route checks its shape), or the client's 400. */
+export function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) throw Errors.BAD_JSON('the body is empty');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw Errors.BAD_JSON((err as Error).message);
+  }
+}
 
 export class Payload {
   private constructor(

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import type { CancelSignal } from '../cancel.js';
 import { Errors, HeimdallError } from '../errors.js';
-import { Payload } from '../payload.js';
+import { parseJsonBody, Payload } from '../payload.js';
 import type { AbiError, Json, JsonObject, Plugin } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { chunkOf, type ProviderCall, type StreamChunk } from '../providers/provider.js';
@@ -431,13 +431,7 @@ export class PipelineRun {
 
 /** The body as a JSON object, or the client's 4xx. */
 function parseObject(body: Buffer): JsonObject {
-  if (body.length === 0) throw Errors.BAD_JSON('the body is empty');
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw Errors.BAD_JSON((err as Error).message);
-  }
+  const value = parseJsonBody(body);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw Errors.BAD_REQUEST('the request body must be a JSON object');
   }

@@ -7,15 +7,15 @@
  * A streamed answer's events are made from each chunk's parsed value: the chunks' text is not read here.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import { formatPath } from '../../config/load.js';
 import { Errors, type HeimdallError } from '../../errors.js';
-import type { Pipeline, PipelineRun, StreamEvent } from '../../pipeline/pipeline.js';
+import type { Pipeline, PipelineRun } from '../../pipeline/pipeline.js';
 import type { AbiError } from '../../plugins/plugin.js';
 import { anthropicError, EventWriter, toCanonical, toMessage, type SseFrame } from '../../providers/anthropic/inbound.js';
 import { messagesRequest, type MessagesRequest } from '../../providers/anthropic/wire.js';
+import { parseJsonBody } from '../../payload.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
-import { drained } from '../sse.js';
+import { writeEventStream, type EventFraming } from '../sse.js';
 import { pipelineHandler, SERVED_BY_HEADER, streamHeaders } from '../pipeline-route.js';
 
 const ROUTE = '/anthropic/v1/messages';
@@ -59,19 +59,12 @@ async function handle(
   const outcome = await run.stream();
   if (outcome.kind === 'error') return sendError(reply, outcome.error);
   reply.hijack();
-  await writeEvents(reply.raw, streamHeaders(req, outcome.servedBy), outcome.events, new EventWriter(request.model));
+  await writeEventStream(reply.raw, streamHeaders(req, outcome.servedBy), outcome.events, anthropicFraming(new EventWriter(request.model)));
   return reply;
 }
 
 function parseMessagesRequest(body: Buffer): MessagesRequest {
-  if (body.length === 0) throw Errors.BAD_JSON('the body is empty');
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw Errors.BAD_JSON((err as Error).message);
-  }
-  const parsed = messagesRequest.safeParse(value);
+  const parsed = messagesRequest.safeParse(parseJsonBody(body));
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ');
     throw Errors.BAD_REQUEST(`not a valid Messages request: ${issues}`);
@@ -86,32 +79,11 @@ function sendError(reply: FastifyReply, error: AbiError): FastifyReply {
 }
 
 /** Anthropic's SSE: `event: <type>` and `data: <json>` per event; a failure part-way is an `error` event. */
-async function writeEvents(res: ServerResponse, headers: Record<string, string>, events: AsyncIterable<StreamEvent>, writer: EventWriter): Promise<void> {
-  res.writeHead(200, {
-    ...headers,
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+function anthropicFraming(writer: EventWriter): EventFraming {
   const text = (frames: SseFrame[]) => frames.map((f) => `event: ${f.event}\ndata: ${JSON.stringify(f.data)}\n\n`).join('');
-  // Iterate to the end even after the last event is sent: the pipeline's PostHooks run when the iteration finishes.
-  for await (const event of events) {
-    if (res.destroyed) break;
-    if (res.writableEnded) continue;
-    switch (event.kind) {
-      case 'chunk': {
-        const out = text(writer.chunk(event.chunk.value));
-        if (out !== '' && !res.write(out)) await drained(res);
-        break;
-      }
-      case 'done':
-        res.end(text(writer.end()));
-        break;
-      case 'error':
-        res.end(text([{ event: 'error', data: anthropicError(event.error) }]));
-        break;
-    }
-  }
-  if (!res.writableEnded) res.end();
+  return {
+    chunk: (chunk) => text(writer.chunk(chunk.value)),
+    done: () => text(writer.end()),
+    error: (error) => text([{ event: 'error', data: anthropicError(error) }]),
+  };
 }
