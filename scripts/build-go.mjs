@@ -25,7 +25,7 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sdkDir = path.join(repo, 'sdk', 'go');
 const pluginsDir = path.join(repo, 'plugins-go');
 
-export const SKIP_MESSAGE = 'Go toolchain not found; skipping Go plugins (install golang-go)';
+export const SKIP_MESSAGE = 'Go toolchain not found; skipping Go plugins (apt-get install golang-go, or brew install go on macOS)';
 
 /** The environment for go: offline, cgo on (c-shared needs it), and caches somewhere writable. */
 async function goEnv() {

@@ -12,7 +12,9 @@
 // was already up to date).
 // Crates come from Debian's packaged Rust crates when they are installed (apt-get install librust-serde-dev
 // librust-serde-derive-dev librust-serde-json-dev): cargo then runs --offline with sdk/rust/cargo-debian.toml.
-// Otherwise from crates.io, as cargo is set up. Without cargo, nothing is built and the reason is printed.
+// Otherwise from crates.io, as cargo is set up. Without cargo, or when neither source has the crates (crates.io
+// unreachable and Debian's crates not installed), nothing is built and one warning line names the fix: the gateway
+// itself needs no Rust. A real compile error is still an error.
 // Cargo's target dir is <repo>/build/cargo-target. No dependencies: plain Node.
 import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -29,7 +31,15 @@ const debianRegistry = '/usr/share/cargo/registry';
 const debianConfig = path.join(sdkDir, 'cargo-debian.toml');
 const debianPackages = 'librust-serde-dev librust-serde-derive-dev librust-serde-json-dev';
 
-export const SKIP_MESSAGE = 'Rust toolchain not found; skipping Rust plugins';
+export const SKIP_MESSAGE =
+  'Rust toolchain not found; skipping Rust plugins (install Rust: apt-get install cargo, or rustup on macOS)';
+export const CRATES_MESSAGE =
+  `Rust crates unavailable (crates.io unreachable and Debian's packaged crates not installed); skipping Rust plugins ` +
+  `(apt-get install ${debianPackages}, or allow network access to crates.io)`;
+
+// What cargo says when it cannot reach or find a registry, as opposed to a manifest or compile error.
+const UNREACHABLE =
+  /Could not resolve host|failed to (download|get|query replaced source|load source|update)|unable to update registry|spurious network error|no matching package named|Couldn't connect|timed out/i;
 
 /** The cargo to use: $CARGO, `cargo` on PATH, or rustup's default place (a PATH without ~/.cargo/bin is common in CI). */
 async function findCargo() {
@@ -97,6 +107,24 @@ async function upToDate(dest, src) {
   }
 }
 
+/**
+ * Null when cargo can get every crate the builds need, else CRATES_MESSAGE. `cargo fetch` resolves without compiling;
+ * a fetch that fails for another reason (a broken Cargo.toml) is thrown: that is a real error in an example.
+ */
+async function unavailableCrates(cargo) {
+  // One quick try: a machine without network answers at once instead of after cargo's back-off.
+  const env = { ...process.env, CARGO_NET_RETRY: process.env.CARGO_NET_RETRY ?? '1' };
+  for (const crate of await crates()) {
+    try {
+      await exec(cargo, ['fetch', ...registryArgs()], { cwd: crate.dir, env });
+    } catch (err) {
+      if (UNREACHABLE.test(String(err.stderr))) return CRATES_MESSAGE;
+      throw failure(`cargo fetch for ${crate.name} (in ${path.relative(repo, crate.dir)})`, err);
+    }
+  }
+  return null;
+}
+
 /** Where crates.io is unreachable, the fix is Debian's packaged crates. */
 function debianHint() {
   return useDebianRegistry() ? '' : `
@@ -120,6 +148,11 @@ export async function buildRust(outDir = path.join(repo, 'build', 'plugins'), { 
   if (!found) {
     console.warn(SKIP_MESSAGE);
     return { skipped: true, reason: SKIP_MESSAGE };
+  }
+  const noCrates = await unavailableCrates(found.cargo);
+  if (noCrates) {
+    console.warn(noCrates);
+    return { skipped: true, reason: noCrates };
   }
   await mkdir(outDir, { recursive: true });
   const plugins = [];
@@ -158,6 +191,11 @@ export async function testRust() {
   if (!found) {
     console.warn(SKIP_MESSAGE);
     return { skipped: true, reason: SKIP_MESSAGE };
+  }
+  const noCrates = await unavailableCrates(found.cargo);
+  if (noCrates) {
+    console.warn(noCrates);
+    return { skipped: true, reason: noCrates };
   }
   const dirs = [sdkDir, ...(await crates()).filter((c) => c.kind === 'cdylib').map((c) => c.dir)];
   await runSuites('cargo test', dirs, found.cargo, ['test', ...registryArgs(), '--target-dir', targetDir], {

@@ -24,7 +24,7 @@ t.test('a loadable plugin: format, OS, arch, ABI version, hooks, language, name'
 
 t.test('problems, each with its code and fix', async (t) => {
   const cases: [string, string, string, RegExp][] = [
-    ['wrong arch', bins.cArm64, 'HEIMDALL_ERR_PLUGIN_ARCH', /built for linux\/arm64.*Build the plugin on/],
+    ['wrong arch', bins.armPatched, 'HEIMDALL_ERR_PLUGIN_ARCH', /built for linux\/arm64.*Build the plugin on/],
     ['missing symbols', probes.nocleanup, 'HEIMDALL_ERR_PLUGIN_SYMBOL', /GetName, Cleanup.*Export them/],
     ['wrong ABI', probes.abi2, 'HEIMDALL_ERR_PLUGIN_ABI', /gateway speaks ABI 1\.0, plugin was built for ABI 2\.0.*Rebuild/],
     ['not a shared object', bins.text, 'HEIMDALL_ERR_PLUGIN_FORMAT', /text.*shared library/],
@@ -46,7 +46,7 @@ t.test('the command: exit 0 when loadable, 1 when not, --json for scripts', asyn
   const good = runCli(['plugin', 'inspect', probes.p2, '--json']);
   t.equal(await good.exited, 0);
   t.match(JSON.parse(good.out()), { name: 'p2', loadable: true });
-  const bad = runCli(['plugin', 'inspect', bins.cArm64]);
+  const bad = runCli(['plugin', 'inspect', bins.armPatched]);
   t.equal(await bad.exited, 1);
   t.match(bad.out(), /loadable\s+no/);
   t.match(bad.out(), /HEIMDALL_ERR_PLUGIN_ARCH:/);

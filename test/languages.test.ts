@@ -9,6 +9,7 @@ import t from 'tap';
 import { runCli } from './helpers/cli.js';
 import { BUILD, probePlugins } from './helpers/fixtures.js';
 import { chat, postJson, sseData, startGateway } from './helpers/gateway.js';
+import { needs } from './helpers/toolchains.js';
 import { PII_TEXT, startUpstream } from './helpers/upstream.js';
 
 const probes = await probePlugins();
@@ -17,8 +18,15 @@ const GO = built('rate-limiter');
 const GO_TEST = built('go-testplugin');
 const RUST = built('pii-redactor');
 const RUST_PANICKY = built('rust-panicky');
-const noGo = existsSync(GO) && existsSync(GO_TEST) ? false : 'the Go plugins are not built (install golang-go, then npm run build:plugins)';
-const noRust = existsSync(RUST) && existsSync(RUST_PANICKY) ? false : 'the Rust plugins are not built (install cargo, then npm run build:plugins)';
+const noGo = needs(
+  existsSync(GO) && existsSync(GO_TEST) ? false : 'the Go plugins are not built (apt-get install golang-go, then npm run build:plugins)',
+);
+const noRust = needs(
+  existsSync(RUST) && existsSync(RUST_PANICKY)
+    ? false
+    : 'the Rust plugins are not built (cargo, and crates from crates.io or apt-get install librust-serde-dev ' +
+        'librust-serde-derive-dev librust-serde-json-dev; then npm run build:plugins)',
+);
 
 function traceFile(): { file: string; read: () => any[] } {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'heimdall-lang-')), 'trace.jsonl');

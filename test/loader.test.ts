@@ -29,9 +29,9 @@ function refusal(file: string, config: Record<string, unknown> = {}): HeimdallEr
 }
 
 t.test('a plugin built for another architecture is refused before dlopen, naming both sides', async (t) => {
-  const arm = refusal(bins.cArm64);
+  const arm = refusal(bins.armPatched);
   t.equal(arm.code, 'HEIMDALL_ERR_PLUGIN_ARCH');
-  t.match(arm.message, `plugin ${bins.cArm64} is built for linux/arm64 (aarch64`);
+  t.match(arm.message, `plugin ${bins.armPatched} is built for linux/arm64 (aarch64`);
   t.match(arm.message, /this gateway runs on linux\/x64/);
   t.match(arm.message, /Build the plugin on/);
 
@@ -113,23 +113,23 @@ t.test('a plugin without optional hooks loads, and requests skip it', async (t) 
 t.test('config rules at start-up: optional, disabled, unique names, env references, paths', async (t) => {
   await t.test('a failing plugin stops the start unless it is optional', async (t) => {
     await t.rejects(
-      startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.p1 }, { path: bins.cArm64 }] }),
+      startGateway(t, { providers: { mock: {} }, plugins: [{ path: probes.p1 }, { path: bins.armPatched }] }),
       { code: 'HEIMDALL_ERR_PLUGIN_ARCH' },
     );
     const gw = await startGateway(t, {
       providers: { mock: {} },
-      plugins: [{ path: probes.p1 }, { path: bins.cArm64, optional: true }, { path: probes.p2, enabled: false }],
+      plugins: [{ path: probes.p1 }, { path: bins.armPatched, optional: true }, { path: probes.p2, enabled: false }],
     });
     t.same(gw.gateway.plugins.active.map((p) => p.info.name), ['p1']);
     const health = await (await fetch(`${gw.url}/health`)).json();
     t.same(health.plugins, [
       { name: 'p1', status: 'active', language: 'c', abi_version: '1.0', hooks: ['transport', 'pre', 'post', 'chunk'] },
-      { name: 'plugin-arm64', status: 'error' },
+      { name: 'plugin-x64-patched-to-arm64', status: 'error' },
       { name: 'p2', status: 'disabled' },
     ], 'the public health check shows names and states only');
     t.match(gw.gateway.plugins.status(), [
       { name: 'p1', status: 'active', sha256: /^[0-9a-f]{64}$/ },
-      { name: 'plugin-arm64', status: 'error', last_errors: [{ code: 'HEIMDALL_ERR_PLUGIN_ARCH' }] },
+      { name: 'plugin-x64-patched-to-arm64', status: 'error', last_errors: [{ code: 'HEIMDALL_ERR_PLUGIN_ARCH' }] },
       { name: 'p2', status: 'disabled', file: probes.p2 },
     ]);
     t.ok(gw.logs.some((l) => l.level === 50 && /optional plugin left out/.test(l.msg)));

@@ -1,0 +1,20 @@
+/**
+ * Tests that need an optional tool (Go, Rust's crates, a cross-compiler) skip where it is missing, with a reason
+ * naming the tool and how to install it, so `npm test` passes on a machine that has only what the gateway needs.
+ *
+ * CI sets HEIMDALL_TEST_REQUIRE_TOOLS=1: there a missing tool is a failure, never a skip, so a run can't silently
+ * lose the Go, Rust or cross-architecture tests.
+ */
+import tap from 'tap';
+
+export const REQUIRE_TOOLS = process.env.HEIMDALL_TEST_REQUIRE_TOOLS === '1';
+
+/**
+ * The `skip` option for a test that needs a tool: false when it is there (`missing` is false or empty), else the
+ * reason. Under HEIMDALL_TEST_REQUIRE_TOOLS=1 a missing tool also records a failure.
+ */
+export function needs(missing: string | false | undefined): string | false {
+  if (!missing) return false;
+  if (REQUIRE_TOOLS) tap.fail(`a tool the test suite needs is missing: ${missing} (HEIMDALL_TEST_REQUIRE_TOOLS=1)`);
+  return missing;
+}
