@@ -89,6 +89,18 @@ export const Errors = {
   PLUGIN_INIT: define('HEIMDALL_ERR_PLUGIN_INIT', 500, 'plugin_error', (name: string, file: string, message: string) =>
     `plugin ${name} (${file}) refused to start: Init failed: ${message}. Fix what the message names (usually the ` +
     'plugin\'s "config" in config.json), or mark the plugin "optional": true to start without it'),
+  PLUGIN_HOST: define('HEIMDALL_ERR_PLUGIN_HOST', 500, 'plugin_error', (file: string, cause: string) =>
+    `plugin ${file}: its isolated plugin host (the child process that loads it) did not start: ${cause}. The gateway ` +
+    'log has what the child wrote, under the plugin\'s name; the host program is build/Release/heimdall-plugin-host, ' +
+    'which npm install builds (npx node-gyp rebuild builds it again)'),
+
+  // --- plugins at run time ----------------------------------------------------------------------------------
+  PLUGIN_FAILED: define('HEIMDALL_ERR_PLUGIN_FAILED', 503, 'server_error', (name: string, hook: string) =>
+    `plugin ${name} failed in ${hook}, and its policy is to refuse the request when it fails (on_error: "fail"); ` +
+    'the gateway log has the cause under the plugin\'s name'),
+  PLUGIN_QUARANTINED: define('HEIMDALL_ERR_PLUGIN_QUARANTINED', 503, 'server_error', (name: string, seconds: number) =>
+    `plugin ${name} is quarantined after repeated failures, and its policy is to refuse requests meanwhile ` +
+    `(on_error: "fail"); it is tried again within ${seconds} s, or an operator can lift the quarantine`),
 
   // --- admin API -------------------------------------------------------------------------------------------
   ADMIN_AUTH: define('HEIMDALL_ERR_ADMIN_AUTH', 401, 'authentication_error', () =>

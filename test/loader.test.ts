@@ -18,9 +18,9 @@ import { chat, postJson, startGateway } from './helpers/gateway.js';
 const probes = await probePlugins();
 const bins = await binaryFixtures();
 
-function refusal(file: string, config: Record<string, unknown> = {}): HeimdallError {
+async function refusal(file: string, config: Record<string, unknown> = {}): Promise<HeimdallError> {
   try {
-    loadPlugin(file, { config }).close();
+    await (await loadPlugin(file, { config })).close();
   } catch (err) {
     if (err instanceof HeimdallError) return err;
     throw err;
@@ -29,44 +29,44 @@ function refusal(file: string, config: Record<string, unknown> = {}): HeimdallEr
 }
 
 t.test('a plugin built for another architecture is refused before dlopen, naming both sides', async (t) => {
-  const arm = refusal(bins.armPatched);
+  const arm = await refusal(bins.armPatched);
   t.equal(arm.code, 'HEIMDALL_ERR_PLUGIN_ARCH');
   t.match(arm.message, `plugin ${bins.armPatched} is built for linux/arm64 (aarch64`);
   t.match(arm.message, /this gateway runs on linux\/x64/);
   t.match(arm.message, /Build the plugin on/);
 
-  const patched = refusal(bins.machinePatched);
+  const patched = await refusal(bins.machinePatched);
   t.equal(patched.code, 'HEIMDALL_ERR_PLUGIN_ARCH');
   t.match(patched.message, /riscv64/);
 });
 
 t.test('files that are not shared objects for this platform are refused with what they are', async (t) => {
-  const macho = refusal(bins.machoX64);
+  const macho = await refusal(bins.machoX64);
   t.equal(macho.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
   t.match(macho.message, /Mach-O/);
   t.match(macho.message, /ELF/, 'names what is needed');
 
-  const fat = refusal(bins.fat);
+  const fat = await refusal(bins.fat);
   t.equal(fat.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
 
-  const text = refusal(bins.text);
+  const text = await refusal(bins.text);
   t.equal(text.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
   t.match(text.message, /text/);
 
-  const exe = refusal(bins.executable);
+  const exe = await refusal(bins.executable);
   t.equal(exe.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
   t.match(exe.message, /executable/);
 
-  const empty = refusal(bins.empty);
+  const empty = await refusal(bins.empty);
   t.equal(empty.code, 'HEIMDALL_ERR_PLUGIN_FORMAT');
 
-  const missing = refusal(path.join(bins.dir, 'no-such-plugin.so'));
+  const missing = await refusal(path.join(bins.dir, 'no-such-plugin.so'));
   t.equal(missing.code, 'HEIMDALL_ERR_PLUGIN_NOT_FOUND');
   t.match(missing.message, /ENOENT/);
 });
 
 t.test('missing required symbols are all named', async (t) => {
-  const e = refusal(probes.nocleanup);
+  const e = await refusal(probes.nocleanup);
   t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_SYMBOL');
   t.match(e.message, /does not export the required symbols GetName, Cleanup/);
 });
@@ -74,31 +74,31 @@ t.test('missing required symbols are all named', async (t) => {
 t.test('the ABI version is checked first, naming both versions', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-abi-'));
   const trace = path.join(dir, 'trace.jsonl');
-  const e = refusal(probes.abi2, { trace });
+  const e = await refusal(probes.abi2, { trace });
   t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_ABI');
-  t.match(e.message, /gateway speaks ABI 1\.0, plugin was built for ABI 2\.0/);
+  t.match(e.message, /gateway speaks ABI 1\.1, plugin was built for ABI 2\.0/);
   t.throws(() => readFileSync(trace), 'Init never ran');
 
   const warnings: string[] = [];
-  const newer = loadPlugin(probes.abi_minor, { config: {}, warn: (m) => warnings.push(m) });
+  const newer = await loadPlugin(probes.abi_minor, { config: {}, warn: (m) => warnings.push(m) });
   t.equal(newer.info.abiVersion, '1.99', 'a newer minor version loads');
-  t.match(warnings, [/built for ABI 1\.99, newer than this gateway's 1\.0/]);
+  t.match(warnings, [/built for ABI 1\.99, newer than this gateway's 1\.1/]);
   newer.close();
 });
 
 t.test('Init receives the config as JSON; a failing Init fails the load with the plugin\'s own message', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-init-'));
   const trace = path.join(dir, 'trace.jsonl');
-  const plugin = loadPlugin(probes.p1, { config: { trace, extra: 'value' } });
+  const plugin = await loadPlugin(probes.p1, { config: { trace, extra: 'value' } });
   t.same(plugin.info, {
-    name: 'p1', file: probes.p1, abiVersion: '1.0', language: 'c',
-    hooks: { transport: true, pre: true, post: true, chunk: true },
+    name: 'p1', file: probes.p1, abiVersion: '1.1', language: 'c',
+    hooks: { transport: true, pre: true, post: true, chunk: true }, mode: 'inline', concurrency: 1,
   });
   plugin.close();
   const lines = readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   t.same(lines[0], { plugin: 'p1', hook: 'init', config: { trace, extra: 'value' } });
 
-  const e = refusal(probes.p1, { init_status: '2', init_output: 'missing "api_url"' });
+  const e = await refusal(probes.p1, { init_status: '2', init_output: 'missing "api_url"' });
   t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_INIT');
   t.match(e.message, /plugin p1 \(.*\) refused to start: Init failed: missing "api_url"/);
 });
@@ -123,7 +123,7 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
     t.same(gw.gateway.plugins.active.map((p) => p.info.name), ['p1']);
     const health = await (await fetch(`${gw.url}/health`)).json();
     t.same(health.plugins, [
-      { name: 'p1', status: 'active', language: 'c', abi_version: '1.0', hooks: ['transport', 'pre', 'post', 'chunk'] },
+      { name: 'p1', status: 'active', language: 'c', abi_version: '1.1', hooks: ['transport', 'pre', 'post', 'chunk'], mode: 'inline' },
       { name: 'plugin-x64-patched-to-arm64', status: 'error' },
       { name: 'p2', status: 'disabled' },
     ], 'the public health check shows names and states only');

@@ -7,6 +7,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, write
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { pluginSchema } from '../src/config/schema.js';
 import { probePlugins, versionedBuilds } from './helpers/fixtures.js';
 import { waitFor } from './helpers/cli.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
@@ -31,18 +32,24 @@ const versionOf = (content: string) => /^pre=(\w) post=(\w)$/.exec(content)?.sli
 
 t.test('20+ reloads alternating two builds during 5,000+ requests: none fails, each sees one version', async (t) => {
   const ws = workspace();
-  const gw = await startGateway(t, { log: { level: 'warn' }, providers: { mock: {} }, plugins: [{ path: ws.file }] });
+  // The provider takes 2 ms, so reloads land while requests sit between their PreHook and their PostHook: the lease
+  // is what keeps the old instance alive for them (without it, PostHook would call code already unloaded).
+  const gw = await startGateway(t, { log: { level: 'warn' }, providers: { mock: { latency_ms: 2 } }, plugins: [{ path: ws.file }] });
   const url = `${gw.url}/v1/chat/completions`;
   const seen = { A: 0, B: 0 };
   let failed = 0;
   let mixed = 0;
   let sent = 0;
   let stop = false;
+  let reloads = 0;
+  let straddled = 0;
   const TARGET = 5000;
   const clients = Array.from({ length: 8 }, async () => {
     while (!stop || sent < TARGET) {
       sent++;
+      const before = reloads;
       const res = await postJson(url, chat('mock/echo', 'which version?'));
+      if (reloads !== before) straddled++;
       if (res.status !== 200) {
         failed++;
         continue;
@@ -53,19 +60,19 @@ t.test('20+ reloads alternating two builds during 5,000+ requests: none fails, e
     }
   });
   // Spread the reloads over the traffic: one every 200 requests.
-  let reloads = 0;
   let version: 'A' | 'B' = 'A';
   while (reloads < 24) {
     await waitFor(() => sent >= (reloads + 1) * 200, 'traffic', 30_000);
     version = version === 'A' ? 'B' : 'A';
     ws.install(version);
-    gw.gateway.plugins.reload('versioned');
+    await gw.gateway.plugins.reload('versioned');
     reloads++;
   }
   stop = true;
   await Promise.all(clients);
   t.ok(sent >= TARGET, `${sent} requests`);
   t.equal(reloads, 24);
+  t.ok(straddled >= 24, `${straddled} requests were in flight across a reload`);
   t.equal(failed, 0, 'no request failed');
   t.equal(mixed, 0, 'no request saw two versions (or none)');
   t.ok(seen.A > 0 && seen.B > 0, `both versions served (A: ${seen.A}, B: ${seen.B})`);
@@ -82,13 +89,13 @@ t.test('a reload that fails any check leaves the old version serving and reports
   const before = gw.gateway.plugins.status()[0]?.sha256;
 
   writeFileSync(ws.file, 'not a shared object');
-  t.throws(() => gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_FORMAT' });
+  await t.rejects(gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_FORMAT' });
   copyFileSync(probes.nocleanup, ws.file);
-  t.throws(() => gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_SYMBOL' });
+  await t.rejects(gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_SYMBOL' });
   copyFileSync(probes.p1, ws.file);
-  t.throws(() => gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_NAME', message: /named "p1", not "versioned"/ });
+  await t.rejects(gw.gateway.plugins.reload('versioned'), { code: 'HEIMDALL_ERR_PLUGIN_NAME', message: /named "p1", not "versioned"/ });
   ws.install('B');
-  t.throws(() => gw.gateway.plugins.configure('versioned', { fail: true }), { code: 'HEIMDALL_ERR_PLUGIN_INIT' });
+  await t.rejects(gw.gateway.plugins.configure('versioned', { fail: true }), { code: 'HEIMDALL_ERR_PLUGIN_INIT' });
 
   const res = await postJson(url, chat());
   t.equal(res.json.choices[0].message.content, 'pre=A post=A', 'version A still serves');
@@ -98,7 +105,7 @@ t.test('a reload that fails any check leaves the old version serving and reports
   t.same(status?.last_errors.map((e) => e.code), [
     'HEIMDALL_ERR_PLUGIN_FORMAT', 'HEIMDALL_ERR_PLUGIN_SYMBOL', 'HEIMDALL_ERR_PLUGIN_NAME', 'HEIMDALL_ERR_PLUGIN_INIT',
   ]);
-  gw.gateway.plugins.reload('versioned');
+  await gw.gateway.plugins.reload('versioned');
   t.equal((await postJson(url, chat())).json.choices[0].message.content, 'pre=B post=B', 'a good reload then succeeds');
   t.not(gw.gateway.plugins.status()[0]?.sha256, before);
 });
@@ -113,14 +120,14 @@ t.test('200 load/unload cycles of a C plugin leave no file descriptors, mappings
     (globalThis as { gc?: () => void }).gc?.();
     return process.memoryUsage().rss;
   };
-  const cycle = () => {
-    registry.add({ path: ws.file, enabled: true, optional: false, config: {}, watch: false }, ws.dir);
-    registry.reload('versioned'); // a staged copy too
-    registry.remove('versioned');
+  const cycle = async () => {
+    await registry.add(pluginSchema.parse({ path: ws.file }), ws.dir);
+    await registry.reload('versioned'); // a staged copy too
+    await registry.remove('versioned');
   };
-  for (let i = 0; i < 10; i++) cycle(); // warm-up
+  for (let i = 0; i < 10; i++) await cycle(); // warm-up
   const base = { fds: fds(), mapped: mapped(), rss: rss() };
-  for (let i = 0; i < 200; i++) cycle();
+  for (let i = 0; i < 200; i++) await cycle();
   t.equal(fds(), base.fds, 'open file descriptors back to baseline');
   t.equal(mapped(), 0, 'no plugin library or staged copy is still mapped');
   const grown = rss() - base.rss;

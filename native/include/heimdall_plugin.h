@@ -1,5 +1,5 @@
 /*
- * heimdall_plugin.h -- the Heimdall plugin ABI, version 1.
+ * heimdall_plugin.h -- the Heimdall plugin ABI, version 1.1.
  *
  * This header is the whole contract between the Heimdall gateway (the host) and a plugin (a shared object: .so on
  * Linux, .dylib on macOS). Any language that can export C symbols can implement it: C, C++, Go (cgo, c-shared),
@@ -16,6 +16,7 @@
  *   GetName                     PreHook               per request, before the provider call
  *   Cleanup                     PostHook              per request, after the provider call (or short-circuit)
  *                               StreamChunkHook       per streamed chunk
+ *                               heimdall_plugin_concurrency   (1.1) how many calls the plugin may take at once
  *
  * Order of calls for one request, with plugins A, B, C registered in that order:
  *
@@ -42,8 +43,9 @@
  *                                             a hook that only observes should always take it.
  *   status == HEIMDALL_OK, out filled      -> out holds a JSON "action" object (shapes below, per hook).
  *   status != HEIMDALL_OK                  -> the plugin failed. out may hold a UTF-8 message (plain text, not
- *                                             JSON). The host logs it under the plugin's name and carries on as if
- *                                             this hook had not run. A plugin failure never fails the request.
+ *                                             JSON). The host logs it under the plugin's name and goes on as the
+ *                                             entry's "on_error" policy says: "continue" (the default) as if this
+ *                                             hook had not run; "fail" answers the request 503, naming the plugin.
  *
  * Output that is not valid JSON, or JSON of the wrong shape, is treated exactly like a failure status.
  *
@@ -55,17 +57,29 @@
  *
  *  - Input buffers belong to the host. They are valid only until the function returns. Copy what you keep.
  *  - Output buffers are allocated by the plugin, with any allocator. The host copies the bytes right after the
- *    function returns, then calls heimdall_plugin_free(data, len) exactly once for every non-NULL out->data, from
- *    the same thread. The plugin must not touch the buffer after handing it over.
+ *    function returns, then calls heimdall_plugin_free(data, len) exactly once for every non-NULL out->data, not
+ *    necessarily from the thread that made the call (any allocator whose free works across threads is fine). The plugin must not touch the buffer after handing it over.
  *  - The string returned by GetName belongs to the plugin and must stay valid until Cleanup returns.
  *
  * ---------------------------------------------------------------------------------------------------------------
  * THREADS
  * ---------------------------------------------------------------------------------------------------------------
  *
- * An ABI v1 host calls a plugin's functions one at a time, never concurrently, but not necessarily always from the
- * same OS thread. Plugins written in runtimes with their own threads (Go, Rust) must be safe to enter from any
- * thread; shared state behind a mutex is the simple, correct choice.
+ * The host calls a plugin's functions one at a time, never concurrently, unless the plugin exports
+ * heimdall_plugin_concurrency (ABI 1.1) and returns more than 1. Calls do not always come from the same OS thread.
+ * Plugins written in runtimes with their own threads (Go, Rust) must be safe to enter from any thread; shared state
+ * behind a mutex is the simple, correct choice.
+ *
+ * Where a call runs depends on the plugin's execution mode, chosen by the operator in config.json ("mode"); the
+ * plugin is the same file in every mode:
+ *   inline    on the gateway's event loop. The fastest call, but a hook that blocks (disk, network) delays every
+ *             request, there is no deadline, and a crash takes the gateway down. For small, trusted, pure code.
+ *   threaded  on a worker thread: the event loop stays free while the hook works, so blocking I/O is fine. Each
+ *             call has a deadline; a call past it fails the hook (the thread is only free again when the call
+ *             returns). Concurrent calls only as heimdall_plugin_concurrency allows.
+ *   isolated  in a child process of the gateway that loads this same file. A crash, abort, runaway loop or memory
+ *             past the configured cap kills only that child; the gateway restarts it (Init runs again there).
+ * In every mode Init, GetName and Cleanup are called on one thread, never concurrently with a hook.
  *
  * ---------------------------------------------------------------------------------------------------------------
  * VERSIONING
@@ -93,7 +107,7 @@ extern "C" {
 #endif
 
 #define HEIMDALL_ABI_VERSION_MAJOR 1
-#define HEIMDALL_ABI_VERSION_MINOR 0
+#define HEIMDALL_ABI_VERSION_MINOR 1
 #define HEIMDALL_ABI_VERSION ((uint32_t)((HEIMDALL_ABI_VERSION_MAJOR << 16) | HEIMDALL_ABI_VERSION_MINOR))
 
 /* Status codes returned by Init and every hook. Any non-zero value is a failure; HEIMDALL_ERROR is the usual one. */
@@ -187,8 +201,8 @@ HEIMDALL_EXPORT int32_t TransportInterceptor(const uint8_t *ctx, size_t ctx_len,
 
 /*
  * PreHook: see the request before the provider call; modify it, or short-circuit.
- * NOTE: hooks run on the gateway's event loop: a hook that blocks (disk, network) delays every request. Do slow work
- * on a thread of your own and keep hooks to microseconds.
+ * NOTE: in the inline mode hooks run on the gateway's event loop: a hook that blocks (disk, network) delays every
+ * request. A plugin that does I/O in its hooks should be run "threaded" (see THREADS).
  * WHEN: once per request, in registration order, after every TransportInterceptor.
  * IN: ctx: the context object (see CONTEXT below).
  *     request: the chat-completions request. Plugins that changed nothing pass the buffer on untouched, so it may be
@@ -241,6 +255,18 @@ HEIMDALL_EXPORT int32_t StreamChunkHook(const uint8_t *ctx, size_t ctx_len, cons
                                         heimdall_buf_t *out);
 
 /*
+ * heimdall_plugin_concurrency (ABI 1.1): how many hook calls the plugin can take at the same time, from different
+ * threads. Export it only if the hooks are thread-safe. Return 0 or 1 for "one at a time" (the same as not exporting
+ * it), N for "up to N at once", UINT32_MAX for "no limit of my own".
+ * WHEN: once, after GetName and before Init. It must have no side effects.
+ * USED BY: the "threaded" mode, which runs up to min(this, the entry's "concurrency" setting) calls at once; an I/O
+ *     plugin (an HTTP or Redis call in PreHook) then serves that many requests in parallel. The inline mode is one
+ *     call at a time by nature, and the isolated mode runs one call at a time in its child. A 1.0 host ignores it.
+ * C authors: HEIMDALL_PLUGIN_CONCURRENCY(64) below.
+ */
+HEIMDALL_EXPORT uint32_t heimdall_plugin_concurrency(void);
+
+/*
  * CONTEXT: the JSON object every hook receives first. The host writes it compactly (no whitespace).
  *   {"request_id": "4b1c...", "route": "/v1/chat/completions", "provider": "openai", "model": "gpt-4o-mini",
  *    "stream": false, "headers": {"user-agent": "curl/8.5", "x-team": "search"}, "values": {"cache_key": "9f2c"}}
@@ -263,6 +289,11 @@ HEIMDALL_EXPORT int32_t StreamChunkHook(const uint8_t *ctx, size_t ctx_len, cons
     (void)len;                                                                                                        \
     free(data);                                                                                                       \
   }
+
+/* HEIMDALL_PLUGIN_CONCURRENCY(n) defines heimdall_plugin_concurrency: "my hooks are thread-safe, up to n calls at
+ * once". Use it only when they are. */
+#define HEIMDALL_PLUGIN_CONCURRENCY(n) \
+  HEIMDALL_EXPORT uint32_t heimdall_plugin_concurrency(void) { return (uint32_t)(n); }
 
 /* Copy `len` bytes into a new malloc'd output buffer. Returns HEIMDALL_OK, or HEIMDALL_ERROR if out of memory. */
 static inline int32_t heimdall_output(heimdall_buf_t *out, const void *data, size_t len) {

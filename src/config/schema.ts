@@ -135,10 +135,36 @@ export const providerSchema = z.discriminatedUnion('type', [
   mockProvider,
 ]);
 
+/** How many failures quarantine a plugin, and for how long; failures: 0 turns the breaker off. */
+const breakerSchema = z.strictObject({
+  failures: z.number().int().min(0).max(1_000_000).default(5),
+  window_ms: z.number().int().positive().max(3_600_000).default(30_000),
+  cooldown_ms: z.number().int().positive().max(3_600_000).default(30_000),
+});
+
 const pluginSchema = z.strictObject({
   /** The shared object. Relative paths resolve against config.json's directory; the platform's extension
    * (.so or .dylib) is added when the path has none. */
   path: z.string().min(1),
+  /**
+   * Where the hooks run (docs/plugin-modes.md): "inline" on the event loop (fastest; no deadline, shares the
+   * process's fate), "threaded" on a worker thread with a deadline (blocking I/O is fine), "isolated" in a child
+   * process (a crash, a runaway loop or too much memory kills only the child, which is restarted).
+   */
+  mode: z.enum(['inline', 'threaded', 'isolated']).default('inline'),
+  /** Threaded and isolated: the deadline of one hook call, from when it is asked for (a wait for a slot counts). */
+  timeout_ms: z.number().int().positive().max(600_000).default(2000),
+  /** Threaded: calls at once, at most what the plugin declares (heimdall_plugin_concurrency); default: that. */
+  concurrency: z.number().int().positive().max(1024).optional(),
+  /** Threaded and isolated: calls that may wait for the plugin; beyond, a call fails at once. */
+  max_queue: z.number().int().nonnegative().max(1_000_000).default(1024),
+  /** Isolated: the child's memory (resident set) cap; past it the child is killed and restarted. */
+  max_memory_mb: z.number().int().min(16).max(1_048_576).default(512),
+  /** The largest output a hook may hand back; a larger one is a failure, and is not copied. */
+  max_output_bytes: z.number().int().positive().max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** When a hook fails: go on without it ("continue"), or answer the request 503 ("fail"). */
+  on_error: z.enum(['continue', 'fail']).default('continue'),
+  breaker: breakerSchema.default({ failures: 5, window_ms: 30_000, cooldown_ms: 30_000 }),
   enabled: z.boolean().default(true),
   /** An optional plugin that fails to load or initialise is left out instead of stopping the gateway. */
   optional: z.boolean().default(false),
@@ -175,8 +201,10 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8080),
       /** Largest accepted request body, in bytes. */
       body_limit: z.number().int().positive().default(4 * 1024 * 1024),
+      /** Worker threads for threaded plugins, beside Node's own 4 (see docs/plugin-modes.md). */
+      plugin_threads: z.number().int().min(1).max(1000).default(16),
     })
-    .default({ host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024 }),
+    .default({ host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024, plugin_threads: 16 }),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -5,13 +5,17 @@
  * again (it rebuilds and hashes the label set on every call). So these are plain series (series.ts): the decorator
  * looks a plugin's series up once, when it wraps the plugin, and a call bumps them in a few nanoseconds.
  */
-import { CounterFamily, type CounterSeries, HistogramFamily, type HistogramSeries, renderFamilies } from './series.js';
+import type { HookName } from '../plugins/plugin.js';
+import { CounterFamily, type CounterSeries, GaugeFamily, HistogramFamily, type HistogramSeries, renderFamilies } from './series.js';
 
-export type HookName = 'TransportInterceptor' | 'PreHook' | 'PostHook' | 'StreamChunkHook';
+export type { HookName };
 
-/** Upper bounds in seconds: a hook that only looks takes microseconds; one that does real work, milliseconds. */
+/**
+ * Upper bounds in seconds: a hook that only looks takes microseconds; one that does real work, milliseconds; a
+ * threaded or isolated one that calls out over the network, up to its deadline.
+ */
 export const HOOK_BUCKETS: readonly number[] = [
-  0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.005, 0.025, 0.1,
+  0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5,
 ];
 const LABELS = ['plugin', 'hook'];
 
@@ -59,6 +63,24 @@ export class HookMetrics {
     HOOK_BUCKETS,
   );
 
+  private readonly quarantined = new GaugeFamily(
+    'heimdall_plugin_quarantined',
+    "1 while the plugin's circuit breaker keeps its hooks from being called (quarantine), else 0.",
+    ['plugin'],
+  );
+  private readonly quarantines = new CounterFamily(
+    'heimdall_plugin_quarantines_total',
+    'Times the plugin was quarantined after repeated failures.',
+    ['plugin'],
+  );
+
+  /** A plugin's breaker opened (true) or closed (false). */
+  quarantine(plugin: string, on: boolean): void {
+    this.quarantined.labels(plugin).value = on ? 1 : 0;
+    if (on) this.quarantines.labels(plugin).value++;
+    else this.quarantines.labels(plugin); // the series exists from the first state change on
+  }
+
   /** Creates the hook's series at zero. A plugin loaded again under the same name (a reload) keeps counting in them. */
   statsFor(plugin: string, hook: HookName): HookStats {
     return new HookStats(
@@ -69,8 +91,8 @@ export class HookMetrics {
     );
   }
 
-  /** The four families in the Prometheus text exposition format (version 0.0.4). */
+  /** The families in the Prometheus text exposition format (version 0.0.4). */
   render(): string {
-    return renderFamilies([this.calls, this.errors, this.shortCircuits, this.latency]);
+    return renderFamilies([this.calls, this.errors, this.shortCircuits, this.latency, this.quarantined, this.quarantines]);
   }
 }

@@ -5,10 +5,12 @@
  */
 import type {
   ChunkResult,
+  Maybe,
   Plugin,
   PluginInfo,
   PostHookResult,
   PreHookResult,
+  RuntimeStatus,
   TransportResult,
 } from '../plugins/plugin.js';
 import type { HookMetrics, HookStats } from './hook-stats.js';
@@ -36,76 +38,104 @@ export class InstrumentedPlugin implements Plugin {
     this.chunk = hooks.chunk ? metrics.statsFor(name, 'StreamChunkHook') : undefined;
   }
 
-  transportInterceptor(ctx: Buffer, http: Buffer, body: Buffer): TransportResult {
+  transportInterceptor(ctx: Buffer, http: Buffer, body: Buffer): Maybe<TransportResult> {
     const stats = this.transport;
     if (stats === undefined) return this.inner.transportInterceptor(ctx, http, body);
     const start = performance.now();
-    let r: TransportResult;
+    let r;
     try {
       r = this.inner.transportInterceptor(ctx, http, body);
     } catch (err) {
       failed(stats, start);
       throw err;
     }
-    stats.record((performance.now() - start) * SECONDS_PER_MS);
-    if (r.kind === 'response') stats.shortCircuited();
-    return r;
+    return settle(stats, start, r, transportShort);
   }
 
-  preHook(ctx: Buffer, request: Buffer): PreHookResult {
+  preHook(ctx: Buffer, request: Buffer): Maybe<PreHookResult> {
     const stats = this.pre;
     if (stats === undefined) return this.inner.preHook(ctx, request);
     const start = performance.now();
-    let r: PreHookResult;
+    let r;
     try {
       r = this.inner.preHook(ctx, request);
     } catch (err) {
       failed(stats, start);
       throw err;
     }
-    stats.record((performance.now() - start) * SECONDS_PER_MS);
-    if (r.kind === 'response' || r.kind === 'error') stats.shortCircuited();
-    return r;
+    return settle(stats, start, r, preShort);
   }
 
-  postHook(ctx: Buffer, response: Buffer | null, error: Buffer | null): PostHookResult {
+  postHook(ctx: Buffer, response: Buffer | null, error: Buffer | null): Maybe<PostHookResult> {
     const stats = this.post;
     if (stats === undefined) return this.inner.postHook(ctx, response, error);
     const start = performance.now();
-    let r: PostHookResult;
+    let r;
     try {
       r = this.inner.postHook(ctx, response, error);
     } catch (err) {
       failed(stats, start);
       throw err;
     }
-    // A PostHook that answers replaces the outcome, but nothing is skipped: not a short-circuit.
-    stats.record((performance.now() - start) * SECONDS_PER_MS);
-    return r;
+    return settle(stats, start, r, never);
   }
 
-  streamChunk(ctx: Buffer, chunk: Buffer): ChunkResult {
+  streamChunk(ctx: Buffer, chunk: Buffer): Maybe<ChunkResult> {
     const stats = this.chunk;
     if (stats === undefined) return this.inner.streamChunk(ctx, chunk);
     const start = performance.now();
-    let r: ChunkResult;
+    let r;
     try {
       r = this.inner.streamChunk(ctx, chunk);
     } catch (err) {
       failed(stats, start);
       throw err;
     }
-    stats.record((performance.now() - start) * SECONDS_PER_MS);
-    if (r.kind === 'error') stats.shortCircuited();
-    return r;
+    return settle(stats, start, r, chunkShort);
   }
 
-  close(): void {
-    this.inner.close();
+  close(): Maybe<void> {
+    return this.inner.close();
+  }
+
+  runtime(): RuntimeStatus | undefined {
+    return this.inner.runtime();
   }
 }
 
-/** Whatever a hook throws, the pipeline treats as the plugin's failure (PluginFailure, or a bug): so do we. */
+// Which answers skip something (the provider, or the rest of a stream): short-circuits. A PostHook that answers
+// replaces the outcome, but skips nothing.
+const transportShort = (r: TransportResult): boolean => r.kind === 'response';
+const preShort = (r: PreHookResult): boolean => r.kind === 'response' || r.kind === 'error';
+const chunkShort = (r: ChunkResult): boolean => r.kind === 'error';
+const never = (): boolean => false;
+
+/**
+ * Records a call that returned: at once, or when its promise settles (a threaded or isolated plugin). Whatever a
+ * hook throws or rejects with, the pipeline treats as the plugin's failure (PluginFailure, or a bug): so do we.
+ */
+function settle<R>(stats: HookStats, start: number, r: Maybe<R>, shortCircuit: (r: R) => boolean): Maybe<R> {
+  if (r instanceof Promise) {
+    return r.then(
+      (value) => {
+        done(stats, start, shortCircuit(value));
+        return value;
+      },
+      (err: unknown) => {
+        failed(stats, start);
+        throw err;
+      },
+    );
+  }
+  done(stats, start, shortCircuit(r));
+  return r;
+}
+
+function done(stats: HookStats, start: number, shortCircuited: boolean): void {
+  stats.record((performance.now() - start) * SECONDS_PER_MS);
+  if (shortCircuited) stats.shortCircuited();
+}
+
 function failed(stats: HookStats, start: number): void {
   stats.record((performance.now() - start) * SECONDS_PER_MS);
   stats.failed();

@@ -74,6 +74,9 @@ export class GatewayMetrics implements UpstreamObserver {
   /** For PluginRegistry: every plugin it registers is measured. */
   readonly decoratePlugin = (plugin: Plugin): Plugin => new InstrumentedPlugin(plugin, this.hooks);
 
+  /** For PluginRegistry: a plugin entered (true) or left (false) quarantine. */
+  readonly pluginQuarantine = (plugin: string, on: boolean): void => this.hooks.quarantine(plugin, on);
+
   /** For ProviderRegistry: every provider it creates is measured. */
   readonly decorateProvider = (provider: Provider): Provider => new InstrumentedProvider(provider, this);
 

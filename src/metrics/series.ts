@@ -53,7 +53,7 @@ abstract class Family<S extends { readonly labels: string }> {
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
-    private readonly type: 'counter' | 'histogram',
+    private readonly type: 'counter' | 'gauge' | 'histogram',
   ) {}
 
   /** The series for these label values, in the order of labelNames; a new one starts at zero. */
@@ -84,6 +84,21 @@ abstract class Family<S extends { readonly labels: string }> {
 export class CounterFamily extends Family<CounterSeries> {
   constructor(name: string, help: string, labelNames: readonly string[]) {
     super(name, help, labelNames, 'counter');
+  }
+
+  protected create(labels: string): CounterSeries {
+    return new CounterSeries(labels);
+  }
+
+  protected samples(s: CounterSeries): string {
+    return `${this.name}${braced(s.labels)} ${format(s.value)}\n`;
+  }
+}
+
+/** A value that goes up and down (a state, a size): a counter's series, written as a gauge. */
+export class GaugeFamily extends Family<CounterSeries> {
+  constructor(name: string, help: string, labelNames: readonly string[]) {
+    super(name, help, labelNames, 'gauge');
   }
 
   protected create(labels: string): CounterSeries {

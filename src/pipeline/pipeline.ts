@@ -5,7 +5,8 @@
  *   -> provider call (skipped on short-circuit) -> [StreamChunkHook per chunk, reverse order] -> PostHook (reverse
  *   order, only for plugins whose PreHook ran)
  *
- * A plugin's own failure is logged under its name and the request goes on as if that hook had not run. Request
+ * A plugin's own failure is logged under its name, and the request goes on as if that hook had not run, or, when the
+ * plugin's policy is on_error: "fail", is answered with the plugin's refusal (see plugins/guard.ts). Request
  * and response bytes are handed from hook to hook untouched until a hook changes them, so a chain of observing
  * plugins costs no serialisation at all.
  *
@@ -15,9 +16,10 @@
  */
 import type { Logger } from 'pino';
 import type { CancelSignal } from '../cancel.js';
-import { Errors, HeimdallError } from '../errors.js';
+import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { parseJsonBody, Payload } from '../payload.js';
-import type { AbiError, Json, JsonObject, Plugin } from '../plugins/plugin.js';
+import { bounded } from '../plugins/native-plugin.js';
+import { PluginFailure, type AbiError, type Json, type JsonObject, type Plugin } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { chunkOf, type ProviderCall, type StreamChunk } from '../providers/provider.js';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry.js';
@@ -110,8 +112,18 @@ export class PipelineRun {
     private readonly logBodies = false,
   ) {}
 
-  /** TransportInterceptors, in registration order, on the raw request. */
-  transport(method: string, path: string, body: Buffer): TransportOutcome {
+  /**
+   * TransportInterceptors, in registration order, on the raw request. An answer at once when every one that runs is
+   * inline (or none does); a promise otherwise.
+   */
+  transport(method: string, path: string, body: Buffer): TransportOutcome | Promise<TransportOutcome> {
+    for (const plugin of this.plugins) {
+      if (plugin.info.hooks.transport) return this.runTransport(method, path, body);
+    }
+    return { kind: 'continue', body };
+  }
+
+  private async runTransport(method: string, path: string, body: Buffer): Promise<TransportOutcome> {
     const ctx = this.ctx;
     let http: Buffer | undefined;
     for (const plugin of this.plugins) {
@@ -120,8 +132,12 @@ export class PipelineRun {
       let r;
       try {
         r = plugin.transportInterceptor(ctx.bytes(), http, body);
+        if (r instanceof Promise) r = await r;
       } catch (err) {
-        this.failed(plugin, 'TransportInterceptor', err);
+        const refusal = this.failed(plugin, 'TransportInterceptor', err);
+        if (refusal !== undefined) {
+          return { kind: 'response', status: refusal.status_code, headers: {}, body: Buffer.from(JSON.stringify(errorBody(refusal))) };
+        }
         continue;
       }
       ctx.apply(r.context);
@@ -233,7 +249,7 @@ export class PipelineRun {
 
   /** One attempt of a call that answers with one object (chat, embeddings). */
   private async once(attempt: Attempt, send: (call: ProviderCall) => Promise<Payload>): Promise<Result> {
-    const pre = this.runPreHooks(attempt);
+    const pre = await this.runPreHooks(attempt);
     let result: Result;
     if (pre !== undefined) {
       result = pre;
@@ -244,14 +260,14 @@ export class PipelineRun {
         result = { error: toAbiError(err) };
       }
     }
-    const after = this.runPostHooks(attempt, result);
+    const after = await this.runPostHooks(attempt, result);
     // A PostHook that replaced the answer made it its own; one that only looked keeps the provider's name on it.
     if (after.response !== undefined && after.response === result.response) return result;
     return after.response !== undefined ? { response: after.response } : after;
   }
 
   private async streamOnce(attempt: Attempt): Promise<StreamOutcome> {
-    const pre = this.runPreHooks(attempt);
+    const pre = await this.runPreHooks(attempt);
     if (pre?.response !== undefined) {
       return { kind: 'stream', events: this.streamThroughHooks(attempt, fromArray(responseToChunks(pre.response.value()))) };
     }
@@ -265,13 +281,16 @@ export class PipelineRun {
         failure = toAbiError(err);
       }
     }
-    const result = this.runPostHooks(attempt, { error: failure });
+    const result = await this.runPostHooks(attempt, { error: failure });
     if (result.error !== undefined) return { kind: 'error', error: result.error };
     if (this.logBodies) this.logExchange(result.response.value(), undefined);
     return { kind: 'stream', events: plain(responseToChunks(result.response.value())) };
   }
 
-  private runPreHooks(attempt: Attempt): Result | undefined {
+  // The hook passes await only a hook that answers with a promise (threaded, isolated): an inline plugin's answer is
+  // used at once, with no microtask per hook.
+
+  private async runPreHooks(attempt: Attempt): Promise<Result | undefined> {
     const ctx = this.ctx;
     for (let i = 0; i < this.plugins.length; i++) {
       const plugin = this.plugins[i] as Plugin;
@@ -280,8 +299,10 @@ export class PipelineRun {
       let r;
       try {
         r = plugin.preHook(ctx.bytes(), attempt.request.bytes());
+        if (r instanceof Promise) r = await r;
       } catch (err) {
-        this.failed(plugin, 'PreHook', err);
+        const refusal = this.failed(plugin, 'PreHook', err);
+        if (refusal !== undefined) return { error: refusal };
         continue;
       }
       ctx.apply(r.context);
@@ -304,7 +325,7 @@ export class PipelineRun {
     return undefined;
   }
 
-  private runPostHooks(attempt: Attempt, result: Result): Result {
+  private async runPostHooks(attempt: Attempt, result: Result): Promise<Result> {
     const ctx = this.ctx;
     let errorBytes: Buffer | undefined;
     for (let i = attempt.executed - 1; i >= 0; i--) {
@@ -318,8 +339,14 @@ export class PipelineRun {
           errorBytes ??= Buffer.from(JSON.stringify(result.error));
           r = plugin.postHook(ctx.bytes(), null, errorBytes);
         }
+        if (r instanceof Promise) r = await r;
       } catch (err) {
-        this.failed(plugin, 'PostHook', err);
+        const refusal = this.failed(plugin, 'PostHook', err);
+        // Failing closed keeps a response from going out unchecked; an error already on its way stays as it is.
+        if (refusal !== undefined && result.response !== undefined) {
+          result = { error: refusal };
+          errorBytes = undefined;
+        }
         continue;
       }
       ctx.apply(r.context);
@@ -355,8 +382,13 @@ export class PipelineRun {
           let r;
           try {
             r = plugin.streamChunk(ctx.bytes(), (bytes ??= Buffer.from(chunk.text)));
+            if (r instanceof Promise) r = await r;
           } catch (err) {
-            this.failed(plugin, 'StreamChunkHook', err);
+            const refusal = this.failed(plugin, 'StreamChunkHook', err);
+            if (refusal !== undefined) {
+              error = refusal;
+              break chunks;
+            }
             continue;
           }
           if (r.kind === 'chunk') {
@@ -384,7 +416,7 @@ export class PipelineRun {
         // What the client was sent: the chunks after StreamChunkHooks, assembled (PostHooks come too late to change it).
         const sent = error === undefined ? assembler.response() : undefined;
         if (this.logBodies) this.logExchange(sent, error);
-        const outcome = postHooks ? this.runPostHooks(attempt, sent !== undefined ? { response: Payload.fromValue(sent) } : { error: error as AbiError }) : undefined;
+        const outcome = postHooks ? await this.runPostHooks(attempt, sent !== undefined ? { response: Payload.fromValue(sent) } : { error: error as AbiError }) : undefined;
         if (outcome?.error !== undefined && error === undefined) {
           this.log.debug({ request_id: ctx.requestId }, 'a PostHook turned a finished stream into an error; the stream was already sent');
         }
@@ -421,11 +453,23 @@ export class PipelineRun {
     this.log.info({ request_id: this.ctx.requestId, request: this.original?.value(), response, error }, 'bodies');
   }
 
-  private failed(plugin: Plugin, hook: string, err: unknown): void {
-    this.log.warn(
+  /**
+   * Logs a plugin's failure under its name. Returns the error to answer with when the plugin's policy is to fail
+   * closed (on_error: "fail"), else undefined: the request goes on without the hook.
+   */
+  private failed(plugin: Plugin, hook: string, err: unknown): AbiError | undefined {
+    const answer = err instanceof PluginFailure ? err.answer : undefined;
+    // A PluginFailure's message is bounded where it is made; anything else (a bug) is bounded here.
+    const message = err instanceof PluginFailure ? err.message : bounded((err as Error)?.message ?? String(err));
+    // A quarantine was logged when it began: the requests it refuses are not, one by one.
+    const level = answer?.code === Errors.PLUGIN_QUARANTINED.code ? 'debug' : 'warn';
+    this.log[level](
       { plugin: plugin.info.name, hook, request_id: this.ctx.requestId },
-      `plugin ${plugin.info.name} failed in ${hook}, continuing without it: ${(err as Error).message ?? String(err)}`,
+      answer === undefined
+        ? `plugin ${plugin.info.name} failed in ${hook}, continuing without it: ${message}`
+        : `plugin ${plugin.info.name} failed in ${hook}, refusing the request (on_error: fail): ${message}`,
     );
+    return answer;
   }
 }
 

@@ -1,17 +1,36 @@
 /**
- * A Plugin backed by a shared object loaded in this process through koffi.
+ * A Plugin backed by a shared object, in any execution mode: what differs between modes is only how a hook is
+ * called (the HookCaller): on the event loop, on a worker thread, or in a child process. Decoding the output into an
+ * action, and turning a bad one into a PluginFailure, is the same for all of them.
  */
 import { ActionError, decodeChunk, decodePostHook, decodePreHook, decodeTransport } from './actions.js';
-import type { CallResult, NativeLibrary } from './abi.js';
+import type { CallResult } from './abi.js';
 import {
   PluginFailure,
   type ChunkResult,
+  type HookName,
+  type Maybe,
   type Plugin,
   type PluginInfo,
   type PostHookResult,
   type PreHookResult,
+  type RuntimeStatus,
   type TransportResult,
 } from './plugin.js';
+
+/** How a loaded plugin's hooks are called: at once (inline) or with a promise (threaded, isolated). */
+export interface HookCaller {
+  transport(ctx: Buffer, http: Buffer, body: Buffer): Maybe<CallResult>;
+  pre(ctx: Buffer, request: Buffer): Maybe<CallResult>;
+  post(ctx: Buffer, response: Buffer | null, error: Buffer | null): Maybe<CallResult>;
+  chunk(ctx: Buffer, chunk: Buffer): Maybe<CallResult>;
+  /** Cleanup, and whatever the mode must release afterwards (dlclose, the child process). */
+  close(): Maybe<void>;
+  runtime?(): RuntimeStatus;
+}
+
+/** A failure message is logged and may be shown to a client: it is cut to this many characters. */
+export const MAX_FAILURE_MESSAGE = 1024;
 
 const CONTINUE = Object.freeze({ kind: 'continue' as const });
 
@@ -20,48 +39,61 @@ export class NativePlugin implements Plugin {
 
   constructor(
     readonly info: PluginInfo,
-    private readonly lib: NativeLibrary,
-    /** Whether dlclose is safe for this library's runtime (not for Go or Rust). */
-    private readonly unloadable: boolean,
+    private readonly caller: HookCaller,
   ) {}
 
-  transportInterceptor(ctx: Buffer, http: Buffer, body: Buffer): TransportResult {
-    return this.decode('TransportInterceptor', this.lib.transport(ctx, http, body), decodeTransport) ?? CONTINUE;
+  transportInterceptor(ctx: Buffer, http: Buffer, body: Buffer): Maybe<TransportResult> {
+    const r = this.caller.transport(ctx, http, body);
+    if (r instanceof Promise) return r.then((x) => this.decode('TransportInterceptor', x, decodeTransport) ?? CONTINUE);
+    return this.decode('TransportInterceptor', r, decodeTransport) ?? CONTINUE;
   }
 
-  preHook(ctx: Buffer, request: Buffer): PreHookResult {
-    return this.decode('PreHook', this.lib.pre(ctx, request), decodePreHook) ?? CONTINUE;
+  preHook(ctx: Buffer, request: Buffer): Maybe<PreHookResult> {
+    const r = this.caller.pre(ctx, request);
+    if (r instanceof Promise) return r.then((x) => this.decode('PreHook', x, decodePreHook) ?? CONTINUE);
+    return this.decode('PreHook', r, decodePreHook) ?? CONTINUE;
   }
 
-  postHook(ctx: Buffer, response: Buffer | null, error: Buffer | null): PostHookResult {
-    return this.decode('PostHook', this.lib.post(ctx, response, error), decodePostHook) ?? CONTINUE;
+  postHook(ctx: Buffer, response: Buffer | null, error: Buffer | null): Maybe<PostHookResult> {
+    const r = this.caller.post(ctx, response, error);
+    if (r instanceof Promise) return r.then((x) => this.decode('PostHook', x, decodePostHook) ?? CONTINUE);
+    return this.decode('PostHook', r, decodePostHook) ?? CONTINUE;
   }
 
-  streamChunk(ctx: Buffer, chunk: Buffer): ChunkResult {
-    return this.decode('StreamChunkHook', this.lib.chunk(ctx, chunk), decodeChunk) ?? CONTINUE;
+  streamChunk(ctx: Buffer, chunk: Buffer): Maybe<ChunkResult> {
+    const r = this.caller.chunk(ctx, chunk);
+    if (r instanceof Promise) return r.then((x) => this.decode('StreamChunkHook', x, decodeChunk) ?? CONTINUE);
+    return this.decode('StreamChunkHook', r, decodeChunk) ?? CONTINUE;
   }
 
-  close(): void {
+  close(): Maybe<void> {
     if (this.closed) return;
     this.closed = true;
-    try {
-      this.lib.cleanup();
-    } finally {
-      if (this.unloadable) this.lib.unload();
-    }
+    return this.caller.close();
   }
 
-  private decode<T>(hook: string, result: CallResult, decode: (output: string) => T): T | undefined {
+  runtime(): RuntimeStatus | undefined {
+    return this.caller.runtime?.();
+  }
+
+  private decode<T>(hook: HookName, result: CallResult, decode: (output: string) => T): T | undefined {
+    if (result.refused !== undefined) throw new PluginFailure(this.info.name, hook, `${hook} ${result.refused}`);
     if (result.status !== 0) {
-      const why = result.output ? `: ${result.output}` : '';
+      const why = result.output ? `: ${bounded(result.output)}` : '';
       throw new PluginFailure(this.info.name, hook, `${hook} returned status ${result.status}${why}`);
     }
     if (result.output === undefined || result.output === '') return undefined;
     try {
       return decode(result.output);
     } catch (err) {
-      if (err instanceof ActionError) throw new PluginFailure(this.info.name, hook, `${hook} ${err.message}`);
+      if (err instanceof ActionError) throw new PluginFailure(this.info.name, hook, `${hook} ${bounded(err.message)}`);
       throw err;
     }
   }
+}
+
+/** A plugin's text, cut to MAX_FAILURE_MESSAGE characters with a note of how long it was. */
+export function bounded(text: string): string {
+  if (text.length <= MAX_FAILURE_MESSAGE) return text;
+  return `${text.slice(0, MAX_FAILURE_MESSAGE)}... (${text.length} characters in all)`;
 }

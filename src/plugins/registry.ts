@@ -5,6 +5,10 @@
  * disabling a plugin changes what the NEXT request sees at once, while requests in flight finish on the instance
  * they started with; a replaced instance's Cleanup runs after its last in-flight call. Go and Rust libraries are
  * never dlclosed (their runtimes can't be unloaded): their retired instances are counted, not freed.
+ *
+ * Loading may wait (an isolated plugin's child starts and runs Init), so changes are asynchronous, and they run one
+ * at a time, in the order asked: a reload never interleaves with another change. Each instance is wrapped in its
+ * failure policy and circuit breaker (guard.ts), which an operator can reset (liftQuarantine).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,8 +16,9 @@ import type { Logger } from 'pino';
 import { resolveEnvRefs } from '../config/load.js';
 import type { PluginConfig } from '../config/schema.js';
 import { Errors, HeimdallError } from '../errors.js';
+import { GuardedPlugin, type QuarantineStatus } from './guard.js';
 import { canUnload, loadPlugin, realFile, resolvePluginPath } from './loader.js';
-import type { Plugin } from './plugin.js';
+import type { Plugin, RuntimeStatus } from './plugin.js';
 import { Staging, type StagedFile } from './staging.js';
 
 export type PluginState = 'active' | 'error' | 'disabled' | 'loading' | 'unloaded';
@@ -28,6 +33,13 @@ export interface PluginStatus {
   language?: string;
   abi_version?: string;
   hooks?: string[];
+  /** Where the hooks run, and how many calls at once. */
+  mode?: string;
+  concurrency?: number;
+  /** The circuit breaker: "open" or "half-open" while the plugin is quarantined. */
+  quarantine?: QuarantineStatus;
+  /** Threaded: calls running and queued; isolated: the child process, its restarts and last exit. */
+  runtime?: RuntimeStatus;
   loaded_at?: string;
   /** The private copy the live instance was loaded from. */
   loaded_from?: string;
@@ -45,6 +57,7 @@ export interface Lease {
 
 interface Instance {
   plugin: Plugin;
+  guard: GuardedPlugin;
   sha256: string;
   /** The path dlopen saw: the configured file, or a staged copy. */
   loadedFrom: string;
@@ -73,6 +86,10 @@ export interface RegistryOptions {
   decorate?: (plugin: Plugin) => Plugin;
   /** Called after every change to the set, order or configuration of plugins (e.g. to persist config.json). */
   onChange?: () => void;
+  /** Told when a plugin enters (true) or leaves (false) quarantine. */
+  onQuarantine?: (plugin: string, on: boolean) => void;
+  /** server.plugin_threads: the worker threads threaded plugins share. */
+  pluginThreads?: number;
 }
 
 export class PluginRegistry {
@@ -82,6 +99,8 @@ export class PluginRegistry {
   private readonly staging = new Staging();
   private readonly decorate: (plugin: Plugin) => Plugin;
   private closed = false;
+  /** The change running now; the next waits for it. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly log: Logger,
@@ -108,7 +127,7 @@ export class PluginRegistry {
         released = true;
         for (const instance of instances) {
           instance.inflight -= 1;
-          if (instance.retired && instance.inflight === 0) this.close(instance);
+          if (instance.retired && instance.inflight === 0) void this.close(instance);
         }
       },
     };
@@ -118,116 +137,141 @@ export class PluginRegistry {
    * Load every configured plugin, in order. A plugin that fails stops the start-up (the error is thrown) unless
    * its entry says "optional": true, in which case it is logged and kept in the error state.
    */
-  loadAll(specs: readonly PluginConfig[], baseDir: string): void {
-    try {
-      specs.forEach((spec, index) => {
-        const entry = this.newEntry(spec, baseDir);
-        this.entries.push(entry);
-        if (!spec.enabled) return;
-        try {
-          this.start(entry, `plugins[${index}].config`);
-        } catch (err) {
-          if (!spec.optional) throw err;
-          this.log.error({ file: entry.file, code: (err as HeimdallError).code }, `optional plugin left out: ${(err as Error).message}`);
+  loadAll(specs: readonly PluginConfig[], baseDir: string): Promise<void> {
+    return this.serial(async () => {
+      try {
+        for (const [index, spec] of specs.entries()) {
+          const entry = this.newEntry(spec, baseDir);
+          this.entries.push(entry);
+          if (!spec.enabled) continue;
+          try {
+            await this.start(entry, `plugins[${index}].config`);
+          } catch (err) {
+            if (!spec.optional) throw err;
+            this.log.error({ file: entry.file, code: (err as HeimdallError).code }, `optional plugin left out: ${(err as Error).message}`);
+          }
         }
-      });
-    } catch (err) {
-      this.closeAll();
-      throw err;
-    }
-    this.publish(false);
+      } catch (err) {
+        await this.closeAllNow();
+        throw err;
+      }
+      this.publish(false);
+    });
   }
 
   /** Register and load a new plugin at `position` (default: last). */
-  add(spec: PluginConfig, baseDir: string, position = this.entries.length): PluginStatus {
-    const entry = this.newEntry(spec, baseDir);
-    if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
-      throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
-    }
-    if (spec.enabled) this.start(entry, 'config');
-    if (this.entries.some((e) => e.name === entry.name)) {
-      this.retire(entry);
-      throw Errors.ADMIN_CONFLICT(`a plugin named "${entry.name}" is already registered`);
-    }
-    this.entries.splice(Math.max(0, Math.min(position, this.entries.length)), 0, entry);
-    this.publish();
-    return this.statusOf(entry);
+  add(spec: PluginConfig, baseDir: string, position?: number): Promise<PluginStatus> {
+    return this.serial(async () => {
+      const entry = this.newEntry(spec, baseDir);
+      if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
+        throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
+      }
+      if (spec.enabled) await this.start(entry, 'config');
+      if (this.entries.some((e) => e.name === entry.name)) {
+        this.retire(entry);
+        throw Errors.ADMIN_CONFLICT(`a plugin named "${entry.name}" is already registered`);
+      }
+      this.entries.splice(Math.max(0, Math.min(position ?? this.entries.length, this.entries.length)), 0, entry);
+      this.publish();
+      return this.statusOf(entry);
+    });
   }
 
   /**
    * Load the plugin's file again, with its config, and swap it in. If the new code fails any check, the old
    * instance keeps serving and the error is thrown.
    */
-  reload(name: string): PluginStatus {
-    const entry = this.find(name);
-    if (!entry.spec.enabled) throw Errors.ADMIN_CONFLICT(`plugin "${name}" is disabled; enable it instead of reloading it`);
-    this.start(entry, 'config');
-    this.publish();
-    return this.statusOf(entry);
+  reload(name: string): Promise<PluginStatus> {
+    return this.serial(async () => {
+      const entry = this.find(name);
+      if (!entry.spec.enabled) throw Errors.ADMIN_CONFLICT(`plugin "${name}" is disabled; enable it instead of reloading it`);
+      await this.start(entry, 'config');
+      this.publish();
+      return this.statusOf(entry);
+    });
   }
 
   /** Replace the plugin's config: a new instance is initialised with it, then swapped in. */
-  configure(name: string, config: Record<string, unknown>): PluginStatus {
-    const entry = this.find(name);
-    const previous = entry.spec;
-    entry.spec = { ...previous, config };
-    if (entry.spec.enabled && (entry.state === 'active' || entry.state === 'error')) {
-      try {
-        this.start(entry, 'config');
-      } catch (err) {
-        entry.spec = previous; // the previous instance, with its config, keeps serving
-        throw err;
+  configure(name: string, config: Record<string, unknown>): Promise<PluginStatus> {
+    return this.serial(async () => {
+      const entry = this.find(name);
+      const previous = entry.spec;
+      entry.spec = { ...previous, config };
+      if (entry.spec.enabled && (entry.state === 'active' || entry.state === 'error')) {
+        try {
+          await this.start(entry, 'config');
+        } catch (err) {
+          entry.spec = previous; // the previous instance, with its config, keeps serving
+          throw err;
+        }
       }
-    }
-    this.publish();
-    return this.statusOf(entry);
+      this.publish();
+      return this.statusOf(entry);
+    });
   }
 
-  setEnabled(name: string, enabled: boolean): PluginStatus {
-    const entry = this.find(name);
-    const previous = entry.spec;
-    entry.spec = { ...entry.spec, enabled };
-    if (!enabled) {
-      this.retire(entry);
-      entry.state = 'disabled';
-    } else if (entry.state !== 'active') {
-      try {
-        this.start(entry, 'config');
-      } catch (err) {
-        entry.spec = previous;
-        throw err;
+  setEnabled(name: string, enabled: boolean): Promise<PluginStatus> {
+    return this.serial(async () => {
+      const entry = this.find(name);
+      const previous = entry.spec;
+      entry.spec = { ...entry.spec, enabled };
+      if (!enabled) {
+        this.retire(entry);
+        entry.state = 'disabled';
+      } else if (entry.state !== 'active') {
+        try {
+          await this.start(entry, 'config');
+        } catch (err) {
+          entry.spec = previous;
+          throw err;
+        }
       }
-    }
-    this.publish();
-    return this.statusOf(entry);
+      this.publish();
+      return this.statusOf(entry);
+    });
   }
 
   /** Unload the plugin but keep its entry (it can be reloaded later). */
-  unload(name: string): PluginStatus {
-    const entry = this.find(name);
-    this.retire(entry);
-    entry.state = 'unloaded';
-    this.publish();
-    return this.statusOf(entry);
+  unload(name: string): Promise<PluginStatus> {
+    return this.serial(async () => {
+      const entry = this.find(name);
+      this.retire(entry);
+      entry.state = 'unloaded';
+      this.publish();
+      return this.statusOf(entry);
+    });
   }
 
   /** Unload the plugin and forget it. */
-  remove(name: string): void {
-    const entry = this.find(name);
-    this.retire(entry);
-    this.entries = this.entries.filter((e) => e !== entry);
-    this.publish();
+  remove(name: string): Promise<void> {
+    return this.serial(async () => {
+      const entry = this.find(name);
+      this.retire(entry);
+      this.entries = this.entries.filter((e) => e !== entry);
+      this.publish();
+    });
   }
 
   /** Put the plugins in this order; `names` must name every registered plugin once. */
-  reorder(names: readonly string[]): readonly PluginStatus[] {
-    const known = this.entries.map((e) => e.name);
-    if (names.length !== known.length || new Set(names).size !== names.length || names.some((n) => !known.includes(n))) {
-      throw Errors.ADMIN_CONFLICT(`the order must name every registered plugin exactly once: ${known.join(', ')}`);
+  reorder(names: readonly string[]): Promise<readonly PluginStatus[]> {
+    return this.serial(async () => {
+      const known = this.entries.map((e) => e.name);
+      if (names.length !== known.length || new Set(names).size !== names.length || names.some((n) => !known.includes(n))) {
+        throw Errors.ADMIN_CONFLICT(`the order must name every registered plugin exactly once: ${known.join(', ')}`);
+      }
+      this.entries = names.map((n) => this.entries.find((e) => e.name === n) as Entry);
+      this.publish();
+      return this.status();
+    });
+  }
+
+  /** Ends the plugin's quarantine now: its hooks are called again. Refused when it is not quarantined. */
+  liftQuarantine(name: string): PluginStatus {
+    const entry = this.find(name);
+    if (entry.instance === undefined || !entry.instance.guard.lift()) {
+      throw Errors.ADMIN_CONFLICT(`plugin "${name}" is not quarantined`);
     }
-    this.entries = names.map((n) => this.entries.find((e) => e.name === n) as Entry);
-    this.publish();
-    return this.status();
+    return this.statusOf(entry);
   }
 
   status(): PluginStatus[] {
@@ -246,14 +290,35 @@ export class PluginRegistry {
       .map((e) => ({ name: e.name, file: e.file }));
   }
 
-  /** Cleanup every plugin, in reverse order. In-flight requests are done by now (the server has closed). */
-  closeAll(): void {
+  /**
+   * Cleanup every plugin, in reverse order, after any change under way. In-flight requests are done by now (the
+   * server has closed).
+   */
+  closeAll(): Promise<void> {
+    return this.serial(() => this.closeAllNow());
+  }
+
+  private async closeAllNow(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (let i = this.entries.length - 1; i >= 0; i--) this.retire(this.entries[i] as Entry, true);
+    for (let i = this.entries.length - 1; i >= 0; i--) {
+      const instance = (this.entries[i] as Entry).instance;
+      (this.entries[i] as Entry).instance = undefined;
+      if (instance !== undefined) {
+        instance.retired = true;
+        await this.close(instance);
+      }
+    }
     this.snapshot = [];
     this.activePlugins = [];
     this.staging.dispose();
+  }
+
+  /** Runs one change after those asked for before it. */
+  private serial<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(change, change);
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   // --- internals ---------------------------------------------------------------------------------------------
@@ -269,7 +334,7 @@ export class PluginRegistry {
    * always loaded from a private copy (see staging.ts), so a build may overwrite the configured file at any time
    * without touching mapped code.
    */
-  private start(entry: Entry, where: string): void {
+  private async start(entry: Entry, where: string): Promise<void> {
     const previousState = entry.state;
     if (entry.instance === undefined) entry.state = 'loading';
     let staged: StagedFile | undefined;
@@ -284,26 +349,41 @@ export class PluginRegistry {
       if (!existsSync(entry.file)) throw Errors.PLUGIN_NOT_FOUND(entry.file, 'ENOENT');
       staged = this.staging.stage(entry.file, entry.name);
       const takenNames = new Set(this.entries.filter((e) => e !== entry && e.instance !== undefined).map((e) => e.name));
-      const plugin = loadPlugin(staged.file, {
+      const { spec } = entry;
+      const plugin = await loadPlugin(staged.file, {
         config,
         takenNames,
         source: entry.file,
         warn: (msg) => this.log.warn({ file: entry.file }, msg),
+        log: this.log,
+        execution: {
+          mode: spec.mode,
+          timeout_ms: spec.timeout_ms,
+          concurrency: spec.concurrency,
+          max_queue: spec.max_queue,
+          max_memory_mb: spec.max_memory_mb,
+          max_output_bytes: spec.max_output_bytes,
+          plugin_threads: this.options.pluginThreads ?? 16,
+        },
       });
       if (entry.instance !== undefined && plugin.info.name !== entry.name) {
-        plugin.close();
+        await plugin.close();
         throw Errors.PLUGIN_NAME(entry.file, `the new code is named "${plugin.info.name}", not "${entry.name}"; a reload keeps the name`);
       }
       const old = entry.instance;
+      const name = plugin.info.name;
+      const guard = new GuardedPlugin(this.decorate(plugin), { on_error: spec.on_error, breaker: spec.breaker }, this.log, (state) =>
+        this.options.onQuarantine?.(name, state !== 'closed'),
+      );
       entry.instance = {
-        plugin: this.decorate(plugin), sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false, closed: false,
+        plugin: guard, guard, sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false, closed: false,
       };
       entry.name = plugin.info.name;
       entry.state = 'active';
       if (old !== undefined) this.retireInstance(entry, old);
-      const { language, abiVersion } = plugin.info;
+      const { language, abiVersion, mode } = plugin.info;
       this.log.info(
-        { plugin: entry.name, file: entry.file, sha256: staged.sha256.slice(0, 12), language, abi: abiVersion },
+        { plugin: entry.name, file: entry.file, sha256: staged.sha256.slice(0, 12), language, abi: abiVersion, mode },
         old ? 'plugin reloaded' : 'plugin loaded',
       );
     } catch (err) {
@@ -326,21 +406,26 @@ export class PluginRegistry {
 
   private retireInstance(entry: Entry, instance: Instance, force = false): void {
     instance.retired = true;
-    if (!canUnload(instance.plugin.info.language)) entry.kept += 1;
-    if (instance.inflight === 0 || force) this.close(instance);
+    if (!canUnload(instance.plugin.info.language) && instance.plugin.info.mode !== 'isolated') entry.kept += 1;
+    if (instance.inflight === 0 || force) void this.close(instance);
   }
 
-  private close(instance: Instance): void {
+  /**
+   * Cleanup (and, by mode, dlclose or the child's exit). Returns when that is done; callers that retire an instance
+   * a request still holds do not wait for it.
+   */
+  private async close(instance: Instance): Promise<void> {
     if (instance.closed) return; // closeAll forces instances still held; their last release must not close again
     instance.closed = true;
-    const { name } = instance.plugin.info;
+    const { name, language, mode } = instance.plugin.info;
     try {
-      instance.plugin.close();
+      await instance.plugin.close();
       this.log.info({ plugin: name }, 'plugin cleaned up');
     } catch (err) {
       this.log.error({ plugin: name, err }, 'plugin cleanup failed');
     }
-    if (canUnload(instance.plugin.info.language)) this.staging.discard(instance.loadedFrom);
+    // An isolated plugin's copy is mapped by its child only, which has exited.
+    if (canUnload(language) || mode === 'isolated') this.staging.discard(instance.loadedFrom);
   }
 
   private publish(notify = true): void {
@@ -374,6 +459,11 @@ export class PluginRegistry {
       status.language = info.language;
       status.abi_version = info.abiVersion;
       status.hooks = Object.entries(info.hooks).filter(([, on]) => on).map(([hook]) => hook);
+      status.mode = info.mode;
+      status.concurrency = info.concurrency;
+      status.quarantine = instance.guard.quarantine();
+      const runtime = instance.plugin.runtime();
+      if (runtime !== undefined) status.runtime = runtime;
       status.loaded_at = instance.loadedAt.toISOString();
     }
     return status;

@@ -57,12 +57,10 @@ export class PluginWatcher {
         this.timers.delete(file);
         const entry = this.registry.watched().find((w) => w.file === file);
         if (entry === undefined) return;
-        try {
-          this.registry.reload(entry.name);
-        } catch (err) {
+        this.registry.reload(entry.name).catch((err: unknown) => {
           // The registry logged it and kept the previous instance serving.
           this.log.debug({ plugin: entry.name, err }, 'watched reload failed');
-        }
+        });
       }, this.debounceMs),
     );
   }

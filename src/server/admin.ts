@@ -77,25 +77,30 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
     checkEnvRefs(spec.config, config.allowed_env);
     const file = resolvePluginPath(spec.path, baseDir);
     if (!insideAny(realFile(file), dirs)) throw Errors.ADMIN_PATH(file, dirs);
-    const status = registry.add(spec, baseDir, position);
+    const status = await registry.add(spec, baseDir, position);
     log.info({ plugin: status.name, file }, 'plugin added through the admin API');
     return reply.code(201).send(view(status));
   });
   app.put('/api/plugins/:name/config', async (req) => {
     const { config: pluginConfig } = parse(configBody, req.body);
     checkEnvRefs(pluginConfig, config.allowed_env);
-    return view(registry.configure(name(req), pluginConfig));
+    return view(await registry.configure(name(req), pluginConfig));
   });
-  app.post('/api/plugins/:name/reload', async (req) => view(registry.reload(name(req))));
-  app.post('/api/plugins/:name/unload', async (req) => view(registry.unload(name(req))));
-  app.post('/api/plugins/:name/enable', async (req) => view(registry.setEnabled(name(req), true)));
-  app.post('/api/plugins/:name/disable', async (req) => view(registry.setEnabled(name(req), false)));
+  app.post('/api/plugins/:name/reload', async (req) => view(await registry.reload(name(req))));
+  app.post('/api/plugins/:name/unload', async (req) => view(await registry.unload(name(req))));
+  app.post('/api/plugins/:name/enable', async (req) => view(await registry.setEnabled(name(req), true)));
+  app.post('/api/plugins/:name/disable', async (req) => view(await registry.setEnabled(name(req), false)));
+  app.post('/api/plugins/:name/unquarantine', async (req) => {
+    const status = registry.liftQuarantine(name(req));
+    log.info({ plugin: status.name }, 'plugin quarantine lifted through the admin API');
+    return view(status);
+  });
   app.delete('/api/plugins/:name', async (req, reply: FastifyReply) => {
-    registry.remove(name(req));
+    await registry.remove(name(req));
     return reply.code(204).send();
   });
   app.put('/api/plugins/order', async (req) => {
-    registry.reorder(parse(orderBody, req.body).order);
+    await registry.reorder(parse(orderBody, req.body).order);
     return list();
   });
   return app;

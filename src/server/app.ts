@@ -54,6 +54,8 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const persist = config.admin.enabled && config.admin.persist && loaded.file !== '';
   const plugins = new PluginRegistry(log, {
     decorate: metrics.decoratePlugin,
+    onQuarantine: metrics.pluginQuarantine,
+    pluginThreads: config.server.plugin_threads,
     onChange: () => {
       watcher.sync();
       if (!persist) return;
@@ -67,7 +69,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   });
   const watcher = new PluginWatcher(plugins, log);
   try {
-    plugins.loadAll(config.plugins, loaded.baseDir);
+    await plugins.loadAll(config.plugins, loaded.baseDir);
   } catch (err) {
     await providers.close();
     throw err;
@@ -129,7 +131,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   app.addHook('onClose', async () => {
     watcher.close();
     await admin?.close();
-    plugins.closeAll();
+    await plugins.closeAll();
     await providers.close();
   });
   try {

@@ -37,7 +37,8 @@ export function pipelineHandler(
     const run = pipeline.start(ctx, cancel);
     try {
       // A POST without a body (and so without a content-type) arrives with no body at all: that is an empty one.
-      const transported = run.transport(req.method, req.url, Buffer.isBuffer(req.body) ? req.body : EMPTY);
+      let transported = run.transport(req.method, req.url, Buffer.isBuffer(req.body) ? req.body : EMPTY);
+      if (transported instanceof Promise) transported = await transported;
       if (transported.kind === 'response') {
         reply.code(transported.status).headers(transported.headers);
         if (!reply.hasHeader('content-type')) reply.type('application/json');

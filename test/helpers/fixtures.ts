@@ -45,3 +45,18 @@ export async function versionedBuilds(): Promise<{ A: string; B: string }> {
   }
   return out as { A: string; B: string };
 }
+
+/** The netcall test plugin (a blocking loopback call in PreHook; declares 64 concurrent calls), built once. */
+let netcall: Promise<string> | undefined;
+export function netcallPlugin(): Promise<string> {
+  return (netcall ??= (async () => {
+    const dir = path.join(BUILD, 'test-fixtures', 'netcall');
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, `netcall${process.platform === 'darwin' ? '.dylib' : '.so'}`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const source = path.join(REPO, 'test', 'fixtures', 'plugins', 'netcall.c');
+    await exec('cc', ['-shared', '-fPIC', '-O1', '-Wall', '-Wextra', '-I', path.join(REPO, 'native', 'include'), '-o', tmp, source]);
+    await rename(tmp, file);
+    return file;
+  })());
+}

@@ -1,6 +1,6 @@
 /**
- * GET /health: liveness, and each plugin's state. Public, so it shows names and states only: files, configs and
- * errors are for the admin API.
+ * GET /health: liveness, and each plugin's state. Public, so it shows names, states and modes only: files, configs
+ * and errors are for the admin API. A plugin whose circuit breaker is open shows "quarantined".
  */
 import type { FastifyInstance } from 'fastify';
 import type { PluginRegistry } from '../../plugins/registry.js';
@@ -10,6 +10,13 @@ export function healthRoutes(app: FastifyInstance, plugins: PluginRegistry): voi
   app.get('/health', async () => ({
     status: 'ok',
     uptime_seconds: Math.round((Date.now() - started) / 1000),
-    plugins: plugins.status().map(({ name, status, language, abi_version, hooks }) => ({ name, status, language, abi_version, hooks })),
+    plugins: plugins.status().map(({ name, status, language, abi_version, hooks, mode, quarantine }) => ({
+      name,
+      status: status === 'active' && quarantine !== undefined && quarantine.state !== 'closed' ? 'quarantined' : status,
+      language,
+      abi_version,
+      hooks,
+      mode,
+    })),
   }));
 }

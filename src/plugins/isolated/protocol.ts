@@ -1,0 +1,152 @@
+/**
+ * The frames the gateway and an isolated plugin's host (native/plugin-host/host.c) exchange over their socket. Pure
+ * encoding and decoding: host-process.ts does the I/O. All integers are little-endian; body_len counts the bytes
+ * after itself.
+ *
+ *   request   u32 body_len | u8 op | u8 pad[3] | u32 nbufs | u32 len[nbufs] | the buffers, back to back
+ *   response  u32 body_len | i32 status | u32 flags | output (body_len - 8 bytes)
+ */
+
+export const Op = {
+  /** Load the plugin; answers its ABI version, name, exports and concurrency as JSON. */
+  HELLO: 1,
+  /** The gateway accepts the plugin: run Init (config) if exported. From here on Cleanup is owed. */
+  INIT: 2,
+  TRANSPORT: 3,
+  PRE: 4,
+  POST: 5,
+  CHUNK: 6,
+  /** Run Cleanup, answer, exit 0. */
+  CLEANUP: 7,
+} as const;
+export type Op = (typeof Op)[keyof typeof Op];
+
+/** Response flags. */
+export const FLAG_OUTPUT = 1;
+/** The status is the host's own (a refusal), not the plugin's; the output is the host's message. */
+export const FLAG_HOST = 2;
+
+/** The host's own statuses, with FLAG_HOST. */
+export const HostStatus = {
+  LOAD_FAILED: -1,
+  OUTPUT_TOO_LARGE: -2,
+  NOT_EXPORTED: -3,
+} as const;
+
+/** The HELLO answer when the plugin could not be loaded because required symbols are missing. */
+export const MISSING_SYMBOLS = 'missing required symbols: ';
+
+export interface Response {
+  status: number;
+  flags: number;
+  /** The frame's body from the output on (a view, valid until the next read): empty when there is none. */
+  body: Buffer;
+  /** Where the output starts in `body`. */
+  offset: number;
+}
+
+/** The bytes a request's body takes: what the host's max_input_bytes bounds. */
+export function requestBodySize(bufs: readonly (Buffer | null)[]): number {
+  let size = 8 + 4 * bufs.length;
+  for (const b of bufs) if (b !== null) size += b.length;
+  return size;
+}
+
+/** A whole request in one buffer: one allocation (from Node's pool for small ones) and one copy per input. */
+export function encodeRequest(op: Op, bufs: readonly (Buffer | null)[]): Buffer {
+  const bodySize = requestBodySize(bufs);
+  const frame = Buffer.allocUnsafe(4 + bodySize);
+  let at = writeHeader(frame, op, bufs, bodySize);
+  for (const b of bufs) if (b !== null) at += b.copy(frame, at);
+  return frame;
+}
+
+/** A request's header alone, for large inputs that are written after it as they are (a writev, no copy). */
+export function encodeRequestHeader(op: Op, bufs: readonly (Buffer | null)[]): Buffer {
+  const header = Buffer.allocUnsafe(12 + 4 * bufs.length);
+  writeHeader(header, op, bufs, requestBodySize(bufs));
+  return header;
+}
+
+function writeHeader(into: Buffer, op: Op, bufs: readonly (Buffer | null)[], bodySize: number): number {
+  into.writeUInt32LE(bodySize, 0);
+  into.writeUInt32LE(op, 4); // op, then three zero bytes of padding
+  into.writeUInt32LE(bufs.length, 8);
+  let at = 12;
+  for (const b of bufs) {
+    into.writeUInt32LE(b === null ? 0 : b.length, at);
+    at += 4;
+  }
+  return at;
+}
+
+/** The output a response carries, as text, or undefined when the plugin handed back none. */
+export function outputOf(r: Response): string | undefined {
+  if ((r.flags & FLAG_OUTPUT) === 0) return undefined;
+  return r.body.toString('utf8', r.offset);
+}
+
+export class ProtocolError extends Error {}
+
+/**
+ * Cuts the byte stream from the host into responses. A response that arrives whole in one chunk (the usual case) is
+ * decoded in place; a larger one is copied once into a buffer of its exact size as its pieces arrive.
+ */
+export class ResponseReader {
+  private readonly header = Buffer.alloc(4);
+  private headerFill = 0;
+  private body: Buffer | undefined;
+  private bodyFill = 0;
+
+  /** `maxBody`: the largest body accepted; a larger one is the host misbehaving. */
+  constructor(private readonly maxBody: number) {}
+
+  /** Feeds bytes; calls `onResponse` for each complete response. Throws ProtocolError on a bad length. */
+  push(chunk: Buffer, onResponse: (r: Response) => void): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.body === undefined) {
+        if (this.headerFill === 0 && chunk.length - at >= 4) {
+          const len = this.checked(chunk.readUInt32LE(at));
+          at += 4;
+          if (chunk.length - at >= len) {
+            onResponse(decode(chunk.subarray(at, at + len)));
+            at += len;
+          } else {
+            this.body = Buffer.allocUnsafe(len);
+            this.bodyFill = 0;
+          }
+          continue;
+        }
+        // The length itself is split across chunks.
+        const n = chunk.copy(this.header, this.headerFill, at, Math.min(chunk.length, at + 4 - this.headerFill));
+        this.headerFill += n;
+        at += n;
+        if (this.headerFill === 4) {
+          this.headerFill = 0;
+          this.body = Buffer.allocUnsafe(this.checked(this.header.readUInt32LE(0)));
+          this.bodyFill = 0;
+        }
+        continue;
+      }
+      const n = chunk.copy(this.body, this.bodyFill, at, Math.min(chunk.length, at + this.body.length - this.bodyFill));
+      this.bodyFill += n;
+      at += n;
+      if (this.bodyFill === this.body.length) {
+        const body = this.body;
+        this.body = undefined;
+        onResponse(decode(body));
+      }
+    }
+  }
+
+  private checked(len: number): number {
+    if (len < 8) throw new ProtocolError(`a response of ${len} bytes, shorter than its header`);
+    if (len > this.maxBody) throw new ProtocolError(`a response of ${len} bytes, over the limit of ${this.maxBody}`);
+    return len;
+  }
+}
+
+function decode(body: Buffer): Response {
+  return { status: body.readInt32LE(0), flags: body.readUInt32LE(4), body, offset: 8 };
+}
