@@ -41,9 +41,9 @@ function measure(fn, roundMs = 120, rounds = 7) {
   return perCall[Math.floor(rounds / 2)];
 }
 
-export function runMicro(pluginFile) {
+export async function runMicro(pluginFile) {
   const lib = new NativeLibrary(pluginFile);
-  const plugin = loadPlugin(pluginFile, { config: {}, takenNames: new Set() });
+  const plugin = await loadPlugin(pluginFile, { config: {}, takenNames: new Set() });
   const instrumented = new InstrumentedPlugin(plugin, new HookMetrics());
   const ctx = new RequestContext('0b1c6c1e-6d43-4c4e-9a59-6a3c1f0e2d11', '/v1/chat/completions', {
     host: '127.0.0.1:8080', 'content-type': 'application/json', 'user-agent': 'OpenAI/JS 4.0', accept: 'application/json',
@@ -76,7 +76,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     console.error('usage: node bench/micro.mjs <plugin.so>');
     process.exit(2);
   }
-  const result = runMicro(file);
+  const result = await runMicro(file);
   if (process.send) process.send(result);
   else console.log(JSON.stringify(result, null, 2));
 }

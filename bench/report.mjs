@@ -48,6 +48,14 @@ export function printTable(r) {
   const hookRows = r.hook_call.sizes.map(hookCells);
   console.log(columns([hookHead, ...hookRows]));
   console.log('(one PreHook call answering "unchanged")\n');
+  const m2 = r.hook_call_modes;
+  console.log(columns([
+    ['mode', 'µs per call', 'added µs'],
+    ['inline', us(m2.inline_ns), '-'],
+    ['threaded', us(m2.threaded_ns), us(m2.threaded_added_ns)],
+    ['isolated', us(m2.isolated_ns), us(m2.isolated_added_ns)],
+  ]));
+  console.log(`(one PreHook call in each execution mode, ${m2.bytes}-byte request, each awaited before the next)\n`);
   for (const g of r.goals) console.log(`${g.met ? 'met   ' : 'MISSED'}  ${g.goal}: ${g.measured} (goal ${g.target})`);
 }
 
@@ -111,6 +119,19 @@ function markdown(r) {
     '| request | koffi call | hook call | with metrics | JSON.parse | JSON.stringify |',
     '|---|--:|--:|--:|--:|--:|',
     ...r.hook_call.sizes.map((h) => `| ${hookCells(h).join(' | ')} |`),
+    '',
+    '### One hook call in each execution mode',
+    '',
+    wrap(
+      `The same PreHook, ${r.hook_call_modes.bytes}-byte request, in each mode (docs/plugin-modes.md), each call awaited ` +
+        'before the next: the latency a call adds, not the throughput of many at once. Microseconds.',
+    ),
+    '',
+    '| mode | per call | added to inline |',
+    '|---|--:|--:|',
+    `| inline | ${us(r.hook_call_modes.inline_ns)} | |`,
+    `| threaded | ${us(r.hook_call_modes.threaded_ns)} | ${us(r.hook_call_modes.threaded_added_ns)} |`,
+    `| isolated | ${us(r.hook_call_modes.isolated_ns)} | ${us(r.hook_call_modes.isolated_added_ns)} |`,
   ];
   return lines.join('\n');
 }

@@ -51,6 +51,8 @@ const GOALS = {
   throughput_ratio: 0.85, // Heimdall with 3 C plugins / floor proxy, requests per second at saturation
   hook_call_ns: 1500, // one hook call answering "unchanged" on a 1 KB request
   added_p99_ms: 1, // p99 latency added at the fixed rate
+  threaded_added_us: 20, // a threaded hook call, beyond an inline one
+  isolated_added_us: 50, // an isolated hook call, beyond an inline one
 };
 
 if (!existsSync(path.join(repo, 'dist', 'index.js'))) {
@@ -112,6 +114,15 @@ const micro = await new Promise((resolve, reject) => {
   child.once('exit', (code) => code !== 0 && reject(new Error(`micro.mjs exited with ${code}`)));
 });
 
+process.stderr.write('bench: one hook call in each execution mode...\n');
+const modes = await new Promise((resolve, reject) => {
+  // The thread pool sized as the heimdall command sizes it: Node's 4 threads and the default 16 for plugins.
+  const env = { ...process.env, UV_THREADPOOL_SIZE: '20' };
+  const child = fork(path.join(here, 'modes.mjs'), [plugins[0]], { cwd: repo, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  child.once('message', resolve);
+  child.once('exit', (code) => code !== 0 && reject(new Error(`modes.mjs exited with ${code}`)));
+});
+
 // The best round of each: on a shared machine, the one least disturbed by everything else. All rounds are kept.
 for (const t of targets) {
   t.bestRps = Math.max(...t.rps);
@@ -140,6 +151,7 @@ const results = {
     context_bytes: micro.context_bytes,
     sizes: micro.sizes.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, round(v, 1)]))),
   },
+  hook_call_modes: Object.fromEntries(Object.entries(modes).map(([k, v]) => [k, round(v, 1)])),
 };
 const h3 = results.targets.find((t) => t.name === 'heimdall-3');
 const oneKb = results.hook_call.sizes[0];
@@ -150,6 +162,10 @@ results.goals = [
     `${Math.round(oneKb.hook_call_with_metrics_ns)} ns`, oneKb.hook_call_with_metrics_ns <= GOALS.hook_call_ns),
   goal(`p99 added latency at ${settings.rate}/s, 3 C plugins`, `<= ${GOALS.added_p99_ms} ms`,
     `${h3.added_p99_ms.toFixed(3)} ms`, h3.added_p99_ms <= GOALS.added_p99_ms),
+  goal('a threaded hook call, added to an inline one, 1 KB request', `<= ${GOALS.threaded_added_us} µs`,
+    `${(modes.threaded_added_ns / 1000).toFixed(1)} µs`, modes.threaded_added_ns / 1000 <= GOALS.threaded_added_us),
+  goal('an isolated hook call, added to an inline one, 1 KB request', `<= ${GOALS.isolated_added_us} µs`,
+    `${(modes.isolated_added_ns / 1000).toFixed(1)} µs`, modes.isolated_added_ns / 1000 <= GOALS.isolated_added_us),
 ];
 
 await mkdir(path.join(here, 'results'), { recursive: true });
