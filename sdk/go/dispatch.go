@@ -30,6 +30,21 @@ func PluginName() (name string, err error) {
 	return name, nil
 }
 
+// PluginConcurrency returns how many hook calls the registered plugin takes at once: its Concurrency() when it
+// implements Concurrent, else 1 (one at a time). A panic in Concurrency is returned as an error, with 1.
+func PluginConcurrency() (n uint32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 1, panicError("Concurrency", r)
+		}
+	}()
+	p, ok := registered.(Concurrent)
+	if !ok {
+		return 1, nil
+	}
+	return p.Concurrency(), nil
+}
+
 // CallInit runs the plugin's Init with its config. It first checks that the exports match the hooks the plugin
 // implements, so a forgotten `go generate` fails at start-up instead of silently skipping a hook.
 func CallInit(config []byte) (status int32, out []byte) {
@@ -164,11 +179,12 @@ func panicSite() string {
 	}
 }
 
-// exports is the list of hooks the generated heimdall_exports.go exports, or nil when exports are hand-written.
+// exports is the list of optional exports the generated heimdall_exports.go has (the hooks, and "Concurrency" for
+// heimdall_plugin_concurrency), or nil when exports are hand-written.
 var exports []string
 
-// DeclareExports records which hooks the plugin's shared object exports. The file cmd/heimdall-gen generates calls
-// it; hand-written exports need not.
+// DeclareExports records which optional exports the plugin's shared object has: hook names, and "Concurrency" for
+// heimdall_plugin_concurrency. The file cmd/heimdall-gen generates calls it; hand-written exports need not.
 func DeclareExports(hooks ...string) { exports = append([]string{}, hooks...) }
 
 // checkExports compares the declared exports with the hook interfaces the plugin implements.
@@ -185,6 +201,7 @@ func checkExports(p Plugin) error {
 		"PreHook":              is[PreHooker](p),
 		"PostHook":             is[PostHooker](p),
 		"StreamChunkHook":      is[StreamChunkHooker](p),
+		"Concurrency":          is[Concurrent](p),
 	}
 	// Init and Cleanup are always exported; a method of that name with another signature would be silently unused.
 	if _, ok := reflect.TypeOf(p).MethodByName("Init"); ok && !is[Initer](p) {
@@ -193,14 +210,15 @@ func checkExports(p Plugin) error {
 	if _, ok := reflect.TypeOf(p).MethodByName("Cleanup"); ok && !is[Cleaner](p) {
 		return fmt.Errorf("%T has a method Cleanup, but not heimdall's Cleanup()", p)
 	}
-	for _, hook := range []string{"TransportInterceptor", "PreHook", "PostHook", "StreamChunkHook"} {
+	for _, hook := range []string{"TransportInterceptor", "PreHook", "PostHook", "StreamChunkHook", "Concurrency"} {
 		switch {
 		case implements[hook] && !exported[hook]:
-			return fmt.Errorf("%T implements %s, but the shared object does not export it: run go generate "+
-				"(heimdall-gen) and rebuild", p, hook)
+			return fmt.Errorf("%T implements %s, but the shared object does not export %s: run go generate "+
+				"(heimdall-gen) and rebuild", p, hook, exportSymbol(hook))
 		case exported[hook] && !implements[hook]:
 			return fmt.Errorf("the shared object exports %s, but %T does not implement heimdall's %s interface: "+
-				"check the method's signature, or run go generate (heimdall-gen) and rebuild", hook, p, hookInterface[hook])
+				"check the method's signature, or run go generate (heimdall-gen) and rebuild", exportSymbol(hook), p,
+				hookInterface[hook])
 		}
 	}
 	return nil
@@ -211,6 +229,15 @@ var hookInterface = map[string]string{
 	"PreHook":              "PreHooker",
 	"PostHook":             "PostHooker",
 	"StreamChunkHook":      "StreamChunkHooker",
+	"Concurrency":          "Concurrent",
+}
+
+// exportSymbol is the C symbol of an optional export: the hook's name, or heimdall_plugin_concurrency.
+func exportSymbol(name string) string {
+	if name == "Concurrency" {
+		return "heimdall_plugin_concurrency"
+	}
+	return name
 }
 
 func is[I any](p Plugin) bool {

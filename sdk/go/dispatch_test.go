@@ -198,10 +198,14 @@ func TestExportsCheck(t *testing.T) {
 	}{
 		{all, []string{"TransportInterceptor", "PreHook", "PostHook", "StreamChunkHook"}, ""},
 		{all, nil, ""}, // hand-written exports are not checked
-		{all, []string{"PreHook", "PostHook", "StreamChunkHook"}, "implements TransportInterceptor, but the shared object does not export it"},
+		{all, []string{"PreHook", "PostHook", "StreamChunkHook"}, "implements TransportInterceptor, but the shared object does not export TransportInterceptor"},
 		{namedOnly{"bare"}, []string{"PreHook"}, "exports PreHook, but heimdall.namedOnly does not implement heimdall's PreHooker"},
 		{namedOnly{"bare"}, []string{}, ""},
 		{wrongInit{namedOnly{"w"}}, []string{}, "has a method Init, but not heimdall's Init(config []byte) error"},
+		{concurrent{namedOnly{"c"}, 64}, []string{"Concurrency"}, ""},
+		{concurrent{namedOnly{"c"}, 64}, []string{}, "implements Concurrency, but the shared object does not export heimdall_plugin_concurrency: run go generate"},
+		{namedOnly{"bare"}, []string{"Concurrency"}, "exports heimdall_plugin_concurrency, but heimdall.namedOnly does not implement heimdall's Concurrent"},
+		{wrongConcurrency{namedOnly{"w"}}, []string{"Concurrency"}, "does not implement heimdall's Concurrent interface: check the method's signature"},
 	}
 	for i, c := range cases {
 		use(t, c.plugin)
@@ -211,6 +215,49 @@ func TestExportsCheck(t *testing.T) {
 		status, out := CallInit(nil)
 		if c.want == "" && status != StatusOK || c.want != "" && !strings.Contains(string(out), c.want) {
 			t.Errorf("case %d: got %d %q, want %q", i, status, out, c.want)
+		}
+	}
+}
+
+func TestABIVersion(t *testing.T) {
+	if ABIVersion != 0x10001 {
+		t.Fatalf("ABIVersion is %#x, want 0x10001 (ABI 1.1)", ABIVersion)
+	}
+}
+
+type concurrent struct {
+	namedOnly
+	n uint32
+}
+
+func (c concurrent) Concurrency() uint32 { return c.n }
+
+type wrongConcurrency struct{ namedOnly }
+
+func (wrongConcurrency) Concurrency() int { return 8 }
+
+type panickyConcurrency struct{ namedOnly }
+
+func (panickyConcurrency) Concurrency() uint32 { panic("how many?") }
+
+func TestPluginConcurrency(t *testing.T) {
+	cases := []struct {
+		plugin  Plugin
+		want    uint32
+		wantErr string
+	}{
+		{namedOnly{"serial"}, 1, ""},              // no opt-in: one call at a time
+		{wrongConcurrency{namedOnly{"w"}}, 1, ""}, // not heimdall's Concurrent: one at a time
+		{concurrent{namedOnly{"c"}, 64}, 64, ""},  // opted in
+		{concurrent{namedOnly{"c"}, NoConcurrencyLimit}, 0xffffffff, ""},
+		{panickyConcurrency{namedOnly{"p"}}, 1, "Concurrency panicked: how many?"},
+		{nil, 1, ""}, // nothing registered: Init reports that
+	}
+	for i, c := range cases {
+		use(t, c.plugin)
+		n, err := PluginConcurrency()
+		if n != c.want || (err == nil) != (c.wantErr == "") || err != nil && !strings.HasPrefix(err.Error(), c.wantErr) {
+			t.Errorf("case %d: got %d %v, want %d %q", i, n, err, c.want, c.wantErr)
 		}
 	}
 }

@@ -33,11 +33,14 @@
 // its message, and a panic is recovered and reported the same way instead of killing the gateway.
 //
 // The host calls a plugin one call at a time, but not always from the same OS thread; the SDK keeps no per-thread
-// state. Plugins should still guard shared state with a mutex, which costs next to nothing when uncontended.
+// state. Plugins should still guard shared state with a mutex, which costs next to nothing when uncontended. A plugin
+// whose hooks are safe for concurrent use can let the host make several calls at once by implementing Concurrent.
 package heimdall
 
+import "math"
+
 // ABIVersion is the ABI this SDK implements: (major << 16) | minor, as HEIMDALL_ABI_VERSION in heimdall_plugin.h.
-const ABIVersion uint32 = 1<<16 | 0
+const ABIVersion uint32 = 1<<16 | 1
 
 // Status codes returned by every hook (HEIMDALL_OK and HEIMDALL_ERROR).
 const (
@@ -82,6 +85,23 @@ type StreamChunkHooker interface {
 type Cleaner interface {
 	Cleanup()
 }
+
+// Concurrent is implemented by plugins whose hooks are safe for concurrent use, to let the gateway make up to
+// Concurrency() hook calls at once, from different threads (heimdall_plugin_concurrency, ABI 1.1). Without it the
+// gateway makes one call at a time. Only the gateway's "threaded" execution mode uses it, capped by the entry's
+// "concurrency" setting; it pays off for hooks that wait on I/O (an HTTP or Redis call).
+//
+// Implement it only if every hook can run in several goroutines at once: no unsynchronised shared state (guard it
+// with a sync.Mutex, or use sync/atomic). Concurrency is called once, before Init, so return a constant (the config
+// is not known yet): 0 or 1 means one call at a time, NoConcurrencyLimit means no limit of the plugin's own. Init
+// and Cleanup are never called concurrently with a hook.
+type Concurrent interface {
+	Concurrency() uint32
+}
+
+// NoConcurrencyLimit, returned by Concurrency, says the plugin has no limit of its own: the gateway's settings
+// decide how many calls run at once.
+const NoConcurrencyLimit uint32 = math.MaxUint32
 
 // registered is the plugin this shared object serves. It is written by Register during package initialisation,
 // before the host can make any call, and only read afterwards, so it needs no lock.

@@ -6,6 +6,11 @@
 // cmd/heimdall-gen) and pass everything here as unsafe.Pointer and uintptr. The two exports that need no Go,
 // heimdall_plugin_abi_version and heimdall_plugin_free, are plain C functions defined in this package.
 //
+// heimdall_plugin_concurrency (ABI 1.1) is a Go export in the generated file, present only when the plugin implements
+// heimdall.Concurrent. It has to enter Go, even though it returns a number: a call into Go waits for the package init
+// functions (heimdall.Register) to have run, which a C function reading a variable would not, and the host calls it
+// right after loading the library.
+//
 // No Go pointer ever reaches the host: output buffers are C memory, and GetName's string is allocated once in C.
 package cabi
 
@@ -16,7 +21,7 @@ package cabi
 // The two ABI exports that need no Go are defined here, in C: calling them does not enter the Go runtime, which
 // costs microseconds per call with Go releases before 1.21. The host calls heimdall_plugin_free after every hook
 // that hands something back. Every plugin links this package once, so they are defined once.
-__attribute__((visibility("default"))) uint32_t heimdall_plugin_abi_version(void) { return (1u << 16) | 0u; }
+__attribute__((visibility("default"))) uint32_t heimdall_plugin_abi_version(void) { return (1u << 16) | 1u; }
 
 __attribute__((visibility("default"))) void heimdall_plugin_free(uint8_t *data, size_t len) {
 	(void)len;
@@ -96,7 +101,18 @@ func Name() unsafe.Pointer {
 	return unsafe.Pointer(name)
 }
 
-// DeclareExports records the hooks the shared object exports; see heimdall.DeclareExports.
+// Concurrency returns how many hook calls the plugin takes at once (the heimdall_plugin_concurrency export): its
+// Concurrency(), or 1 when it does not implement heimdall.Concurrent. A panic there is reported on stderr and counts
+// as 1.
+func Concurrency() uint32 {
+	n, err := heimdall.PluginConcurrency()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "heimdall plugin: %v\n", err)
+	}
+	return n
+}
+
+// DeclareExports records the optional exports the shared object has; see heimdall.DeclareExports.
 func DeclareExports(hooks ...string) { heimdall.DeclareExports(hooks...) }
 
 // Init runs the plugin's Init (the Init export).

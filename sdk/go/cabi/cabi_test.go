@@ -1,7 +1,14 @@
 package cabi
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -63,6 +70,75 @@ func TestPanicsInTheSDKBecomeAFailureStatus(t *testing.T) {
 func TestABIVersion(t *testing.T) {
 	if abiVersion() != heimdall.ABIVersion {
 		t.Fatalf("heimdall_plugin_abi_version returns %#x, heimdall.ABIVersion is %#x", abiVersion(), heimdall.ABIVersion)
+	}
+	if abiVersion() != 0x10001 {
+		t.Fatalf("heimdall_plugin_abi_version returns %#x, want 0x10001 (ABI 1.1)", abiVersion())
+	}
+}
+
+// The SDK implements the ABI of the repository's header; outside the repository there is nothing to compare with.
+func TestABIVersionMatchesTheHeader(t *testing.T) {
+	header, err := os.ReadFile(filepath.Join("..", "..", "..", "native", "include", "heimdall_plugin.h"))
+	if os.IsNotExist(err) {
+		t.Skip("native/include/heimdall_plugin.h is not beside the SDK")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func(part string) uint32 {
+		m := regexp.MustCompile(`#define HEIMDALL_ABI_VERSION_` + part + ` (\d+)`).FindSubmatch(header)
+		if m == nil {
+			t.Fatalf("the header has no HEIMDALL_ABI_VERSION_%s", part)
+		}
+		n, _ := strconv.ParseUint(string(m[1]), 10, 16)
+		return uint32(n)
+	}
+	if want := version("MAJOR")<<16 | version("MINOR"); abiVersion() != want {
+		t.Fatalf("heimdall_plugin_abi_version returns %#x, the header says %#x", abiVersion(), want)
+	}
+}
+
+type concurrentEcho struct {
+	echo
+	n uint32
+}
+
+func (c concurrentEcho) Concurrency() uint32 { return c.n }
+
+func TestConcurrency(t *testing.T) {
+	if n := Concurrency(); n != 1 {
+		t.Fatalf("without heimdall.Concurrent: %d, want 1", n)
+	}
+	heimdall.Register(concurrentEcho{n: 64})
+	defer heimdall.Register(echo{})
+	if n := Concurrency(); n != 64 {
+		t.Fatalf("with Concurrency() 64: %d", n)
+	}
+}
+
+// With heimdall.Concurrent the host calls hooks from several threads at once: the SDK's own work must not mix them.
+func TestConcurrentCallsFromManyThreads(t *testing.T) {
+	const threads, calls = 16, 200
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for i := 0; i < threads; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			runtime.LockOSThread() // one OS thread per caller, as the host's worker threads
+			defer runtime.UnlockOSThread()
+			for j := 0; j < calls; j++ {
+				req := []byte(`{"model":"m` + strconv.Itoa(i) + `-` + strconv.Itoa(j) + `"}`)
+				status, out := call(t, []byte(`{}`), req, uintptr(len(req)))
+				if status != heimdall.StatusOK || out != `{"request":`+string(req)+`}` {
+					bad.Add(1)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d of %d concurrent calls returned the wrong output", n, threads*calls)
 	}
 }
 

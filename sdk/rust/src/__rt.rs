@@ -5,14 +5,14 @@ use std::any::Any;
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError, RwLock};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::hook::{ChunkAction, Ctx, Json, PostAction, PostInput, PreAction, Result, TransportAction};
-use crate::types::{ApiError, ChatRequest, ChatResponse, HttpResponse, Map, StreamChunk};
-use crate::{Plugin, HEIMDALL_ERROR, HEIMDALL_OK};
+use crate::types::{ApiError, ChatRequest, ChatResponse, Context, HttpRequest, HttpResponse, Map, StreamChunk};
+use crate::{ConcurrentPlugin, Plugin, HEIMDALL_ERROR, HEIMDALL_OK};
 
 /// heimdall_buf_t.
 #[repr(C)]
@@ -22,14 +22,14 @@ pub struct Buf {
     pub len: usize,
 }
 
-/// Where the plugin value lives between calls: created by Init, dropped by Cleanup.
+/// Where a [`Plugin`] value lives between calls: created by Init, dropped by Cleanup.
 ///
 /// The host calls one function at a time, but maybe from different OS threads, so a mutex (never contended). A hook
 /// that panicked poisons it; the next call takes the value anyway: the plugin chose to keep its state usable or not,
 /// the gateway must not lose the plugin for it.
-pub struct Slot<P>(Mutex<Option<P>>);
+pub struct Slot<P: Plugin>(Mutex<Option<P>>);
 
-impl<P> Slot<P> {
+impl<P: Plugin> Slot<P> {
     pub const fn new() -> Self {
         Slot(Mutex::new(None))
     }
@@ -37,11 +37,134 @@ impl<P> Slot<P> {
     fn lock(&self) -> MutexGuard<'_, Option<P>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Runs a hook on the plugin, or fails when there is none.
+    fn with<T>(&self, f: impl FnOnce(&mut P) -> Result<T>) -> Result<T> {
+        f(self.lock().as_mut().ok_or(NOT_INITIALISED)?)
+    }
 }
 
-impl<P> Default for Slot<P> {
+impl<P: Plugin> Default for Slot<P> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Where a [`ConcurrentPlugin`] value lives (`export_plugin!` with `concurrency = N`): hooks share it through the read
+/// side of a lock, so they run at the same time; Init and Cleanup, never concurrent with a hook, take the write side.
+/// A panicking hook does not poison a read lock.
+pub struct SharedSlot<P: ConcurrentPlugin>(RwLock<Option<P>>);
+
+impl<P: ConcurrentPlugin> SharedSlot<P> {
+    pub const fn new() -> Self {
+        SharedSlot(RwLock::new(None))
+    }
+
+    /// Runs a hook on the plugin, or fails when there is none.
+    fn with<T>(&self, f: impl FnOnce(&P) -> Result<T>) -> Result<T> {
+        f(self.0.read().unwrap_or_else(PoisonError::into_inner).as_ref().ok_or(NOT_INITIALISED)?)
+    }
+
+    fn replace(&self, plugin: Option<P>) -> Option<P> {
+        std::mem::replace(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner), plugin)
+    }
+}
+
+impl<P: ConcurrentPlugin> Default for SharedSlot<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the glue below needs of a slot: create and drop the plugin, and run its hooks. One implementation per way of
+/// holding the plugin, so the exports are the same code for both.
+pub trait Store: Sync {
+    fn init(&self, config: Value) -> Result<()>;
+    fn cleanup(&self);
+    fn transport_interceptor(
+        &self,
+        ctx: &Ctx<'_>,
+        http: Json<'_, HttpRequest>,
+        body: Json<'_, Value>,
+    ) -> Result<TransportAction>;
+    fn pre_hook(&self, ctx: &Ctx<'_>, request: Json<'_, ChatRequest>) -> Result<PreAction>;
+    fn post_hook(&self, ctx: &Ctx<'_>, result: PostInput<'_>) -> Result<PostAction>;
+    fn stream_chunk_hook(&self, ctx: &Json<'_, Context>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction>;
+}
+
+impl<P: Plugin> Store for Slot<P> {
+    fn init(&self, config: Value) -> Result<()> {
+        let plugin = P::init(config)?;
+        let previous = self.lock().replace(plugin);
+        if let Some(mut previous) = previous {
+            previous.cleanup();
+        }
+        Ok(())
+    }
+
+    fn cleanup(&self) {
+        let plugin = self.lock().take();
+        if let Some(mut plugin) = plugin {
+            plugin.cleanup();
+        }
+    }
+
+    fn transport_interceptor(
+        &self,
+        ctx: &Ctx<'_>,
+        http: Json<'_, HttpRequest>,
+        body: Json<'_, Value>,
+    ) -> Result<TransportAction> {
+        self.with(|p| p.transport_interceptor(ctx, http, body))
+    }
+
+    fn pre_hook(&self, ctx: &Ctx<'_>, request: Json<'_, ChatRequest>) -> Result<PreAction> {
+        self.with(|p| p.pre_hook(ctx, request))
+    }
+
+    fn post_hook(&self, ctx: &Ctx<'_>, result: PostInput<'_>) -> Result<PostAction> {
+        self.with(|p| p.post_hook(ctx, result))
+    }
+
+    fn stream_chunk_hook(&self, ctx: &Json<'_, Context>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+        self.with(|p| p.stream_chunk_hook(ctx, chunk))
+    }
+}
+
+impl<P: ConcurrentPlugin> Store for SharedSlot<P> {
+    fn init(&self, config: Value) -> Result<()> {
+        let plugin = P::init(config)?;
+        if let Some(mut previous) = self.replace(Some(plugin)) {
+            previous.cleanup();
+        }
+        Ok(())
+    }
+
+    fn cleanup(&self) {
+        if let Some(mut plugin) = self.replace(None) {
+            plugin.cleanup();
+        }
+    }
+
+    fn transport_interceptor(
+        &self,
+        ctx: &Ctx<'_>,
+        http: Json<'_, HttpRequest>,
+        body: Json<'_, Value>,
+    ) -> Result<TransportAction> {
+        self.with(|p| p.transport_interceptor(ctx, http, body))
+    }
+
+    fn pre_hook(&self, ctx: &Ctx<'_>, request: Json<'_, ChatRequest>) -> Result<PreAction> {
+        self.with(|p| p.pre_hook(ctx, request))
+    }
+
+    fn post_hook(&self, ctx: &Ctx<'_>, result: PostInput<'_>) -> Result<PostAction> {
+        self.with(|p| p.post_hook(ctx, result))
+    }
+
+    fn stream_chunk_hook(&self, ctx: &Json<'_, Context>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+        self.with(|p| p.stream_chunk_hook(ctx, chunk))
     }
 }
 
@@ -270,7 +393,7 @@ impl<R: Serialize> Envelope<'_, R> {
 ///
 /// # Safety
 /// As heimdall_plugin.h says for Init.
-pub unsafe fn init<P: Plugin>(slot: &Slot<P>, config: *const u8, config_len: usize, out: *mut Buf) -> i32 {
+pub unsafe fn init<S: Store>(slot: &S, config: *const u8, config_len: usize, out: *mut Buf) -> i32 {
     let config = unsafe { input(config, config_len) };
     unsafe {
         run("Init", out, || {
@@ -279,24 +402,15 @@ pub unsafe fn init<P: Plugin>(slot: &Slot<P>, config: *const u8, config_len: usi
             } else {
                 serde_json::from_slice(config).map_err(|e| format!("config is not valid JSON: {e}"))?
             };
-            let plugin = P::init(value)?;
-            let previous = slot.lock().replace(plugin);
-            if let Some(mut previous) = previous {
-                previous.cleanup();
-            }
+            slot.init(value)?;
             Ok(None)
         })
     }
 }
 
 /// Cleanup: calls the plugin's `cleanup` and drops it. A panic there has nowhere to go but stderr.
-pub fn cleanup<P: Plugin>(slot: &Slot<P>, name: &str) {
-    let result = catch(|| {
-        let plugin = slot.lock().take();
-        if let Some(mut plugin) = plugin {
-            plugin.cleanup();
-        }
-    });
+pub fn cleanup<S: Store>(slot: &S, name: &str) {
+    let result = catch(|| slot.cleanup());
     if let Err(msg) = result {
         eprintln!("heimdall plugin {name}: Cleanup {msg}");
     }
@@ -305,8 +419,8 @@ pub fn cleanup<P: Plugin>(slot: &Slot<P>, name: &str) {
 /// # Safety
 /// As heimdall_plugin.h says for TransportInterceptor.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn transport_interceptor<P: Plugin>(
-    slot: &Slot<P>,
+pub unsafe fn transport_interceptor<S: Store>(
+    slot: &S,
     ctx: *const u8,
     ctx_len: usize,
     http: *const u8,
@@ -318,10 +432,8 @@ pub unsafe fn transport_interceptor<P: Plugin>(
     let (ctx, http, body) = unsafe { (input(ctx, ctx_len), input(http, http_len), input(body, body_len)) };
     unsafe {
         run("TransportInterceptor", out, || {
-            let mut guard = slot.lock();
-            let plugin = guard.as_mut().ok_or(NOT_INITIALISED)?;
             let ctx = Ctx::new(ctx);
-            let action = plugin.transport_interceptor(&ctx, Json::new(http), Json::new(body))?;
+            let action = slot.transport_interceptor(&ctx, Json::new(http), Json::new(body))?;
             let mut env: Envelope<'_, HttpResponse> = Envelope::default();
             match &action {
                 TransportAction::Continue => {}
@@ -341,8 +453,8 @@ pub unsafe fn transport_interceptor<P: Plugin>(
 
 /// # Safety
 /// As heimdall_plugin.h says for PreHook.
-pub unsafe fn pre_hook<P: Plugin>(
-    slot: &Slot<P>,
+pub unsafe fn pre_hook<S: Store>(
+    slot: &S,
     ctx: *const u8,
     ctx_len: usize,
     request: *const u8,
@@ -352,10 +464,8 @@ pub unsafe fn pre_hook<P: Plugin>(
     let (ctx, request) = unsafe { (input(ctx, ctx_len), input(request, request_len)) };
     unsafe {
         run("PreHook", out, || {
-            let mut guard = slot.lock();
-            let plugin = guard.as_mut().ok_or(NOT_INITIALISED)?;
             let ctx = Ctx::new(ctx);
-            let action = plugin.pre_hook(&ctx, Json::new(request))?;
+            let action = slot.pre_hook(&ctx, Json::new(request))?;
             let mut env: Envelope<'_> = Envelope { context: ctx.take_values(), ..Envelope::default() };
             match &action {
                 PreAction::Continue => {}
@@ -371,8 +481,8 @@ pub unsafe fn pre_hook<P: Plugin>(
 /// # Safety
 /// As heimdall_plugin.h says for PostHook.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn post_hook<P: Plugin>(
-    slot: &Slot<P>,
+pub unsafe fn post_hook<S: Store>(
+    slot: &S,
     ctx: *const u8,
     ctx_len: usize,
     response: *const u8,
@@ -385,15 +495,13 @@ pub unsafe fn post_hook<P: Plugin>(
         unsafe { (input(ctx, ctx_len), input(response, response_len), input(error, error_len)) };
     unsafe {
         run("PostHook", out, || {
-            let mut guard = slot.lock();
-            let plugin = guard.as_mut().ok_or(NOT_INITIALISED)?;
             let ctx = Ctx::new(ctx);
             let result = if response.is_empty() {
                 PostInput::Error(Json::new(error))
             } else {
                 PostInput::Response(Json::new(response))
             };
-            let action = plugin.post_hook(&ctx, result)?;
+            let action = slot.post_hook(&ctx, result)?;
             let mut env: Envelope<'_> = Envelope { context: ctx.take_values(), ..Envelope::default() };
             match &action {
                 PostAction::Continue => {}
@@ -407,8 +515,8 @@ pub unsafe fn post_hook<P: Plugin>(
 
 /// # Safety
 /// As heimdall_plugin.h says for StreamChunkHook.
-pub unsafe fn stream_chunk_hook<P: Plugin>(
-    slot: &Slot<P>,
+pub unsafe fn stream_chunk_hook<S: Store>(
+    slot: &S,
     ctx: *const u8,
     ctx_len: usize,
     chunk: *const u8,
@@ -418,9 +526,7 @@ pub unsafe fn stream_chunk_hook<P: Plugin>(
     let (ctx, chunk) = unsafe { (input(ctx, ctx_len), input(chunk, chunk_len)) };
     unsafe {
         run("StreamChunkHook", out, || {
-            let mut guard = slot.lock();
-            let plugin = guard.as_mut().ok_or(NOT_INITIALISED)?;
-            let action = plugin.stream_chunk_hook(&Json::new(ctx), Json::new(chunk))?;
+            let action = slot.stream_chunk_hook(&Json::new(ctx), Json::new(chunk))?;
             let mut env: Envelope<'_> = Envelope::default();
             match &action {
                 ChunkAction::Continue => {}

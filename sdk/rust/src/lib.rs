@@ -35,6 +35,8 @@
 //!   `Continue` with no context values set returns an empty output (the host's fast path). Hooks left out of the
 //!   macro's list are not exported at all, so the host does not even call them.
 //! - The plugin value lives in a static behind a mutex; hooks may come from different OS threads, one at a time.
+//!   A [`ConcurrentPlugin`] (hooks take `&self`, the type is `Sync`) exported with `concurrency = N` lets the gateway
+//!   make up to N calls at once instead (ABI 1.1).
 
 mod hook;
 mod types;
@@ -56,7 +58,7 @@ pub use types::{
 /// `HEIMDALL_ABI_VERSION` of the header this SDK implements: (major << 16) | minor.
 pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
 pub const ABI_VERSION_MAJOR: u32 = 1;
-pub const ABI_VERSION_MINOR: u32 = 0;
+pub const ABI_VERSION_MINOR: u32 = 1;
 
 /// Status codes.
 pub const HEIMDALL_OK: i32 = 0;
@@ -66,6 +68,11 @@ pub const HEIMDALL_ERROR: i32 = 1;
 ///
 /// One value of the type exists per loaded plugin, created by `init` from the plugin's `"config"` object in
 /// config.json, and dropped after `cleanup` at shutdown. Hooks get `&mut self`: the host calls one function at a time.
+/// For hooks that may run at the same time (I/O-bound ones, in the gateway's threaded mode), see [`ConcurrentPlugin`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a heimdall_plugin::Plugin",
+    note = "a `ConcurrentPlugin` is exported with `concurrency = N` in export_plugin!"
+)]
 pub trait Plugin: Send + Sized + 'static {
     /// Creates the plugin from its config (`{}` when config.json gives none). An error refuses to start the gateway
     /// (or leaves the plugin out, if it is marked optional), with the error's message shown to the operator.
@@ -102,6 +109,72 @@ pub trait Plugin: Send + Sized + 'static {
     fn cleanup(&mut self) {}
 }
 
+/// A plugin whose hooks may run at the same time, on different threads (ABI 1.1): export it with
+/// `export_plugin!(MyPlugin, "my-plugin", concurrency = 64)`, and the gateway may make up to 64 hook calls at once.
+///
+/// The same as [`Plugin`], except that hooks get `&self` (the SDK shares one value between threads, so the type must be
+/// `Sync`): state that hooks change lives behind a `Mutex`, an `RwLock` or atomics. Only the gateway's `"threaded"`
+/// execution mode makes concurrent calls, up to the smaller of N and the entry's `"concurrency"` setting; it pays off
+/// when hooks wait on I/O (an HTTP or Redis call). `init` and `cleanup` never run at the same time as a hook.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use heimdall_plugin::{ChatRequest, ConcurrentPlugin, Ctx, Json, PreAction, Result, Value};
+///
+/// struct Counter { seen: AtomicU64 }
+///
+/// impl ConcurrentPlugin for Counter {
+///     fn init(_config: Value) -> Result<Self> {
+///         Ok(Counter { seen: AtomicU64::new(0) })
+///     }
+///
+///     fn pre_hook(&self, ctx: &Ctx, _request: Json<ChatRequest>) -> Result<PreAction> {
+///         ctx.set_value("nth", self.seen.fetch_add(1, Ordering::Relaxed) + 1);
+///         Ok(PreAction::Continue)
+///     }
+/// }
+///
+/// heimdall_plugin::export_plugin!(Counter, "counter", [pre_hook], concurrency = 64);
+/// # fn main() {}
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a heimdall_plugin::ConcurrentPlugin",
+    note = "`concurrency = N` in export_plugin! needs `impl ConcurrentPlugin` (hooks take &self); \
+            a `Plugin` (hooks take &mut self) is called one call at a time: leave `concurrency` out"
+)]
+pub trait ConcurrentPlugin: Send + Sync + Sized + 'static {
+    /// Creates the plugin from its config, as [`Plugin::init`].
+    fn init(config: Value) -> Result<Self>;
+
+    /// As [`Plugin::transport_interceptor`], maybe at the same time as other hooks.
+    fn transport_interceptor(
+        &self,
+        _ctx: &Ctx<'_>,
+        _http: Json<'_, HttpRequest>,
+        _body: Json<'_, Value>,
+    ) -> Result<TransportAction> {
+        Ok(TransportAction::Continue)
+    }
+
+    /// As [`Plugin::pre_hook`], maybe at the same time as other hooks.
+    fn pre_hook(&self, _ctx: &Ctx<'_>, _request: Json<'_, ChatRequest>) -> Result<PreAction> {
+        Ok(PreAction::Continue)
+    }
+
+    /// As [`Plugin::post_hook`], maybe at the same time as other hooks.
+    fn post_hook(&self, _ctx: &Ctx<'_>, _result: PostInput<'_>) -> Result<PostAction> {
+        Ok(PostAction::Continue)
+    }
+
+    /// As [`Plugin::stream_chunk_hook`], maybe at the same time as other hooks.
+    fn stream_chunk_hook(&self, _ctx: &Json<'_, Context>, _chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+        Ok(ChunkAction::Continue)
+    }
+
+    /// Releases what the plugin holds, at shutdown, when no hook is running. The value is dropped right after.
+    fn cleanup(&mut self) {}
+}
+
 /// Reads a plugin config into your own type: `let cfg: MyConfig = heimdall_plugin::config(config)?;`.
 /// The error names the field that is wrong ("invalid config: unknown field `colour`, expected ...").
 ///
@@ -132,6 +205,7 @@ pub fn config<T: serde::de::DeserializeOwned>(config: Value) -> Result<T> {
 /// ```ignore
 /// heimdall_plugin::export_plugin!(MyPlugin, "my-plugin");                          // every hook
 /// heimdall_plugin::export_plugin!(MyPlugin, "my-plugin", [pre_hook, post_hook]);   // only these hooks
+/// heimdall_plugin::export_plugin!(MyShared, "my-plugin", [pre_hook], concurrency = 64);   // a ConcurrentPlugin
 /// ```
 ///
 /// The name is the plugin's identifier in logs, metrics and status (ASCII letters, digits, `-`, `_`, `.`).
@@ -140,13 +214,43 @@ pub fn config<T: serde::de::DeserializeOwned>(config: Value) -> Result<T> {
 /// with a list, only the listed ones are exported and the host skips the others entirely (it then does not even build
 /// their inputs). A hook you implement but leave out of the list is never called.
 ///
+/// `concurrency = N` (a `u32` constant expression; `u32::MAX` for no limit of the plugin's own) exports a
+/// [`ConcurrentPlugin`] instead, and `heimdall_plugin_concurrency` returning N: the gateway may make up to N hook calls
+/// at once. Without it that symbol is not exported, and the gateway makes one call at a time.
+///
 /// Use it once per shared library (the symbol names are fixed by the ABI).
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty, $name:literal $(,)?) => {
         $crate::export_plugin!($plugin, $name, [transport_interceptor, pre_hook, post_hook, stream_chunk_hook]);
     };
+    ($plugin:ty, $name:literal, concurrency = $n:expr $(,)?) => {
+        $crate::export_plugin!(
+            $plugin, $name, [transport_interceptor, pre_hook, post_hook, stream_chunk_hook], concurrency = $n
+        );
+    };
     ($plugin:ty, $name:literal, [$($hook:ident),* $(,)?] $(,)?) => {
+        $crate::__export_plugin!(Slot, $plugin, $name, [$($hook),*], {});
+    };
+    ($plugin:ty, $name:literal, [$($hook:ident),* $(,)?], concurrency = $n:expr $(,)?) => {
+        $crate::__export_plugin!(SharedSlot, $plugin, $name, [$($hook),*], {
+            const CONCURRENCY: u32 = $n;
+
+            /// heimdall_plugin_concurrency (ABI 1.1): how many hook calls the plugin takes at once.
+            #[unsafe(no_mangle)]
+            pub extern "C" fn heimdall_plugin_concurrency() -> u32 {
+                CONCURRENCY
+            }
+        });
+    };
+}
+
+/// The body of `export_plugin!`: `$slot` is how the plugin value is held (`Slot`: one call at a time, `SharedSlot`:
+/// concurrent calls), `$extra` more exports.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugin {
+    ($slot:ident, $plugin:ty, $name:literal, [$($hook:ident),*], { $($extra:tt)* }) => {
         const _: () = {
             #[cfg(panic = "abort")]
             compile_error!(
@@ -159,7 +263,7 @@ macro_rules! export_plugin {
                 "plugin name: 1 to 64 ASCII letters, digits, '-', '_' or '.'"
             );
 
-            static PLUGIN: $crate::__rt::Slot<$plugin> = $crate::__rt::Slot::new();
+            static PLUGIN: $crate::__rt::$slot<$plugin> = $crate::__rt::$slot::new();
             const NAME: &str = concat!($name, "\0");
 
             #[unsafe(no_mangle)]
@@ -195,6 +299,8 @@ macro_rules! export_plugin {
             }
 
             $( $crate::__export_hook!($hook, PLUGIN); )*
+
+            $($extra)*
         };
     };
 }

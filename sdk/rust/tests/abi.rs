@@ -223,8 +223,60 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 
 #[test]
 fn version_and_name() {
-    assert_eq!(unsafe { heimdall_plugin_abi_version() }, 0x0001_0000);
+    assert_eq!(unsafe { heimdall_plugin_abi_version() }, 0x0001_0001, "ABI 1.1");
+    assert_eq!(heimdall_plugin::ABI_VERSION, 0x0001_0001);
     assert_eq!(unsafe { CStr::from_ptr(GetName()) }.to_str().unwrap(), "probe");
+}
+
+/// The SDK implements the ABI of the repository's header (outside the repository there is nothing to compare with).
+#[test]
+fn abi_version_matches_the_header() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../native/include/heimdall_plugin.h");
+    let Ok(header) = std::fs::read_to_string(&path) else {
+        eprintln!("skipped: {} is not beside the SDK", path.display());
+        return;
+    };
+    let define = |name: &str| -> u32 {
+        let prefix = format!("#define {name} ");
+        let line = header.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {name}"));
+        line.trim().parse().unwrap_or_else(|_| panic!("{name} is {line:?}"))
+    };
+    let header_version = (define("HEIMDALL_ABI_VERSION_MAJOR") << 16) | define("HEIMDALL_ABI_VERSION_MINOR");
+    assert_eq!(heimdall_plugin::ABI_VERSION, header_version, "the SDK's ABI_VERSION and the header's");
+    assert_eq!(unsafe { heimdall_plugin_abi_version() }, header_version);
+}
+
+/// A plugin exported without `concurrency = N` does not export heimdall_plugin_concurrency, which the host reads as one
+/// call at a time. Checked on a real shared library the way the host loads it: the panicky example, which `cargo test`
+/// builds beside the tests.
+#[test]
+fn without_opt_in_the_host_sees_one_call_at_a_time() {
+    use std::ffi::{c_char, c_int, c_void, CString};
+    unsafe extern "C" {
+        fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+        fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+        fn dlerror() -> *const c_char;
+    }
+    const RTLD_NOW: c_int = 2; // Linux and macOS alike
+
+    let ext = if cfg!(target_os = "macos") { "dylib" } else { "so" };
+    let exe = std::env::current_exe().unwrap(); // <target>/<profile>/deps/abi-<hash>
+    let lib = exe.parent().unwrap().parent().unwrap().join("examples").join(format!("libpanicky.{ext}"));
+    if !lib.exists() {
+        // `cargo test` builds the examples; `cargo test --test abi` does not.
+        eprintln!("skipped: {} is not built (run all of cargo test)", lib.display());
+        return;
+    }
+    let path = CString::new(lib.to_str().unwrap()).unwrap();
+    let handle = unsafe { dlopen(path.as_ptr(), RTLD_NOW) };
+    assert!(!handle.is_null(), "dlopen {}: {:?}", lib.display(), unsafe { CStr::from_ptr(dlerror()) });
+    let sym = |name: &CStr| unsafe { dlsym(handle, name.as_ptr()) };
+    let version = sym(c"heimdall_plugin_abi_version");
+    assert!(!version.is_null());
+    let version: extern "C" fn() -> u32 = unsafe { std::mem::transmute(version) };
+    assert_eq!(version(), 0x0001_0001);
+    assert!(sym(c"heimdall_plugin_concurrency").is_null(), "heimdall_plugin_concurrency is exported without opt-in");
+    // The library stays loaded: the test process is about to end anyway.
 }
 
 #[test]
