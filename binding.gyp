@@ -39,6 +39,20 @@
     {"target_name": "validate", "type": "shared_library", "sources": ["plugins-c/validate.c"]},
     {"target_name": "cache", "type": "shared_library", "sources": ["plugins-c/cache.c"]},
     {"target_name": "audit_log", "type": "shared_library", "sources": ["plugins-c/audit_log.c"]},
-    {"target_name": "header_rewrite", "type": "shared_library", "sources": ["plugins-c/header_rewrite.c"]}
+    {"target_name": "header_rewrite", "type": "shared_library", "sources": ["plugins-c/header_rewrite.c"]},
+    # The child process of the "isolated" mode: it loads a plugin and serves the gateway's calls over a socket.
+    # An executable: no extension (a target's own setting wins over target_defaults').
+    {
+      "target_name": "heimdall-plugin-host",
+      "type": "executable",
+      "product_extension": "",
+      "sources": ["native/plugin-host/host.c"],
+      "cflags_c": ["-std=c11"],
+      "xcode_settings": {"GCC_C_LANGUAGE_STANDARD": "c11"},
+      "conditions": [
+        # dlopen lives in libdl before glibc 2.34 (and -ldl is harmless after).
+        ["OS=='linux'", {"libraries": ["-ldl"]}]
+      ]
+    }
   ]
 }

@@ -87,19 +87,16 @@ const HOOKS: Record<HookOp, { op: Op; hook: HookName }> = {
 };
 
 /** A request waiting for its answer: a hook call (settles as a CallResult) or a start-up step (a raw Response). */
-interface Pending {
+type Pending = {
   /** For messages: "PreHook", "Init", "loading the plugin". */
   what: string;
   /** What the child was doing, for messages about its death: "running PreHook", "loading the plugin". */
   activity: string;
-  /** Set for hook calls. */
-  hook: HookName | undefined;
   limitMs: number;
   deadline: number;
   parts: Buffer[];
-  resolve(value: CallResult | Response): void;
   reject(err: Error): void;
-}
+} & ({ hook: HookName; resolve(value: CallResult): void } | { hook: undefined; resolve(value: Response): void });
 
 export class HostProcess {
   private phase: Phase = 'starting';
@@ -236,7 +233,8 @@ export class HostProcess {
     if (typeof abiVersion !== 'number' || !Array.isArray(exports) || typeof concurrency !== 'number') {
       throw Errors.PLUGIN_HOST(this.opts.label, `it answered HELLO with an unexpected object: ${text.slice(0, 200)}`);
     }
-    // No name at all: the host did not call GetName (another ABI major version; `check` refuses that, naming both).
+    // null: GetName returned NULL. No name at all: the host did not call GetName, the plugin being of another ABI
+    // major version, which `check` refuses, naming both versions.
     if (name === null) throw Errors.PLUGIN_NAME(this.opts.label, 'GetName returned NULL; it must return the plugin\'s name');
     if (typeof pageSize === 'number' && this.child) this.child.pageSize = pageSize;
     return { abiVersion, name: typeof name === 'string' ? name : '', exports: new Set(exports.map(String)), concurrency };
@@ -282,6 +280,7 @@ export class HostProcess {
         continue;
       }
       this.inFlight = next;
+      child.hold(true);
       child.write(next.parts);
       this.deadlineTimer = setTimeout(this.onDeadline, left);
     }
@@ -296,11 +295,13 @@ export class HostProcess {
     this.inFlight = undefined;
     clearTimeout(this.deadlineTimer);
     if (p.hook === undefined) p.resolve(r);
-    else this.settle(p, p.hook, r);
+    else this.settle(p, r);
     this.pump();
+    if (this.inFlight === undefined) this.child?.hold(false);
   }
 
-  private settle(p: Pending, hook: HookName, r: Response): void {
+  private settle(p: Pending & { hook: HookName }, r: Response): void {
+    const hook = p.hook;
     if ((r.flags & FLAG_HOST) === 0) {
       p.resolve({ status: r.status, output: outputOf(r) });
       return;
@@ -325,7 +326,7 @@ export class HostProcess {
     if (p === undefined) return;
     this.inFlight = undefined;
     const cause = `was killed: ${p.what} ran past its deadline of ${p.limitMs} ms`;
-    this.child?.kill({ reason: 'deadline', message: cause });
+    this.child?.kill({ reason: 'deadline', message: cause, hook: p.hook });
     this.fail(p, `plugin host ${cause}`);
   };
 
@@ -359,7 +360,7 @@ export class HostProcess {
     for (const waiting of this.queue.splice(0)) this.fail(waiting, `plugin host ${cause}`);
     const exit = { code, signal, reason: kill?.reason ?? (signal !== null ? 'signal' : 'exit'), at: new Date().toISOString() };
     if (this.phase === 'running') {
-      this.crashed(cause, exit, running?.hook, kill?.rssMb);
+      this.crashed(cause, exit, running?.hook ?? kill?.hook, kill?.rssMb);
     } else if (this.phase === 'closing') {
       this.opts.log.debug({ plugin: this.name, code, signal }, 'plugin host exited');
     } else {
@@ -396,7 +397,7 @@ export class HostProcess {
       await this.boot();
     } catch (err) {
       if (this.phase !== 'restarting') return; // closed meanwhile
-      this.lastCause = `could not be restarted: ${(err as Error).message}`;
+      this.lastCause = `failed to start again: ${(err as Error).message}`;
       const exit = this.bootExit ?? { code: null, signal: null, reason: 'start', at: new Date().toISOString() };
       this.crashed(this.lastCause, exit, undefined);
       return;
@@ -438,6 +439,8 @@ interface Kill {
   reason: 'memory' | 'deadline' | 'protocol' | 'start' | 'close';
   /** Follows "plugin host": "was killed: ..." */
   message: string;
+  /** The hook whose deadline passed (its call has already been failed). */
+  hook?: HookName;
   rssMb?: number;
 }
 
@@ -472,6 +475,7 @@ class HostChild {
   private finish!: () => void;
   private memoryTimer: NodeJS.Timeout | undefined;
   private statm = -1;
+  private held = false;
 
   constructor(binary: string, args: string[], private readonly events: ChildEvents) {
     this.whenFinished = new Promise((resolve) => (this.finish = resolve));
@@ -528,10 +532,27 @@ class HostChild {
     channel.uncork();
   }
 
+  /**
+   * Whether the child keeps the gateway's event loop alive: while a call waits for it (its answer, or its exit, must
+   * be seen), not while it idles, so an idle plugin never holds a process open.
+   */
+  hold(busy: boolean): void {
+    if (busy === this.held || this.finished) return;
+    this.held = busy;
+    if (busy) {
+      this.proc.ref();
+      this.channel?.ref();
+    } else {
+      this.proc.unref();
+      this.channel?.unref();
+    }
+  }
+
   /** SIGKILL, remembering why (the first reason wins: it is the cause, later ones are consequences). */
   kill(why: Kill): void {
     if (this.finished || this.exit !== undefined) return;
     this.killed ??= why;
+    this.hold(true); // until its exit is seen, and reported
     this.proc.kill('SIGKILL');
   }
 

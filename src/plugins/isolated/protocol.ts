@@ -86,7 +86,9 @@ export function outputOf(r: Response): string | undefined {
   return r.body.toString('utf8', r.offset);
 }
 
-export class ProtocolError extends Error {}
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
 
 /**
  * Cuts the byte stream from the host into responses. A response that arrives whole in one chunk (the usual case) is
