@@ -6,8 +6,12 @@
 //   isolated   a round trip to the plugin's child process over its socket, awaited
 //
 // Calls are made one after the other (each awaited before the next), so each figure is the latency one call adds,
-// not the throughput of many in parallel. Run by bench/run.mjs in a child process of its own (with the thread pool
+// not the throughput of many in parallel. Beside them, the floor of each mechanism on this machine, measured in the
+// same run: a round trip through libuv's thread pool that does nothing (fs.access of "/"), and a round trip of the
+// same bytes through a child process that does nothing (cat). Run by bench/run.mjs in a child process of its own (with the thread pool
 // sized as the heimdall command sizes it); `node bench/modes.mjs <plugin.so>` prints the same JSON.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPlugin } from '../dist/plugins/loader.js';
@@ -32,6 +36,32 @@ async function measure(call, calls, rounds = 7) {
   return perCall[Math.floor(rounds / 2)];
 }
 
+/** A thread-pool round trip with no work in it: what any threaded call pays at least. */
+function threadHop() {
+  return new Promise((resolve) => fs.access('/', resolve));
+}
+
+/** A child process that echoes what it is sent, and a round trip of `bytes` through it. */
+function processHop(bytes) {
+  const child = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let waiting;
+  let got = 0;
+  child.stdout.on('data', (chunk) => {
+    got += chunk.length;
+    if (got >= bytes.length) {
+      got -= bytes.length;
+      waiting();
+    }
+  });
+  return {
+    call: () => new Promise((resolve) => {
+      waiting = resolve;
+      child.stdin.write(bytes);
+    }),
+    close: () => child.kill(),
+  };
+}
+
 export async function runModes(pluginFile) {
   const ctx = new RequestContext('0b1c6c1e-6d43-4c4e-9a59-6a3c1f0e2d11', '/v1/chat/completions', {
     host: '127.0.0.1:8080', 'content-type': 'application/json', 'user-agent': 'OpenAI/JS 4.0', accept: 'application/json',
@@ -50,6 +80,10 @@ export async function runModes(pluginFile) {
   }
   result.threaded_added_ns = result.threaded_ns - result.inline_ns;
   result.isolated_added_ns = result.isolated_ns - result.inline_ns;
+  result.thread_hop_floor_ns = await measure(threadHop, 20_000);
+  const echo = processHop(Buffer.concat([ctxBytes, request]));
+  result.process_hop_floor_ns = await measure(echo.call, 20_000);
+  echo.close();
   return result;
 }
 

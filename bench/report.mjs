@@ -54,6 +54,8 @@ export function printTable(r) {
     ['inline', us(m2.inline_ns), '-'],
     ['threaded', us(m2.threaded_ns), us(m2.threaded_added_ns)],
     ['isolated', us(m2.isolated_ns), us(m2.isolated_added_ns)],
+    ['floor: empty thread-pool round trip', us(m2.thread_hop_floor_ns), '-'],
+    ['floor: echo through a child process', us(m2.process_hop_floor_ns), '-'],
   ]));
   console.log(`(one PreHook call in each execution mode, ${m2.bytes}-byte request, each awaited before the next)\n`);
   for (const g of r.goals) console.log(`${g.met ? 'met   ' : 'MISSED'}  ${g.goal}: ${g.measured} (goal ${g.target})`);
@@ -132,6 +134,8 @@ function markdown(r) {
     `| inline | ${us(r.hook_call_modes.inline_ns)} | |`,
     `| threaded | ${us(r.hook_call_modes.threaded_ns)} | ${us(r.hook_call_modes.threaded_added_ns)} |`,
     `| isolated | ${us(r.hook_call_modes.isolated_ns)} | ${us(r.hook_call_modes.isolated_added_ns)} |`,
+    `| floor: an empty round trip through libuv's thread pool (fs.access) | ${us(r.hook_call_modes.thread_hop_floor_ns)} | |`,
+    `| floor: the same bytes echoed through a child process (cat) | ${us(r.hook_call_modes.process_hop_floor_ns)} | |`,
   ];
   return lines.join('\n');
 }

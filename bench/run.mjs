@@ -163,9 +163,11 @@ results.goals = [
   goal(`p99 added latency at ${settings.rate}/s, 3 C plugins`, `<= ${GOALS.added_p99_ms} ms`,
     `${h3.added_p99_ms.toFixed(3)} ms`, h3.added_p99_ms <= GOALS.added_p99_ms),
   goal('a threaded hook call, added to an inline one, 1 KB request', `<= ${GOALS.threaded_added_us} µs`,
-    `${(modes.threaded_added_ns / 1000).toFixed(1)} µs`, modes.threaded_added_ns / 1000 <= GOALS.threaded_added_us),
+    `${(modes.threaded_added_ns / 1000).toFixed(1)} µs (${(modes.threaded_ns / modes.thread_hop_floor_ns).toFixed(2)}x an empty thread-pool round trip)`,
+    modes.threaded_added_ns / 1000 <= GOALS.threaded_added_us),
   goal('an isolated hook call, added to an inline one, 1 KB request', `<= ${GOALS.isolated_added_us} µs`,
-    `${(modes.isolated_added_ns / 1000).toFixed(1)} µs`, modes.isolated_added_ns / 1000 <= GOALS.isolated_added_us),
+    `${(modes.isolated_added_ns / 1000).toFixed(1)} µs (${(modes.isolated_ns / modes.process_hop_floor_ns).toFixed(2)}x an echo through a child process)`,
+    modes.isolated_added_ns / 1000 <= GOALS.isolated_added_us),
 ];
 
 await mkdir(path.join(here, 'results'), { recursive: true });
