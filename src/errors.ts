@@ -112,6 +112,8 @@ export const Errors = {
     `no plugin named ${JSON.stringify(name)}; registered: ${known.join(', ') || '(none)'}`),
   ADMIN_CONFLICT: define('HEIMDALL_ERR_ADMIN_CONFLICT', 409, 'invalid_request_error', (message: string) => message),
   ADMIN_BAD_REQUEST: define('HEIMDALL_ERR_ADMIN_BAD_REQUEST', 400, 'invalid_request_error', (message: string) => message),
+  ADMIN_BODY_TOO_LARGE: define('HEIMDALL_ERR_ADMIN_BODY_TOO_LARGE', 413, 'invalid_request_error', (limit: number) =>
+    `the admin API request body is larger than the limit of ${limit} bytes (admin.body_limit)`),
 
   // --- requests (4xx) -----------------------------------------------------------------------------------------
   BAD_JSON: define('HEIMDALL_ERR_BAD_JSON', 400, 'invalid_request_error', (cause: string) =>
@@ -147,6 +149,12 @@ export const Errors = {
     `provider ${provider} sent a response that could not be understood: ${cause}`),
   UPSTREAM_REJECTED: define('HEIMDALL_ERR_UPSTREAM_REJECTED', 400, 'invalid_request_error', (provider: string, status: number, message: string) =>
     `provider ${provider} refused the request (${status}): ${message}`),
+  UPSTREAM_TOO_LARGE: define('HEIMDALL_ERR_UPSTREAM_TOO_LARGE', 502, 'upstream_error', (provider: string, limit: number) =>
+    `provider ${provider} sent an answer larger than ${limit} bytes (max_response_bytes); it was not read further`),
+  UPSTREAM_EVENT_TOO_LARGE: define('HEIMDALL_ERR_UPSTREAM_EVENT_TOO_LARGE', 502, 'upstream_error', (provider: string, limit: number) =>
+    `provider ${provider} sent a stream line or event larger than ${limit} bytes (max_event_bytes); the stream was ended`),
+  JSON_TOO_DEEP: define('HEIMDALL_ERR_JSON_TOO_DEEP', 502, 'upstream_error', (source: string, limit: number) =>
+    `${source} sent JSON nested deeper than ${limit} levels; it was refused`),
   UPSTREAM_STREAM_IDLE: define('HEIMDALL_ERR_UPSTREAM_STREAM_IDLE', 504, 'timeout_error', (provider: string, ms: number) =>
     `provider ${provider} sent nothing for ${ms} ms in the middle of a stream (stream_idle_timeout_ms)`),
   PROVIDER_QUEUE_FULL: define('HEIMDALL_ERR_PROVIDER_QUEUE_FULL', 429, 'rate_limit_error', (provider: string, inFlight: number, queued: number) =>

@@ -28,7 +28,10 @@ t.test('the shipped config.json is valid and works offline', async (t) => {
 
 t.test('defaults are filled in', async (t) => {
   const config = parseConfig({ providers: { openai: {}, mock: {} } });
-  t.same(config.server, { host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024, plugin_threads: 16 });
+  t.same(config.server, {
+    host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024, plugin_threads: 16, headers_timeout_ms: 10_000,
+    request_timeout_ms: 30_000, keep_alive_timeout_ms: 5_000, max_connections: 4096, shutdown_timeout_ms: 10_000,
+  });
   t.equal(config.log.level, 'info');
   t.same(config.plugins, []);
   t.equal(config.providers.openai?.type, 'openai', 'a provider named after a built-in type gets that type');

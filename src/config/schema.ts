@@ -55,6 +55,10 @@ const httpProviderFields = {
   connections: z.number().int().positive().max(4096).default(128),
   retries: retriesSchema.default({ max_retries: 0, initial_backoff_ms: 250, max_backoff_ms: 10_000, max_retry_after_ms: 30_000 }),
   concurrency: concurrencySchema.default({ max_in_flight: 1000, max_queue: 1000 }),
+  /** The largest whole (non-streamed) answer taken from the upstream; a larger one fails with its own code. */
+  max_response_bytes: z.number().int().positive().max(4 * 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  /** The largest line, and event, of an upstream stream (SSE); a larger one ends the stream with its own code. */
+  max_event_bytes: z.number().int().positive().max(256 * 1024 * 1024).default(1024 * 1024),
 };
 
 const httpUrl = z.url({ protocol: /^https?$/ });
@@ -187,6 +191,13 @@ const adminSchema = z.strictObject({
   persist: z.boolean().default(false),
   /** Environment variables that plugin configs sent through the API may refer to ("env.NAME"). */
   allowed_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).default([]),
+  /**
+   * The admin API loads native code: it listens on a non-loopback address only when this says so explicitly (and
+   * then only behind TLS or a trusted network, which the gateway can't check).
+   */
+  allow_remote: z.boolean().default(false),
+  /** Largest admin API request body, in bytes. */
+  body_limit: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
 }).refine((a) => !a.enabled || a.token !== undefined, {
   message: 'the admin API needs a "token" (an environment reference such as "env.HEIMDALL_ADMIN_TOKEN") when enabled',
   path: ['token'],
@@ -203,8 +214,21 @@ export const configSchema = z.strictObject({
       body_limit: z.number().int().positive().default(4 * 1024 * 1024),
       /** Worker threads for threaded plugins, beside Node's own 4 (see docs/plugin-modes.md). */
       plugin_threads: z.number().int().min(1).max(1000).default(16),
+      /** A request's headers must all arrive within this. */
+      headers_timeout_ms: z.number().int().positive().max(600_000).default(10_000),
+      /** A request, headers and body, must all arrive within this (a slow sender is cut off). */
+      request_timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
+      /** An idle keep-alive connection is closed after this. */
+      keep_alive_timeout_ms: z.number().int().positive().max(600_000).default(5_000),
+      /** Open client connections at most; more are refused at once. */
+      max_connections: z.number().int().positive().max(1_000_000).default(4096),
+      /** On SIGTERM/SIGINT, requests and streams in flight get this long to finish; then the rest are closed. */
+      shutdown_timeout_ms: z.number().int().nonnegative().max(600_000).default(10_000),
     })
-    .default({ host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024, plugin_threads: 16 }),
+    .default({
+      host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024, plugin_threads: 16, headers_timeout_ms: 10_000,
+      request_timeout_ms: 30_000, keep_alive_timeout_ms: 5_000, max_connections: 4096, shutdown_timeout_ms: 10_000,
+    }),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -216,7 +240,9 @@ export const configSchema = z.strictObject({
     .default({ level: 'info', requests: true, bodies: false }),
   providers: z.record(providerName, providerSchema),
   plugins: z.array(pluginSchema).default([]),
-  admin: adminSchema.default({ enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [] }),
+  admin: adminSchema.default({
+    enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [], allow_remote: false, body_limit: 1024 * 1024,
+  }),
 });
 
 export type Config = z.infer<typeof configSchema>;
