@@ -106,14 +106,14 @@ t.test('after the cool-down one probe goes through: success closes, failure open
   t.type(await g.pre(), PluginFailure, 'the probe fails');
   t.equal(g.state.calls, calls + 1, 'the probe reached the plugin');
   t.equal(g.guard.quarantine().state, 'open');
-  t.equal(g.guard.quarantine().trips, 2);
+  t.equal(g.guard.quarantine().trips, 1, 'a failed probe is a new cool-down, not a new quarantine');
   await g.pre();
   t.equal(g.state.calls, calls + 1, 'then skipped again for a new cool-down');
   await sleep(60);
   g.state.next = 'async-ok';
   t.same(await g.pre(), { kind: 'continue', context: { seen: true } }, 'an asynchronous probe that succeeds');
   t.equal(g.guard.quarantine().state, 'closed');
-  t.same(g.changes, ['open', 'open', 'closed']);
+  t.same(g.changes, ['open', 'closed']);
   t.match(g.lines.at(-1)?.msg, /answered its probe call: quarantine ended/);
 });
 
@@ -148,4 +148,15 @@ t.test('failures: 0 turns the breaker off', async (t) => {
   for (let i = 0; i < 50; i++) await g.pre();
   t.equal(g.guard.quarantine().state, 'closed');
   t.equal(g.state.calls, 50);
+});
+
+t.test('only the probe closes the breaker: a call made before it opened, answering late, does not', async (t) => {
+  const g = guarded({ breaker: { failures: 1, window_ms: 1000, cooldown_ms: 60_000 } });
+  g.state.next = 'async-ok';
+  const late = g.pre(); // under way while the breaker opens
+  g.state.next = 'fail';
+  await g.pre();
+  t.equal(g.guard.quarantine().state, 'open');
+  await late;
+  t.equal(g.guard.quarantine().state, 'open', 'still quarantined');
 });

@@ -19,7 +19,7 @@ import type { CancelSignal } from '../cancel.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { parseJsonBody, Payload } from '../payload.js';
 import { bounded } from '../plugins/native-plugin.js';
-import { PluginFailure, type AbiError, type Json, type JsonObject, type Plugin } from '../plugins/plugin.js';
+import { PluginFailure, type AbiError, type Json, type JsonObject, type Plugin, type PostHookResult, type PreHookResult } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { chunkOf, type ProviderCall, type StreamChunk } from '../providers/provider.js';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry.js';
@@ -249,7 +249,8 @@ export class PipelineRun {
 
   /** One attempt of a call that answers with one object (chat, embeddings). */
   private async once(attempt: Attempt, send: (call: ProviderCall) => Promise<Payload>): Promise<Result> {
-    const pre = await this.runPreHooks(attempt);
+    let pre = this.runPreHooks(attempt);
+    if (pre instanceof Promise) pre = await pre;
     let result: Result;
     if (pre !== undefined) {
       result = pre;
@@ -260,14 +261,16 @@ export class PipelineRun {
         result = { error: toAbiError(err) };
       }
     }
-    const after = await this.runPostHooks(attempt, result);
+    let after = this.runPostHooks(attempt, result);
+    if (after instanceof Promise) after = await after;
     // A PostHook that replaced the answer made it its own; one that only looked keeps the provider's name on it.
     if (after.response !== undefined && after.response === result.response) return result;
     return after.response !== undefined ? { response: after.response } : after;
   }
 
   private async streamOnce(attempt: Attempt): Promise<StreamOutcome> {
-    const pre = await this.runPreHooks(attempt);
+    let pre = this.runPreHooks(attempt);
+    if (pre instanceof Promise) pre = await pre;
     if (pre?.response !== undefined) {
       return { kind: 'stream', events: this.streamThroughHooks(attempt, fromArray(responseToChunks(pre.response.value()))) };
     }
@@ -281,83 +284,117 @@ export class PipelineRun {
         failure = toAbiError(err);
       }
     }
-    const result = await this.runPostHooks(attempt, { error: failure });
+    let result = this.runPostHooks(attempt, { error: failure });
+    if (result instanceof Promise) result = await result;
     if (result.error !== undefined) return { kind: 'error', error: result.error };
     if (this.logBodies) this.logExchange(result.response.value(), undefined);
     return { kind: 'stream', events: plain(responseToChunks(result.response.value())) };
   }
 
-  // The hook passes await only a hook that answers with a promise (threaded, isolated): an inline plugin's answer is
-  // used at once, with no microtask per hook.
+  // The PreHook and PostHook passes run synchronously while every hook answers at once (inline), and switch to an
+  // asynchronous continuation at the first hook that answers with a promise (threaded, isolated): an all-inline
+  // pipeline pays no promise and no microtask for them.
 
-  private async runPreHooks(attempt: Attempt): Promise<Result | undefined> {
-    const ctx = this.ctx;
-    for (let i = 0; i < this.plugins.length; i++) {
+  private runPreHooks(attempt: Attempt, from = 0): Result | undefined | Promise<Result | undefined> {
+    for (let i = from; i < this.plugins.length; i++) {
       const plugin = this.plugins[i] as Plugin;
       attempt.executed = i + 1;
       if (!plugin.info.hooks.pre) continue;
       let r;
       try {
-        r = plugin.preHook(ctx.bytes(), attempt.request.bytes());
-        if (r instanceof Promise) r = await r;
+        r = plugin.preHook(this.ctx.bytes(), attempt.request.bytes());
       } catch (err) {
         const refusal = this.failed(plugin, 'PreHook', err);
         if (refusal !== undefined) return { error: refusal };
         continue;
       }
-      ctx.apply(r.context);
-      switch (r.kind) {
-        case 'continue':
-          break;
-        case 'request':
-          try {
-            this.replaceRequest(attempt, r.request);
-          } catch (err) {
-            return { error: toAbiError(err) };
-          }
-          break;
-        case 'response':
-          return { response: Payload.fromValue(r.response) };
-        case 'error':
-          return { error: r.error };
-      }
+      if (r instanceof Promise) return this.awaitPreHook(attempt, i, r);
+      const outcome = this.applyPreHook(attempt, r);
+      if (outcome !== undefined) return outcome;
     }
     return undefined;
   }
 
-  private async runPostHooks(attempt: Attempt, result: Result): Promise<Result> {
-    const ctx = this.ctx;
+  private async awaitPreHook(attempt: Attempt, i: number, pending: Promise<PreHookResult>): Promise<Result | undefined> {
+    let r;
+    try {
+      r = await pending;
+    } catch (err) {
+      const refusal = this.failed(this.plugins[i] as Plugin, 'PreHook', err);
+      if (refusal !== undefined) return { error: refusal };
+      return this.runPreHooks(attempt, i + 1);
+    }
+    return this.applyPreHook(attempt, r) ?? this.runPreHooks(attempt, i + 1);
+  }
+
+  /** A PreHook's answer: undefined to go on to the next plugin, or the short-circuit's result. */
+  private applyPreHook(attempt: Attempt, r: PreHookResult): Result | undefined {
+    this.ctx.apply(r.context);
+    switch (r.kind) {
+      case 'continue':
+        return undefined;
+      case 'request':
+        try {
+          this.replaceRequest(attempt, r.request);
+        } catch (err) {
+          return { error: toAbiError(err) };
+        }
+        return undefined;
+      case 'response':
+        return { response: Payload.fromValue(r.response) };
+      case 'error':
+        return { error: r.error };
+    }
+  }
+
+  private runPostHooks(attempt: Attempt, result: Result, from = attempt.executed - 1): Result | Promise<Result> {
     let errorBytes: Buffer | undefined;
-    for (let i = attempt.executed - 1; i >= 0; i--) {
+    for (let i = from; i >= 0; i--) {
       const plugin = this.plugins[i] as Plugin;
       if (!plugin.info.hooks.post) continue;
       let r;
       try {
         if (result.response !== undefined) {
-          r = plugin.postHook(ctx.bytes(), result.response.bytes(), null);
+          r = plugin.postHook(this.ctx.bytes(), result.response.bytes(), null);
         } else {
           errorBytes ??= Buffer.from(JSON.stringify(result.error));
-          r = plugin.postHook(ctx.bytes(), null, errorBytes);
+          r = plugin.postHook(this.ctx.bytes(), null, errorBytes);
         }
-        if (r instanceof Promise) r = await r;
       } catch (err) {
-        const refusal = this.failed(plugin, 'PostHook', err);
-        // Failing closed keeps a response from going out unchecked; an error already on its way stays as it is.
-        if (refusal !== undefined && result.response !== undefined) {
-          result = { error: refusal };
-          errorBytes = undefined;
-        }
+        const next = this.postHookFailed(plugin, err, result);
+        if (next !== result) errorBytes = undefined;
+        result = next;
         continue;
       }
-      ctx.apply(r.context);
-      if (r.kind === 'response') {
-        result = { response: Payload.fromValue(r.response) };
-      } else if (r.kind === 'error') {
-        result = { error: r.error };
-        errorBytes = undefined;
-      }
+      if (r instanceof Promise) return this.awaitPostHook(attempt, result, i, r);
+      const next = this.applyPostHook(r, result);
+      if (next !== result && next.error !== undefined) errorBytes = undefined;
+      result = next;
     }
     return result;
+  }
+
+  private async awaitPostHook(attempt: Attempt, result: Result, i: number, pending: Promise<PostHookResult>): Promise<Result> {
+    let next: Result;
+    try {
+      next = this.applyPostHook(await pending, result);
+    } catch (err) {
+      next = this.postHookFailed(this.plugins[i] as Plugin, err, result);
+    }
+    return this.runPostHooks(attempt, next, i - 1);
+  }
+
+  private applyPostHook(r: PostHookResult, result: Result): Result {
+    this.ctx.apply(r.context);
+    if (r.kind === 'response') return { response: Payload.fromValue(r.response) };
+    if (r.kind === 'error') return { error: r.error };
+    return result;
+  }
+
+  /** Failing closed keeps a response from going out unchecked; an error already on its way stays as it is. */
+  private postHookFailed(plugin: Plugin, err: unknown, result: Result): Result {
+    const refusal = this.failed(plugin, 'PostHook', err);
+    return refusal !== undefined && result.response !== undefined ? { error: refusal } : result;
   }
 
   /**
@@ -416,7 +453,8 @@ export class PipelineRun {
         // What the client was sent: the chunks after StreamChunkHooks, assembled (PostHooks come too late to change it).
         const sent = error === undefined ? assembler.response() : undefined;
         if (this.logBodies) this.logExchange(sent, error);
-        const outcome = postHooks ? await this.runPostHooks(attempt, sent !== undefined ? { response: Payload.fromValue(sent) } : { error: error as AbiError }) : undefined;
+        let outcome = postHooks ? this.runPostHooks(attempt, sent !== undefined ? { response: Payload.fromValue(sent) } : { error: error as AbiError }) : undefined;
+        if (outcome instanceof Promise) outcome = await outcome;
         if (outcome?.error !== undefined && error === undefined) {
           this.log.debug({ request_id: ctx.requestId }, 'a PostHook turned a finished stream into an error; the stream was already sent');
         }

@@ -67,47 +67,55 @@ export class GuardedPlugin implements Plugin {
   }
 
   transportInterceptor(ctx: Buffer, http: Buffer, body: Buffer): Maybe<TransportResult> {
-    if (this.state !== 'closed' && !this.admit()) return this.skipped('TransportInterceptor');
+    // Closed: every call goes through. Otherwise only the probe does, and only its answer can close the breaker.
+    const probe = this.state !== 'closed';
+    if (probe && !this.admit()) return this.skipped('TransportInterceptor');
     let r: Maybe<TransportResult>;
     try {
       r = this.inner.transportInterceptor(ctx, http, body);
     } catch (err) {
-      throw this.failed('TransportInterceptor', err);
+      throw this.failed('TransportInterceptor', err, probe);
     }
-    return this.settle('TransportInterceptor', r);
+    return this.settle('TransportInterceptor', r, probe);
   }
 
   preHook(ctx: Buffer, request: Buffer): Maybe<PreHookResult> {
-    if (this.state !== 'closed' && !this.admit()) return this.skipped('PreHook');
+    // Closed: every call goes through. Otherwise only the probe does, and only its answer can close the breaker.
+    const probe = this.state !== 'closed';
+    if (probe && !this.admit()) return this.skipped('PreHook');
     let r: Maybe<PreHookResult>;
     try {
       r = this.inner.preHook(ctx, request);
     } catch (err) {
-      throw this.failed('PreHook', err);
+      throw this.failed('PreHook', err, probe);
     }
-    return this.settle('PreHook', r);
+    return this.settle('PreHook', r, probe);
   }
 
   postHook(ctx: Buffer, response: Buffer | null, error: Buffer | null): Maybe<PostHookResult> {
-    if (this.state !== 'closed' && !this.admit()) return this.skipped('PostHook');
+    // Closed: every call goes through. Otherwise only the probe does, and only its answer can close the breaker.
+    const probe = this.state !== 'closed';
+    if (probe && !this.admit()) return this.skipped('PostHook');
     let r: Maybe<PostHookResult>;
     try {
       r = this.inner.postHook(ctx, response, error);
     } catch (err) {
-      throw this.failed('PostHook', err);
+      throw this.failed('PostHook', err, probe);
     }
-    return this.settle('PostHook', r);
+    return this.settle('PostHook', r, probe);
   }
 
   streamChunk(ctx: Buffer, chunk: Buffer): Maybe<ChunkResult> {
-    if (this.state !== 'closed' && !this.admit()) return this.skipped('StreamChunkHook');
+    // Closed: every call goes through. Otherwise only the probe does, and only its answer can close the breaker.
+    const probe = this.state !== 'closed';
+    if (probe && !this.admit()) return this.skipped('StreamChunkHook');
     let r: Maybe<ChunkResult>;
     try {
       r = this.inner.streamChunk(ctx, chunk);
     } catch (err) {
-      throw this.failed('StreamChunkHook', err);
+      throw this.failed('StreamChunkHook', err, probe);
     }
-    return this.settle('StreamChunkHook', r);
+    return this.settle('StreamChunkHook', r, probe);
   }
 
   close(): Maybe<void> {
@@ -152,22 +160,23 @@ export class GuardedPlugin implements Plugin {
     return true;
   }
 
-  private settle<T>(hook: HookName, r: Maybe<T>): Maybe<T> {
+  private settle<T>(hook: HookName, r: Maybe<T>, probe: boolean): Maybe<T> {
     if (r instanceof Promise) {
       return r.then(
         (value) => {
-          if (this.state !== 'closed') this.succeeded();
+          if (probe) this.succeeded();
           return value;
         },
         (err: unknown) => {
-          throw this.failed(hook, err);
+          throw this.failed(hook, err, probe);
         },
       );
     }
-    if (this.state !== 'closed') this.succeeded();
+    if (probe) this.succeeded();
     return r;
   }
 
+  /** The probe answered: the quarantine ends (unless it ended meanwhile, lifted by an operator). */
   private succeeded(): void {
     if (!this.probing) return;
     this.log.info({ plugin: this.info.name }, `plugin ${this.info.name} answered its probe call: quarantine ended`);
@@ -175,14 +184,14 @@ export class GuardedPlugin implements Plugin {
   }
 
   /** Counts the failure, maybe opens the breaker, and marks the error with the answer "fail" asks for. */
-  private failed(hook: HookName, err: unknown): unknown {
+  private failed(hook: HookName, err: unknown, probe: boolean): unknown {
     const now = Date.now();
     const message = (err as Error)?.message ?? String(err);
     this.lastFailure = { at: new Date(now).toISOString(), hook, message };
     const { failures, window_ms } = this.policy.breaker;
-    if (this.probing) {
-      this.probing = false;
-      this.open(now, `its probe call failed in ${hook}: ${message}`);
+    if (probe) {
+      // Still quarantined (unless lifted meanwhile): a new cool-down, not a new quarantine.
+      if (this.probing) this.reopen(now, hook, message);
     } else if (failures > 0 && this.state === 'closed') {
       this.failures.push(now);
       if (this.failures.length > failures) this.failures.shift();
@@ -207,6 +216,16 @@ export class GuardedPlugin implements Plugin {
       `plugin ${this.info.name} quarantined: ${why}. Until a probe call succeeds (in ${this.policy.breaker.cooldown_ms} ms), ${then}`,
     );
     this.onChange('open');
+  }
+
+  private reopen(now: number, hook: HookName, message: string): void {
+    this.probing = false;
+    this.state = 'open';
+    this.probeAt = now + this.policy.breaker.cooldown_ms;
+    this.log.warn(
+      { plugin: this.info.name, cooldown_ms: this.policy.breaker.cooldown_ms },
+      `plugin ${this.info.name} stays quarantined: its probe call failed in ${hook}: ${message}`,
+    );
   }
 
   private close_(): void {

@@ -43,24 +43,28 @@ export class NativePlugin implements Plugin {
   ) {}
 
   transportInterceptor(ctx: Buffer, http: Buffer, body: Buffer): Maybe<TransportResult> {
+    if (this.closed) throw this.gone('TransportInterceptor');
     const r = this.caller.transport(ctx, http, body);
     if (r instanceof Promise) return r.then((x) => this.decode('TransportInterceptor', x, decodeTransport) ?? CONTINUE);
     return this.decode('TransportInterceptor', r, decodeTransport) ?? CONTINUE;
   }
 
   preHook(ctx: Buffer, request: Buffer): Maybe<PreHookResult> {
+    if (this.closed) throw this.gone('PreHook');
     const r = this.caller.pre(ctx, request);
     if (r instanceof Promise) return r.then((x) => this.decode('PreHook', x, decodePreHook) ?? CONTINUE);
     return this.decode('PreHook', r, decodePreHook) ?? CONTINUE;
   }
 
   postHook(ctx: Buffer, response: Buffer | null, error: Buffer | null): Maybe<PostHookResult> {
+    if (this.closed) throw this.gone('PostHook');
     const r = this.caller.post(ctx, response, error);
     if (r instanceof Promise) return r.then((x) => this.decode('PostHook', x, decodePostHook) ?? CONTINUE);
     return this.decode('PostHook', r, decodePostHook) ?? CONTINUE;
   }
 
   streamChunk(ctx: Buffer, chunk: Buffer): Maybe<ChunkResult> {
+    if (this.closed) throw this.gone('StreamChunkHook');
     const r = this.caller.chunk(ctx, chunk);
     if (r instanceof Promise) return r.then((x) => this.decode('StreamChunkHook', x, decodeChunk) ?? CONTINUE);
     return this.decode('StreamChunkHook', r, decodeChunk) ?? CONTINUE;
@@ -74,6 +78,12 @@ export class NativePlugin implements Plugin {
 
   runtime(): RuntimeStatus | undefined {
     return this.caller.runtime?.();
+  }
+
+  /** A call after close: the library may be unloaded, so it is refused rather than made (a request that outlived a
+   * shutdown's deadline, say). */
+  private gone(hook: HookName): PluginFailure {
+    return new PluginFailure(this.info.name, hook, `${hook} not called: the plugin has been cleaned up`);
   }
 
   private decode<T>(hook: HookName, result: CallResult, decode: (output: string) => T): T | undefined {

@@ -6,6 +6,7 @@
  * `data` text, parsed once here (to see errors and the finish) into the value the rest of the gateway reads.
  */
 import { Errors, type HeimdallError } from '../errors.js';
+import { assertJsonDepth } from '../json-depth.js';
 import { Payload } from '../payload.js';
 import type { JsonObject } from '../plugins/plugin.js';
 import { UpstreamClient, type BuildRequest, type UpstreamSettings } from './http/client.js';
@@ -68,11 +69,12 @@ export class OpenAIProvider implements Provider {
   }
 
   private parse(body: Buffer): Payload {
+    assertJsonDepth(body, `provider ${this.name}`);
     const payload = Payload.fromBytes(body);
     try {
       payload.value(); // validate now: a broken upstream answer is the upstream's error, not a plugin's
     } catch (err) {
-      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body)}`);
+      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body, this.client.redact)}`);
     }
     return payload;
   }
@@ -82,13 +84,14 @@ export class OpenAIProvider implements Provider {
     let finished = false;
     for await (const { data } of events) {
       if (data === '[DONE]') return;
+      assertJsonDepth(data, `provider ${this.name}`);
       let value: unknown;
       try {
         value = JSON.parse(data);
       } catch (err) {
-        throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream chunk is not JSON (${(err as Error).message}): ${preview(data)}`);
+        throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream chunk is not JSON (${(err as Error).message}): ${preview(data, this.client.redact)}`);
       }
-      if (!isObject(value)) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream chunk is not a JSON object: ${preview(data)}`);
+      if (!isObject(value)) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream chunk is not a JSON object: ${preview(data, this.client.redact)}`);
       if (value.error !== undefined) throw this.streamedError(data);
       if (!finished && Array.isArray(value.choices)) {
         finished = value.choices.some((c) => isObject(c) && c.finish_reason !== null && c.finish_reason !== undefined);
@@ -100,7 +103,7 @@ export class OpenAIProvider implements Provider {
   }
 
   private streamedError(data: string): HeimdallError {
-    return Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data));
+    return Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data, this.client.redact));
   }
 }
 

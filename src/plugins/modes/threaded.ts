@@ -78,6 +78,7 @@ export class ThreadedCaller implements HookCaller, ThreadWaiter {
   async close(): Promise<void> {
     this.closing = true;
     for (const call of this.queue.splice(0)) this.fail(call, `${call.hook} was not run: the plugin is being unloaded`);
+    this.budget.leave(this);
     if (this.running > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
@@ -92,21 +93,32 @@ export class ThreadedCaller implements HookCaller, ThreadWaiter {
           `plugin ${this.options.name} still has ${this.running} call(s) running after ${this.options.closeTimeoutMs} ms; ` +
             'its Cleanup will run when they return',
         );
-        void drained.then(() => this.release());
+        void drained.then(() => {
+          try {
+            this.release();
+            this.options.log.info({ plugin: this.options.name }, 'plugin cleaned up after its last call returned');
+          } catch (err) {
+            this.options.log.error({ plugin: this.options.name, err }, 'plugin cleanup failed');
+          }
+        });
         return;
       }
     }
     this.release();
   }
 
-  pump(): void {
+  pump(): boolean {
+    let took = false;
     while (this.queue.length > 0 && this.running < this.options.concurrency) {
       if (!this.budget.take()) {
         this.budget.wait(this);
-        return;
+        return took;
       }
+      took = true;
       this.dispatch(this.queue.shift() as Call);
     }
+    if (this.queue.length === 0) this.budget.leave(this);
+    return took;
   }
 
   private call(hook: HookName, start: Start): Promise<CallResult> {
@@ -154,6 +166,7 @@ export class ThreadedCaller implements HookCaller, ThreadWaiter {
     const at = this.queue.indexOf(call);
     if (at !== -1) {
       this.queue.splice(at, 1);
+      if (this.queue.length === 0) this.budget.leave(this);
       this.fail(call, `${call.hook} waited ${this.options.timeoutMs} ms for a free slot (timeout_ms); the plugin is busy`);
       return;
     }

@@ -18,7 +18,8 @@ export function poolSize(env: NodeJS.ProcessEnv = process.env): number {
 
 /** Something waiting for a thread: a threaded plugin with calls queued. */
 export interface ThreadWaiter {
-  pump(): void;
+  /** Takes threads for its queued calls; returns whether it took one. */
+  pump(): boolean;
 }
 
 /**
@@ -40,14 +41,23 @@ export class ThreadBudget {
 
   give(): void {
     this.used -= 1;
-    // Each waiter gets one chance per freed thread, in turn, so no plugin starves another.
-    const next = this.waiting.shift();
-    next?.pump();
+    // Offered to the waiters in turn, so no plugin starves another, until one takes it: a waiter whose calls have
+    // expired or gone meanwhile takes nothing, and must not keep the thread from the next.
+    while (this.used < this.size) {
+      const next = this.waiting.shift();
+      if (next === undefined || next.pump()) return;
+    }
   }
 
   /** Be called back (pump) when a thread is free. Waiting twice is waiting once. */
   wait(waiter: ThreadWaiter): void {
     if (!this.waiting.includes(waiter)) this.waiting.push(waiter);
+  }
+
+  /** No longer waiting (nothing queued, or closed). */
+  leave(waiter: ThreadWaiter): void {
+    const at = this.waiting.indexOf(waiter);
+    if (at !== -1) this.waiting.splice(at, 1);
   }
 
   get stats(): { size: number; used: number } {
@@ -64,7 +74,8 @@ let shared: ThreadBudget | undefined;
 export function threadBudget(wanted: number, warn: (message: string) => void): ThreadBudget {
   if (shared === undefined) {
     const available = poolSize() - NODE_THREADS;
-    const size = Math.min(Math.max(available, 2), MAX_ASYNC_CALLS);
+    // At least one thread, or threaded plugins could not run at all; the warning says how to give them their own.
+    const size = Math.min(Math.max(available, 1), MAX_ASYNC_CALLS);
     if (available < wanted) {
       warn(
         `threaded plugins get ${size} thread${size === 1 ? '' : 's'}, not the ${wanted} of server.plugin_threads: libuv's ` +

@@ -4,6 +4,7 @@
  */
 import type { AnthropicProviderConfig } from '../../config/schema.js';
 import { Errors } from '../../errors.js';
+import { assertJsonDepth } from '../../json-depth.js';
 import { Payload } from '../../payload.js';
 import { UpstreamClient, type BuildRequest } from '../http/client.js';
 import { basePath, upstreamSettings } from '../http/settings.js';
@@ -36,14 +37,15 @@ class AnthropicProvider implements Provider {
 
   async chat(call: ChatCall): Promise<Payload> {
     const body = await this.client.json(call, this.build(call, false));
+    assertJsonDepth(body, `provider ${this.name}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch (err) {
-      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body)}`);
+      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body, this.client.redact)}`);
     }
     const msg = message.safeParse(parsed);
-    if (!msg.success) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `not a Messages API message: ${preview(body)}`);
+    if (!msg.success) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `not a Messages API message: ${preview(body, this.client.redact)}`);
     return Payload.fromValue(fromMessage(msg.data));
   }
 
@@ -71,13 +73,14 @@ class AnthropicProvider implements Provider {
   }
 
   private async *chunks(events: AsyncIterable<SseEvent>): AsyncGenerator<StreamChunk> {
-    const translator = new StreamTranslator(this.name);
+    const translator = new StreamTranslator(this.name, this.client.redact);
     for await (const { data } of events) {
+      assertJsonDepth(data, `provider ${this.name}`);
       let value: unknown;
       try {
         value = JSON.parse(data);
       } catch (err) {
-        throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream event is not JSON (${(err as Error).message}): ${preview(data)}`);
+        throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `a stream event is not JSON (${(err as Error).message}): ${preview(data, this.client.redact)}`);
       }
       const event = streamEvent.safeParse(value);
       if (!event.success) continue; // an event type this gateway does not know yet

@@ -8,6 +8,7 @@ import { Errors } from '../../errors.js';
 import type { JsonObject } from '../../plugins/plugin.js';
 import { nowSeconds } from '../canonical.js';
 import { chunkOf, type StreamChunk } from '../provider.js';
+import type { Redact } from '../http/redact.js';
 import { upstreamMessage } from '../http/status.js';
 import { FINISH_REASONS, type Message, type StreamEvent, type Usage } from './wire.js';
 
@@ -58,7 +59,10 @@ export class StreamTranslator {
   private readonly toolIndex = new Map<number, number>();
   stopped = false;
 
-  constructor(private readonly provider: string) {}
+  constructor(
+    private readonly provider: string,
+    private readonly redact: Redact,
+  ) {}
 
   translate(event: StreamEvent): StreamChunk[] {
     switch (event.type) {
@@ -92,7 +96,11 @@ export class StreamTranslator {
         this.stopped = true;
         return [];
       case 'error':
-        throw Errors.UPSTREAM_STATUS(this.provider, 200, event.error.message ?? upstreamMessage(JSON.stringify(event)));
+        throw Errors.UPSTREAM_STATUS(
+          this.provider,
+          200,
+          event.error.message !== undefined ? this.redact(event.error.message) : upstreamMessage(JSON.stringify(event), this.redact),
+        );
       default:
         return []; // ping, content_block_stop
     }

@@ -5,6 +5,7 @@
  */
 import type { GeminiProviderConfig } from '../../config/schema.js';
 import { Errors } from '../../errors.js';
+import { assertJsonDepth } from '../../json-depth.js';
 import { Payload } from '../../payload.js';
 import type { z } from 'zod';
 import { UpstreamClient, type BuildRequest } from '../http/client.js';
@@ -66,21 +67,22 @@ class GeminiProvider implements Provider {
   }
 
   private parse<T extends z.ZodType>(body: Buffer | string, schema: T): z.infer<T> {
+    assertJsonDepth(body, `provider ${this.name}`);
     let value: unknown;
     try {
       value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
     } catch (err) {
-      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body)}`);
+      throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `${(err as Error).message}: ${preview(body, this.client.redact)}`);
     }
     const parsed = schema.safeParse(value);
-    if (!parsed.success) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `unexpected shape: ${preview(body)}`);
+    if (!parsed.success) throw Errors.UPSTREAM_BAD_RESPONSE(this.name, `unexpected shape: ${preview(body, this.client.redact)}`);
     return parsed.data;
   }
 
   private async *chunks(events: AsyncIterable<SseEvent>, model: string): AsyncGenerator<StreamChunk> {
     const translator = new StreamTranslator(model);
     for await (const { data } of events) {
-      if (data.includes('"error"') && /^\s*[[{]\s*"error"/.test(data)) throw Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data));
+      if (data.includes('"error"') && /^\s*[[{]\s*"error"/.test(data)) throw Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data, this.client.redact));
       yield* translator.translate(this.parse(data, generateContentResponse));
     }
     // Gemini's stream has no end marker: an answer that never finished was cut off.

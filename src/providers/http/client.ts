@@ -8,6 +8,11 @@
  *     -> anything else: the catalogued error
  *
  * A wire format supplies only `build(key)`: the request, with the key placed where its API wants it.
+ *
+ * Nothing the upstream sends is held without a bound: a whole answer larger than `maxResponseBytes` is refused
+ * (on its content-length, or as soon as the bytes read pass the limit, when the request is aborted), and a stream's
+ * line or event larger than `maxEventBytes` ends the stream. Neither is retried: the same upstream would send the
+ * same again. The upstream's own text in an error passes through `redact` (see redact.ts).
  */
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -16,9 +21,10 @@ import { Errors, HeimdallError } from '../../errors.js';
 import { backoffDelay, isRetryableStatus, retryAfterMs, type RetryPolicy } from './backoff.js';
 import { KeyPool, type KeyRotation, type ProviderKey } from './keys.js';
 import { ConcurrencyLimiter, SharedSlot, type Release } from './limiter.js';
-import { sseEvents, type SseEvent } from './sse.js';
+import { redactor, upstreamSecrets, type Redact } from './redact.js';
+import { EventTooLarge, sseEvents, type SseEvent } from './sse.js';
 import { statusError } from './status.js';
-import { DeadlineExceeded, requestWhole } from './whole.js';
+import { DeadlineExceeded, requestWhole, ResponseTooLarge } from './whole.js';
 
 export interface UpstreamRequest {
   method?: 'GET' | 'POST';
@@ -41,6 +47,10 @@ export interface UpstreamSettings {
   retries: RetryPolicy;
   maxInFlight: number;
   maxQueue: number;
+  /** The largest whole answer read (any status), in bytes. */
+  maxResponseBytes: number;
+  /** The largest line, and event, of a stream, in bytes. */
+  maxEventBytes: number;
 }
 
 export interface UpstreamCall {
@@ -57,6 +67,8 @@ const REFUSED_KEY_REST_MS = 60_000;
 /** A rate-limited key without a retry-after rests this long. */
 const LIMITED_KEY_REST_MS = 1_000;
 const ROTATE_ON = new Set([401, 403, 429]);
+/** Failures without an upstream status that another attempt would only repeat. */
+const NOT_RETRIED = new Set([Errors.UPSTREAM_BAD_RESPONSE.code, Errors.UPSTREAM_TOO_LARGE.code]);
 
 type Attempt =
   | { ok: true; body: Buffer; stream: undefined }
@@ -67,6 +79,8 @@ export class UpstreamClient {
   private readonly pool: Pool;
   private readonly keys: KeyPool | undefined;
   private readonly limiter: ConcurrencyLimiter;
+  /** Hides this provider's secrets, and anything credential-shaped, in upstream text bound for an error. */
+  readonly redact: Redact;
 
   constructor(
     private readonly settings: UpstreamSettings,
@@ -75,6 +89,7 @@ export class UpstreamClient {
     this.pool = new Pool(settings.origin, { connections: settings.connections });
     this.keys = settings.keys.length > 0 ? new KeyPool(settings.provider, settings.keys, random) : undefined;
     this.limiter = new ConcurrencyLimiter(settings.provider, settings.maxInFlight, settings.maxQueue);
+    this.redact = redactor(upstreamSecrets(settings.keys, settings.headers));
   }
 
   /** A non-streamed call: the 2xx answer's body. */
@@ -102,7 +117,7 @@ export class UpstreamClient {
       throw err;
     }
     holdUntilClosed(body, release);
-    return sseEvents(body, (err) => this.midStreamError(err, call.signal));
+    return sseEvents(body, (err) => this.midStreamError(err, call.signal), this.settings.maxEventBytes);
   }
 
   get concurrency(): { inFlight: number; queued: number } {
@@ -130,7 +145,7 @@ export class UpstreamClient {
         (this.keys as KeyPool).rest(key, status === 429 ? (attempt.retryAfterMs ?? LIMITED_KEY_REST_MS) : REFUSED_KEY_REST_MS);
         if (rotation.next()) continue;
       }
-      const retryable = status === undefined ? error.code !== Errors.UPSTREAM_BAD_RESPONSE.code : isRetryableStatus(status);
+      const retryable = status === undefined ? !NOT_RETRIED.has(error.code) : isRetryableStatus(status);
       if (!retryable || retries >= policy.maxRetries) throw error;
       let delay = backoffDelay(retries, policy, this.random);
       if (attempt.retryAfterMs !== undefined) {
@@ -149,13 +164,13 @@ export class UpstreamClient {
 
   /** One exchange whose answer is read whole, under a deadline. Never throws: failures come back classified. */
   private async wholeAttempt(call: UpstreamCall, request: UpstreamRequest, slot: SharedSlot): Promise<Attempt> {
-    const { provider, timeoutMs } = this.settings;
+    const { provider, timeoutMs, maxResponseBytes } = this.settings;
     try {
       slot.enter();
-      const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs, slot.leave);
+      const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs, slot.leave, maxResponseBytes);
       if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
       const wait = retryAfterMs(res.headers);
-      return failed(statusError(provider, res.statusCode, res.body, wait), res.statusCode, wait);
+      return failed(statusError(provider, res.statusCode, res.body, this.redact, wait), res.statusCode, wait);
     } catch (err) {
       return failed(this.classify(err, call.signal, err instanceof DeadlineExceeded));
     }
@@ -181,8 +196,8 @@ export class UpstreamClient {
       const res = await this.pool.request({ ...this.options(request, streamIdleTimeoutMs), signal: deadline as unknown as AbortSignal });
       if (res.statusCode < 200 || res.statusCode > 299) {
         const wait = retryAfterMs(res.headers);
-        const body = Buffer.from(await res.body.arrayBuffer());
-        return failed(statusError(provider, res.statusCode, body, wait), res.statusCode, wait);
+        const body = await readCapped(res, this.settings.maxResponseBytes);
+        return failed(statusError(provider, res.statusCode, body, this.redact, wait), res.statusCode, wait);
       }
       linkedToBody = true;
       if (res.body.destroyed || res.body.closed) unlink();
@@ -211,17 +226,19 @@ export class UpstreamClient {
   private classify(err: unknown, signal: CancelSignal, timedOut: boolean): HeimdallError {
     const { provider, timeoutMs } = this.settings;
     if (signal.aborted) return Errors.CLIENT_CLOSED();
+    if (err instanceof ResponseTooLarge) return Errors.UPSTREAM_TOO_LARGE(provider, err.limit);
     if (timedOut || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
       return Errors.UPSTREAM_TIMEOUT(provider, timeoutMs);
     }
-    return connectError(provider, err);
+    return connectError(provider, err, this.redact);
   }
 
   private midStreamError(err: unknown, signal: CancelSignal): HeimdallError {
     if (err instanceof HeimdallError) return err;
     if (signal.aborted) return Errors.CLIENT_CLOSED();
+    if (err instanceof EventTooLarge) return Errors.UPSTREAM_EVENT_TOO_LARGE(this.settings.provider, err.limit);
     if (err instanceof undiciErrors.BodyTimeoutError) return Errors.UPSTREAM_STREAM_IDLE(this.settings.provider, this.settings.streamIdleTimeoutMs);
-    return connectError(this.settings.provider, err);
+    return connectError(this.settings.provider, err, this.redact);
   }
 }
 
@@ -229,9 +246,31 @@ function failed(error: HeimdallError, status?: number, retryAfterMs?: number): A
   return { ok: false, error, status, retryAfterMs };
 }
 
-function connectError(provider: string, err: unknown): HeimdallError {
+function connectError(provider: string, err: unknown, redact: Redact): HeimdallError {
   const e = err as NodeJS.ErrnoException;
-  return Errors.UPSTREAM_CONNECT(provider, e.code ? `${e.code} ${e.message}` : String(e?.message ?? err));
+  return Errors.UPSTREAM_CONNECT(provider, redact(e.code ? `${e.code} ${e.message}` : String(e?.message ?? err)));
+}
+
+/**
+ * A streamed call's error answer, read whole but no larger than `limit` (its content-length checked first): past
+ * that the body is destroyed, which aborts the request, and ResponseTooLarge is thrown.
+ */
+async function readCapped(res: Dispatcher.ResponseData, limit: number): Promise<Buffer> {
+  if (Number(res.headers['content-length']) > limit) {
+    res.body.destroy();
+    throw new ResponseTooLarge(limit);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      res.body.destroy();
+      throw new ResponseTooLarge(limit);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 function holdUntilClosed(body: Dispatcher.ResponseData['body'], release: Release): void {

@@ -28,6 +28,8 @@ export function upstreamSettings(provider: string, config: HttpProviderConfig, o
     },
     maxInFlight: config.concurrency.max_in_flight,
     maxQueue: config.concurrency.max_queue,
+    maxResponseBytes: config.max_response_bytes,
+    maxEventBytes: config.max_event_bytes,
   };
 }
 

@@ -17,6 +17,14 @@ export interface WholeResponse {
   body: Buffer;
 }
 
+/** What requestWhole rejects with when the answer is larger than its limit (announced, or as it arrives). */
+export class ResponseTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the answer is larger than ${limit} bytes`);
+    this.name = 'ResponseTooLarge';
+  }
+}
+
 /** What requestWhole rejects with when its deadline passes first. */
 export class DeadlineExceeded extends Error {
   constructor(readonly ms: number) {
@@ -27,8 +35,10 @@ export class DeadlineExceeded extends Error {
 
 /**
  * Sends `options` through `dispatcher` and resolves to the whole answer, whatever its status, if it is complete
- * within `deadlineMs`. Rejects with undici's error, with DeadlineExceeded, or with the signal's reason once it
- * aborts; the last two at once, even while the request still waits for a connection.
+ * within `deadlineMs` and no larger than `maxBytes`. Rejects with undici's error, with DeadlineExceeded, with
+ * ResponseTooLarge, or with the signal's reason once it aborts; all but the first at once, even while the request
+ * still waits for a connection. An answer too large is refused on its content-length, or else as soon as the bytes
+ * read pass the limit: the request is aborted then, so no more than the limit (and one chunk) is ever held.
  *
  * undici cannot take a request back out of its queue: one given up on while queued stays there until it reaches a
  * connection, and is dropped then without being sent. `released`, when given, is called once undici has let go of
@@ -41,9 +51,10 @@ export function requestWhole(
   signal: CancelSignal,
   deadlineMs: number,
   released?: () => void,
+  maxBytes = Infinity,
 ): Promise<WholeResponse> {
   return new Promise((resolve, reject) => {
-    const gather = new Gather(resolve, reject, signal, released);
+    const gather = new Gather(resolve, reject, signal, released, maxBytes);
     if (signal.aborted) {
       gather.cancel();
       gather.letGo();
@@ -64,9 +75,10 @@ class Gather implements Dispatcher.DispatchHandler {
   private statusCode = 0;
   private headers: IncomingHttpHeaders = {};
   private chunks: Buffer[] = [];
+  private size = 0;
   private controller: Dispatcher.DispatchController | undefined;
   private settled = false;
-  /** Why the exchange was stopped from outside (signal or deadline), once it was. */
+  /** Why the exchange was stopped before its end (signal, deadline or size), once it was. */
   private reason: Error | undefined;
   timer: NodeJS.Timeout | undefined;
 
@@ -75,6 +87,7 @@ class Gather implements Dispatcher.DispatchHandler {
     private readonly reject: (err: unknown) => void,
     private readonly signal: CancelSignal,
     private released: (() => void) | undefined,
+    private readonly maxBytes: number,
   ) {}
 
   /** The signal's listener. */
@@ -99,9 +112,14 @@ class Gather implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode;
     this.headers = headers;
     this.chunks.length = 0;
+    this.size = 0;
+    if (Number(headers['content-length']) > this.maxBytes) this.stop(new ResponseTooLarge(this.maxBytes));
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) return this.stop(new ResponseTooLarge(this.maxBytes));
     this.chunks.push(chunk);
   }
 
@@ -129,6 +147,7 @@ class Gather implements Dispatcher.DispatchHandler {
   private stop(reason: Error): void {
     if (!this.settle()) return;
     this.reason = reason;
+    this.chunks = [];
     this.reject(reason);
     // In flight: undici aborts it now, and calls onResponseError. Still queued: onRequestStart drops it.
     this.controller?.abort(reason);
