@@ -1,7 +1,10 @@
 /**
  * Decoding what a hook handed back: the JSON "action" objects of the ABI (see native/include/heimdall_plugin.h).
  * Anything that is not exactly one of the documented shapes is a plugin failure, reported with what was wrong.
+ * What a plugin says goes out as an HTTP header (a TransportInterceptor's headers, an error's retry_after) is
+ * checked here too: a value Node would refuse to write must fail the plugin, not the reply.
  */
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../json-depth.js';
 import type {
   AbiError,
   ChunkResult,
@@ -16,6 +19,8 @@ import type {
 export class ActionError extends Error {}
 
 function parse(output: string): JsonObject {
+  // JSON.parse copes with any depth, but the serialisers and plugins the value goes on to recurse.
+  if (jsonDepthExceeds(output, MAX_JSON_DEPTH)) throw new ActionError(`output nests JSON deeper than ${MAX_JSON_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(output);
@@ -106,17 +111,36 @@ function abiError(value: Json | undefined): AbiError {
   if (e.allow_fallbacks !== undefined && typeof e.allow_fallbacks !== 'boolean') {
     throw new ActionError('"error.allow_fallbacks" must be a boolean');
   }
+  const retryAfter = e.retry_after;
+  if (retryAfter !== undefined && typeof retryAfter !== 'number' && !(typeof retryAfter === 'string' && isHeaderValue(retryAfter))) {
+    throw new ActionError('"error.retry_after" must be a number or a string that is a valid HTTP header value');
+  }
   return { ...e, status_code: status, message: e.message } as AbiError;
 }
 
+/** Header name -> value (a string, or null where that removes it), each a name and value HTTP can carry. */
 function stringRecord(value: Json | undefined, name: string, allowNull: boolean): Record<string, string | null> {
   const o = object(value, name);
   for (const [k, v] of Object.entries(o)) {
+    if (!HEADER_NAME.test(k)) throw new ActionError(`"${name}" has ${preview(k)}, which is not a valid HTTP header name`);
     if (typeof v !== 'string' && !(allowNull && v === null)) {
       throw new ActionError(`"${name}.${k}" must be a string${allowNull ? ' or null' : ''}`);
     }
+    if (typeof v === 'string' && !isHeaderValue(v)) {
+      throw new ActionError(`"${name}.${k}" is not a valid HTTP header value (control characters such as CR or LF, or characters above U+00FF)`);
+    }
   }
   return o as Record<string, string | null>;
+}
+
+/** RFC 9110's token: what Node accepts as a header name. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110's field-value characters (HTAB, SP, visible ASCII, obs-text): what Node accepts as a header value. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Whether Node would write `value` as a header value, rather than throw (and fail the reply with it). */
+export function isHeaderValue(value: string): boolean {
+  return HEADER_VALUE.test(value);
 }
 
 function object(value: Json | undefined, name: string): JsonObject {

@@ -17,6 +17,7 @@ import { parseJsonBody } from '../../payload.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import { writeEventStream, type EventFraming } from '../sse.js';
 import { pipelineHandler, SERVED_BY_HEADER, streamHeaders } from '../pipeline-route.js';
+import { setRetryAfter } from './chat.js';
 
 const ROUTE = '/anthropic/v1/messages';
 
@@ -73,8 +74,7 @@ function parseMessagesRequest(body: Buffer): MessagesRequest {
 }
 
 function sendError(reply: FastifyReply, error: AbiError): FastifyReply {
-  const retryAfter = error.retry_after;
-  if (typeof retryAfter === 'number' || typeof retryAfter === 'string') reply.header('retry-after', String(retryAfter));
+  setRetryAfter(reply, error.retry_after);
   return reply.code(error.status_code).type('application/json').send(anthropicError(error));
 }
 

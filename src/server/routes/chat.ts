@@ -5,7 +5,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../../errors.js';
 import type { Pipeline, PipelineRun, PrepareOptions } from '../../pipeline/pipeline.js';
-import type { AbiError } from '../../plugins/plugin.js';
+import { isHeaderValue } from '../../plugins/actions.js';
+import type { AbiError, Json } from '../../plugins/plugin.js';
 import { pipelineHandler, SERVED_BY_HEADER, streamHeaders } from '../pipeline-route.js';
 import { writeEventStream } from '../sse.js';
 
@@ -41,7 +42,15 @@ async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun
 }
 
 export function sendError(reply: FastifyReply, error: AbiError): FastifyReply {
-  const retryAfter = error.retry_after;
-  if (typeof retryAfter === 'number' || typeof retryAfter === 'string') reply.header('retry-after', String(retryAfter));
+  setRetryAfter(reply, error.retry_after);
   return reply.code(error.status_code).send(errorBody(error));
+}
+
+/**
+ * The error's retry_after as the retry-after header, when it is a number or a string HTTP can carry. A plugin's was
+ * checked when its output was decoded; this keeps any other from making Node throw, and the answer a bare 500.
+ */
+export function setRetryAfter(reply: FastifyReply, retryAfter: Json | undefined): void {
+  const value = typeof retryAfter === 'number' ? String(retryAfter) : retryAfter;
+  if (typeof value === 'string' && isHeaderValue(value)) reply.header('retry-after', value);
 }
