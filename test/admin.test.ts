@@ -11,7 +11,7 @@ import { chat, postJson, startGateway } from './helpers/gateway.js';
 
 const probes = await probePlugins();
 const builds = await versionedBuilds();
-const TOKEN = 'admin-token-for-tests-123';
+const TOKEN = 'admin-token-for-tests-0123456789abcdef';
 process.env.HEIMDALL_TEST_ADMIN_TOKEN = TOKEN;
 
 /** A plugin directory with copies of the test plugins, and a config that enables the admin API on it. */
@@ -53,7 +53,7 @@ t.test('it binds to loopback and requires the bearer token', async (t) => {
   const missing = await api(gw.adminUrl, 'GET', '/api/plugins', undefined, null);
   t.equal(missing.status, 401);
   t.equal(missing.json.error.code, 'HEIMDALL_ERR_ADMIN_AUTH');
-  const wrong = await api(gw.adminUrl, 'GET', '/api/plugins', undefined, 'admin-token-for-tests-124');
+  const wrong = await api(gw.adminUrl, 'GET', '/api/plugins', undefined, 'admin-token-for-tests-0123456789abcdeg');
   t.equal(wrong.status, 401);
   const short = await api(gw.adminUrl, 'GET', '/api/plugins', undefined, 'x');
   t.equal(short.status, 401);

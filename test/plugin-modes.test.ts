@@ -178,6 +178,14 @@ t.test('a plugin that keeps failing is quarantined: skipped, shown in health, me
   t.equal((await postJson(url, chat())).status, 200);
   t.equal(preCalls(), 4, 'after the lift the hook is called again');
   t.match(await (await fetch(`${gw.url}/metrics`)).text(), /heimdall_plugin_quarantined\{plugin="p1"\} 0/);
+
+  // Quarantined again, then reloaded: the new instance starts afresh, and the gauge says so.
+  for (let i = 0; i < 3; i++) await postJson(url, chat());
+  t.match(await (await fetch(`${gw.url}/metrics`)).text(), /heimdall_plugin_quarantined\{plugin="p1"\} 1/);
+  await gw.gateway.plugins.reload('p1');
+  t.equal((await (await fetch(`${gw.url}/health`)).json()).plugins[0].status, 'active');
+  t.match(await (await fetch(`${gw.url}/metrics`)).text(), /heimdall_plugin_quarantined\{plugin="p1"\} 0/, 'a reload clears the gauge');
+  t.match(await (await fetch(`${gw.url}/metrics`)).text(), /heimdall_plugin_quarantines_total\{plugin="p1"\} 2/);
 });
 
 t.test('on_error: fail while quarantined refuses requests with their own code', async (t) => {

@@ -9,8 +9,11 @@
  * Loading may wait (an isolated plugin's child starts and runs Init), so changes are asynchronous, and they run one
  * at a time, in the order asked: a reload never interleaves with another change. Each instance is wrapped in its
  * failure policy and circuit breaker (guard.ts), which an operator can reset (liftQuarantine).
+ *
+ * A plugin added through the admin API is confined to admin.plugin_dirs at every load (add, reload, enable, a
+ * config change, a watch trigger): staging checks the very file it copies, so re-pointing a symlink after the
+ * first load does not let other code in. config.json's plugins are the operator's and are not confined.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { resolveEnvRefs } from '../config/load.js';
@@ -76,6 +79,15 @@ interface Entry {
   instance: Instance | undefined;
   kept: number;
   errors: PluginStatus['last_errors'];
+  /** Real directory paths its file must really be inside at every load; undefined: not confined (config.json). */
+  confinedTo: readonly string[] | undefined;
+}
+
+export interface AddOptions {
+  /** Where in the order (default: last). */
+  position?: number;
+  /** Real directory paths the plugin's file must be inside, checked at this load and every later one. */
+  confinedTo?: readonly string[];
 }
 
 const MAX_ERRORS = 5;
@@ -159,10 +171,10 @@ export class PluginRegistry {
     });
   }
 
-  /** Register and load a new plugin at `position` (default: last). */
-  add(spec: PluginConfig, baseDir: string, position?: number): Promise<PluginStatus> {
+  /** Register and load a new plugin at `options.position` (default: last), confined if `options.confinedTo` says so. */
+  add(spec: PluginConfig, baseDir: string, { position, confinedTo }: AddOptions = {}): Promise<PluginStatus> {
     return this.serial(async () => {
-      const entry = this.newEntry(spec, baseDir);
+      const entry = this.newEntry(spec, baseDir, confinedTo);
       if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
         throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
       }
@@ -323,31 +335,34 @@ export class PluginRegistry {
 
   // --- internals ---------------------------------------------------------------------------------------------
 
-  private newEntry(spec: PluginConfig, baseDir: string): Entry {
+  private newEntry(spec: PluginConfig, baseDir: string, confinedTo?: readonly string[]): Entry {
     const file = resolvePluginPath(spec.path, baseDir);
     const name = path.basename(file, path.extname(file));
-    return { name, spec, file, state: spec.enabled ? 'loading' : 'disabled', instance: undefined, kept: 0, errors: [] };
+    const state = spec.enabled ? 'loading' : 'disabled';
+    return { name, spec, file, state, instance: undefined, kept: 0, errors: [], confinedTo: confinedTo && [...confinedTo] };
   }
 
   /**
    * Load the entry's file as its new instance and retire the old one; on failure the old one stays. The library is
    * always loaded from a private copy (see staging.ts), so a build may overwrite the configured file at any time
-   * without touching mapped code.
+   * without touching mapped code; for a confined entry, staging refuses a file that is not really inside its
+   * directories (checked on the open file it copies, not on the path).
    */
   private async start(entry: Entry, where: string): Promise<void> {
+    // A change queued behind the shutdown must not load anything the shutdown would never clean up.
+    if (this.closed) throw Errors.ADMIN_CONFLICT('the gateway is shutting down; nothing more is loaded');
     const previousState = entry.state;
     if (entry.instance === undefined) entry.state = 'loading';
     let staged: StagedFile | undefined;
     try {
       const config = resolveEnvRefs(entry.spec.config, where);
+      staged = this.staging.stage(entry.file, entry.name, entry.confinedTo);
       // The same file twice would be one library twice: the second Init would reconfigure the first instance.
       const real = realFile(entry.file);
       const twin = this.entries.find((e) => e !== entry && e.instance !== undefined && realFile(e.file) === real);
       if (twin !== undefined) {
         throw Errors.PLUGIN_NAME(entry.file, `this file is already loaded as plugin "${twin.name}"; list each plugin once`);
       }
-      if (!existsSync(entry.file)) throw Errors.PLUGIN_NOT_FOUND(entry.file, 'ENOENT');
-      staged = this.staging.stage(entry.file, entry.name);
       const takenNames = new Set(this.entries.filter((e) => e !== entry && e.instance !== undefined).map((e) => e.name));
       const { spec } = entry;
       const plugin = await loadPlugin(staged.file, {
@@ -372,9 +387,11 @@ export class PluginRegistry {
       }
       const old = entry.instance;
       const name = plugin.info.name;
-      const guard = new GuardedPlugin(this.decorate(plugin), { on_error: spec.on_error, breaker: spec.breaker }, this.log, (state) =>
-        this.options.onQuarantine?.(name, state !== 'closed'),
-      );
+      // Only the live instance speaks for the plugin's quarantine: a retired one still finishing calls does not.
+      const guard: GuardedPlugin = new GuardedPlugin(this.decorate(plugin), { on_error: spec.on_error, breaker: spec.breaker }, this.log, (state) => {
+        if (entry.instance?.guard === guard) this.options.onQuarantine?.(name, state !== 'closed');
+      });
+      if (old?.guard.quarantine().state !== 'closed' && old !== undefined) this.options.onQuarantine?.(name, false);
       entry.instance = {
         plugin: guard, guard, sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false, closed: false,
       };
@@ -401,7 +418,9 @@ export class PluginRegistry {
   private retire(entry: Entry, force = false): void {
     const instance = entry.instance;
     entry.instance = undefined;
-    if (instance !== undefined) this.retireInstance(entry, instance, force);
+    if (instance === undefined) return;
+    if (instance.guard.quarantine().state !== 'closed') this.options.onQuarantine?.(entry.name, false);
+    this.retireInstance(entry, instance, force);
   }
 
   private retireInstance(entry: Entry, instance: Instance, force = false): void {

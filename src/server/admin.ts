@@ -2,11 +2,13 @@
  * The admin API: list, load, reconfigure, reload, unload, enable, disable and reorder plugins at run time.
  *
  * Loading a shared object runs its code, so this API is off unless configured, listens on its own port (loopback
- * by default), demands a bearer token compared in constant time, and loads only files that resolve, symlinks
- * followed, inside the configured plugin directories. Responses never show secrets.
+ * unless admin.allow_remote says otherwise), demands a long bearer token compared in constant time, and loads only
+ * files that really are, symlinks followed, inside the configured plugin directories: at every load of a plugin it
+ * added, not only the first (the registry checks the file it copies). Responses never show secrets.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { renameSync, readFileSync, writeFileSync } from 'node:fs';
+import { BlockList, isIPv4 } from 'node:net';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,7 +18,7 @@ import { pluginSchema, type AdminConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { loggedPath } from '../logger.js';
-import { realFile, resolvePluginPath } from '../plugins/loader.js';
+import { realFile } from '../plugins/loader.js';
 import type { PluginRegistry, PluginStatus } from '../plugins/registry.js';
 
 export interface AdminOptions {
@@ -31,13 +33,17 @@ const addBody = pluginSchema.extend({ position: z.number().int().nonnegative().o
 const configBody = z.strictObject({ config: z.record(z.string(), z.unknown()) });
 const orderBody = z.strictObject({ order: z.array(z.string()) });
 
+/** Shorter tokens are refused at start-up: this one guards loading native code. */
+const MIN_TOKEN_LENGTH = 32;
+
 export function createAdminApp({ config, registry, baseDir, log }: AdminOptions) {
-  const token = resolveEnvRefs({ token: config.token }, 'admin').token;
-  if (token === undefined || token === '') throw Errors.CONFIG('admin', '  - admin.token: the admin API needs a non-empty token');
-  const expected = digest(token);
+  checkHost(config);
+  const expected = digest(adminToken(config));
+  // Resolved once: a directory re-pointed later does not move the boundary.
   const dirs = config.plugin_dirs.map((d) => realFile(path.resolve(baseDir, d)));
 
   const app = Fastify({
+    bodyLimit: config.body_limit,
     loggerInstance: log.child({ component: 'admin' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
   });
@@ -52,7 +58,7 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
   });
 
   app.setErrorHandler((err: Error, req, reply) => {
-    const e = toAdminError(err);
+    const e = toAdminError(err, config.body_limit);
     const status = e.type === 'plugin_error' || e.type === 'config_error' ? 422 : e.statusCode;
     if (status >= 500) req.log.error({ err }, e.message);
     reply.code(status).send(errorBody({ message: e.message, type: e.type, code: e.code, status_code: status }));
@@ -75,10 +81,9 @@ export function createAdminApp({ config, registry, baseDir, log }: AdminOptions)
   app.post('/api/plugins', async (req, reply: FastifyReply) => {
     const { position, ...spec } = parse(addBody, req.body);
     checkEnvRefs(spec.config, config.allowed_env);
-    const file = resolvePluginPath(spec.path, baseDir);
-    if (!insideAny(realFile(file), dirs)) throw Errors.ADMIN_PATH(file, dirs);
-    const status = await registry.add(spec, baseDir, position);
-    log.info({ plugin: status.name, file }, 'plugin added through the admin API');
+    // Confined for good: every later load of this entry (reload, enable, config change, watch) is checked too.
+    const status = await registry.add(spec, baseDir, { position, confinedTo: dirs });
+    log.info({ plugin: status.name, file: status.file }, 'plugin added through the admin API');
     return reply.code(201).send(view(status));
   });
   app.put('/api/plugins/:name/config', async (req) => {
@@ -115,6 +120,42 @@ export function persistPlugins(configFile: string, registry: PluginRegistry): vo
   renameSync(tmp, configFile); // atomic: a crash leaves the old file or the new one, never half of one
 }
 
+/** The token its env reference names; refused when unset, empty or short, naming the variable, never the value. */
+function adminToken(config: AdminConfig): string {
+  const token = resolveEnvRefs({ token: config.token }, 'admin').token;
+  const variable = config.token?.slice('env.'.length) ?? '(none)';
+  if (typeof token !== 'string' || token.length < MIN_TOKEN_LENGTH) {
+    throw Errors.CONFIG(
+      'admin',
+      `  - admin.token: the admin API token (environment variable ${variable}) must be at least ${MIN_TOKEN_LENGTH} ` +
+        `characters long; set ${variable} to a random value, for example the output of: openssl rand -hex 32`,
+    );
+  }
+  return token;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6'); // BlockList matches IPv4-mapped addresses (::ffff:127.0.0.1) against the IPv4 rule
+
+/** A listener beyond this machine would let the network try tokens against native-code loading: asked for or refused. */
+function checkHost(config: AdminConfig): void {
+  if (config.allow_remote || isLoopback(config.host)) return;
+  throw Errors.CONFIG(
+    'admin',
+    `  - admin.host: "${config.host}" is not a loopback address, and the admin API loads native code; keep it on ` +
+      '"127.0.0.1" (reach it through an SSH tunnel or a TLS proxy), or set admin.allow_remote: true to listen there ' +
+      'anyway (then only behind TLS or on a trusted network)',
+  );
+}
+
+function isLoopback(host: string): boolean {
+  const address = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (address === 'localhost') return true;
+  // Any other host name is not: it could resolve anywhere (check() answers false for what is not an address).
+  return LOOPBACK.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+}
+
 /**
  * A config sent through the API may name only the environment variables admin.allowed_env lists: otherwise an
  * admin token could hand any secret of the gateway's environment (provider keys) to a plugin that echoes it.
@@ -143,18 +184,14 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return result.data;
 }
 
-function toAdminError(err: Error): HeimdallError {
+function toAdminError(err: Error, bodyLimit: number): HeimdallError {
   if (err instanceof HeimdallError) return err;
   const e = err as Error & { statusCode?: number; code?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return Errors.ADMIN_BODY_TOO_LARGE(bodyLimit);
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return Errors.CONTENT_TYPE(String(e.message.match(/'(.*)'/)?.[1] ?? 'missing'));
   if (e.statusCode !== undefined && e.statusCode < 500) return Errors.ADMIN_BAD_REQUEST(e.message);
   return Errors.INTERNAL(e.message);
 }
-
-function insideAny(file: string, dirs: readonly string[]): boolean {
-  return dirs.some((dir) => file.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep));
-}
-
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
