@@ -51,15 +51,21 @@ async function start(configFile: string, host?: string, port?: string): Promise<
   const { adminUrl } = await gateway.listen(host, port !== undefined ? Number(port) : undefined);
   if (adminUrl !== undefined) log.warn({ url: adminUrl }, 'admin API enabled: it can load native code; keep it on loopback');
 
-  await new Promise<void>((resolve) => {
+  // The first signal drains (up to server.shutdown_timeout_ms); another one cuts the drain short.
+  await new Promise<void>((resolve, reject) => {
+    let signals = 0;
     const stop = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down: finishing requests, then cleaning up plugins');
-      resolve();
+      if (signals++ === 0) {
+        log.info({ signal }, 'shutting down: finishing requests, then cleaning up plugins');
+        gateway.close().then(resolve, reject);
+      } else {
+        log.warn({ signal }, 'shutting down now: closing every connection');
+        void gateway.close({ timeoutMs: 0 });
+      }
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
-  await gateway.close();
   log.info('stopped');
   return 0;
 }

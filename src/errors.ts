@@ -135,6 +135,10 @@ export const Errors = {
     `provider ${provider} is not usable: ${cause}`),
   ROUTE_NOT_FOUND: define('HEIMDALL_ERR_ROUTE_NOT_FOUND', 404, 'not_found_error', (method: string, url: string) =>
     `no route for ${method} ${url}`),
+  REQUEST_TIMEOUT: define('HEIMDALL_ERR_REQUEST_TIMEOUT', 408, 'invalid_request_error', (part: 'headers' | 'request', ms: number) =>
+    part === 'headers'
+      ? `the request's headers did not all arrive within ${ms} ms (server.headers_timeout_ms); the connection is closed`
+      : `the request, headers and body, did not all arrive within ${ms} ms (server.request_timeout_ms); the connection is closed`),
 
   // --- upstream (5xx) -----------------------------------------------------------------------------------------
   UPSTREAM_CONNECT: define('HEIMDALL_ERR_UPSTREAM_CONNECT', 502, 'upstream_error', (provider: string, cause: string) =>

@@ -14,6 +14,7 @@ import { Pipeline } from '../pipeline/pipeline.js';
 import { PluginRegistry } from '../plugins/registry.js';
 import { PluginWatcher } from '../plugins/watch.js';
 import { createAdminApp, persistPlugins } from './admin.js';
+import { Connections } from './connections.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { anthropicRoutes } from './routes/anthropic.js';
 import { chatRoutes } from './routes/chat.js';
@@ -33,8 +34,12 @@ export interface Gateway {
   providers: ProviderRegistry;
   /** Start the gateway (and the admin API) listening; resolves to their addresses. */
   listen(host?: string, port?: number): Promise<{ url: string; adminUrl: string | undefined }>;
-  /** Stop listening, finish in-flight requests, then Cleanup every plugin. */
-  close(): Promise<void>;
+  /**
+   * Stop listening and close idle connections; let requests and streams in flight finish for up to `timeoutMs`
+   * (server.shutdown_timeout_ms by default), then close every connection left, then Cleanup every plugin. Called
+   * again while it drains, it returns the same promise; a shorter timeoutMs (0: at once) cuts the drain short.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
 export interface GatewayOptions {
@@ -76,7 +81,9 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   }
   watcher.sync();
 
+  const connections = new Connections(config.server, log);
   const app = Fastify({
+    ...connections.fastifyOptions(),
     loggerInstance: log as FastifyBaseLogger,
     // One line per request, written in onResponse below, instead of fastify's two; request_id on every line.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
@@ -90,6 +97,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     },
     return503OnClosing: true,
   });
+  connections.attach(app.server);
 
   // Keep the body as bytes: TransportInterceptors see it raw, and unchanged bytes can go upstream as they are.
   app.removeAllContentTypeParsers();
@@ -159,7 +167,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
         throw err;
       }
     },
-    close: () => app.close(),
+    close: (options = {}) => connections.close(() => app.close(), options.timeoutMs),
   };
 }
 
