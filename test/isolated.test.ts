@@ -3,17 +3,19 @@
  * install) running the misbehave test plugin, which crashes, hangs, leaks and shouts on demand. Whatever it does, the
  * gateway's side fails the calls concerned with a message that names the cause, and starts a new child.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { HeimdallError } from '../src/errors.js';
 import type { CallResult } from '../src/plugins/abi.js';
 import { DEFAULT_HOST_BINARY, HostProcess, type HostInfo, type HostProcessOptions } from '../src/plugins/isolated/host-process.js';
 import {
+  ABSENT,
   FLAG_HOST,
   FLAG_OUTPUT,
   HostStatus,
@@ -26,10 +28,77 @@ import {
   type Response,
 } from '../src/plugins/isolated/protocol.js';
 import { PluginFailure } from '../src/plugins/plugin.js';
-import { probePlugins } from './helpers/fixtures.js';
+import { REPO, probePlugins } from './helpers/fixtures.js';
 
 const probes = await probePlugins();
 const CTX = Buffer.from('{"request_id":"r1","values":{}}');
+
+/**
+ * A second test plugin, for what misbehave.c does not do. PreHook, on the whole request being one of: "fork" starts a
+ * process that sleeps forever and answers its pid; "flood" writes 1000 lines to stdout; "env" answers the names in its
+ * environment, one a line; "loop" spins; "segv" crashes. PostHook answers whether its response and error are NULL.
+ */
+const TRICKS_C = String.raw`
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "heimdall_plugin.h"
+
+HEIMDALL_PLUGIN_DEFINE_ABI()
+extern char **environ;
+
+HEIMDALL_EXPORT const char *GetName(void) { return "tricks"; }
+HEIMDALL_EXPORT void Cleanup(void) {}
+
+static int is(const uint8_t *data, size_t len, const char *word) { return len == strlen(word) && memcmp(data, word, len) == 0; }
+
+HEIMDALL_EXPORT int32_t PreHook(const uint8_t *ctx, size_t ctx_len, const uint8_t *req, size_t req_len, heimdall_buf_t *out) {
+  (void)ctx, (void)ctx_len;
+  char text[64 * 1024];
+  if (is(req, req_len, "fork")) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(1), close(2), close(3);
+      for (;;) pause();
+    }
+    snprintf(text, sizeof text, "%d", (int)pid);
+    return heimdall_output_str(out, text);
+  }
+  if (is(req, req_len, "flood")) {
+    for (int i = 0; i < 1000; i++) printf("line %d\n", i);
+    fflush(stdout);
+  }
+  if (is(req, req_len, "env")) {
+    size_t at = 0;
+    for (char **e = environ; *e != NULL && at + strlen(*e) + 2 < sizeof text; e++) {
+      at += (size_t)sprintf(text + at, "%.*s\n", (int)strcspn(*e, "="), *e); /* the name: values may hold newlines */
+    }
+    return heimdall_output(out, text, at);
+  }
+  if (is(req, req_len, "loop")) {
+    volatile unsigned long spin = 0;
+    for (;;) spin++;
+  }
+  if (is(req, req_len, "segv")) raise(SIGSEGV);
+  return HEIMDALL_OK;
+}
+
+HEIMDALL_EXPORT int32_t PostHook(const uint8_t *ctx, size_t ctx_len, const uint8_t *response, size_t response_len,
+                                 const uint8_t *error, size_t error_len, heimdall_buf_t *out) {
+  (void)ctx, (void)ctx_len;
+  char text[128];
+  snprintf(text, sizeof text, "response %s %zu, error %s %zu", response ? "ptr" : "NULL", response_len,
+           error ? "ptr" : "NULL", error_len);
+  return heimdall_output_str(out, text);
+}
+`;
+const scratch = mkdtempSync(path.join(tmpdir(), 'heimdall-isolated-test-'));
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+const TRICKS = path.join(scratch, 'tricks.so');
+writeFileSync(path.join(scratch, 'tricks.c'), TRICKS_C);
+await promisify(execFile)('cc', ['-shared', '-fPIC', '-O1', '-Wall', '-I', path.join(REPO, 'native', 'include'), '-o', TRICKS, path.join(scratch, 'tricks.c')]);
 
 if (!existsSync(DEFAULT_HOST_BINARY)) throw new Error(`${DEFAULT_HOST_BINARY} is missing: run npm install (or npx node-gyp rebuild)`);
 
@@ -90,6 +159,18 @@ async function failure(promise: Promise<unknown>): Promise<PluginFailure> {
     throw err;
   }
   throw new Error('expected the call to fail');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether a process exists and is not a zombie (one that nobody reaped yet is as good as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 async function until(condition: () => boolean, ms = 5000): Promise<void> {
@@ -158,11 +239,9 @@ t.test('a segfault fails the call naming SIGSEGV; the child is restarted and ser
   t.equal(err.hook, 'PreHook');
   t.equal(err.message, 'plugin host exited on signal SIGSEGV while running PreHook');
   t.equal(host.state(), 'restarting');
-  const meanwhile = await failure(pre(host, 'x'));
-  t.match(meanwhile.message, /^plugin host is restarting after it exited on signal SIGSEGV/);
-
-  await until(() => host.state() === 'running');
+  // Asked while the child restarts, a call waits for it.
   t.same(await pre(host, 'x'), { status: 0, output: undefined });
+  t.equal(host.state(), 'running');
   const { restarts, lastExit } = host.stats();
   t.equal(restarts, 1);
   t.match(lastExit, { code: null, signal: 'SIGSEGV', reason: 'signal' });
@@ -179,18 +258,48 @@ t.test('abort() is reported as SIGABRT', async (t) => {
   t.equal(host.stats().lastExit?.signal, 'SIGABRT');
 });
 
-t.test('a runaway hook is killed at its deadline; the calls queued behind it fail too', { timeout: 10_000 }, async (t) => {
-  const { host, lines } = await startHost(t, { timeoutMs: 300 });
+t.test('a runaway hook is killed at its deadline; only its call fails: the others go to the next child', { timeout: 10_000 }, async (t) => {
+  const { host, lines } = await startHost(t, { timeoutMs: 1000 });
   const started = Date.now();
-  const [looping, queued] = await Promise.all([failure(pre(host, 'trigger:loop')), failure(pre(host, 'x'))]);
+  const looping = failure(pre(host, 'trigger:loop'));
+  await sleep(500);
+  // Queued behind it (never sent), with a deadline 500 ms after its own.
+  const queued = pre(host, 'x');
+  // Asked the moment the call fails: after the kill, before the child's exit is seen.
+  const afterKill = looping.then(() => pre(host, 'x'));
+  const err = await looping;
   const took = Date.now() - started;
-  t.equal(looping.message, 'plugin host was killed: PreHook ran past its deadline of 300 ms');
-  t.ok(took >= 290 && took < 1500, `failed at the deadline (${took} ms)`);
-  t.match(queued.message, /deadline of 300 ms/);
-  await until(() => host.state() === 'running');
-  t.same(await pre(host, 'x'), { status: 0, output: undefined });
+  t.equal(err.message, 'plugin host was killed: PreHook ran past its deadline of 1000 ms');
+  t.ok(took >= 990 && took < 1500, `failed at the deadline (${took} ms)`);
+  t.same(await queued, { status: 0, output: undefined }, 'the call queued behind it is served by the new child');
+  t.same(await afterKill, { status: 0, output: undefined }, 'so is the one asked before the exit');
+  t.equal(host.stats().restarts, 1);
   t.match(host.stats().lastExit, { signal: 'SIGKILL', reason: 'deadline' });
-  t.match(lines.find((l) => l.level === 50), { hook: 'PreHook', reason: 'deadline' });
+  t.match(lines.filter((l) => l.level === 50), [{ hook: 'PreHook', reason: 'deadline' }], 'one error line: the kill');
+});
+
+t.test('after a crash, the calls waiting go to the new child, bounded by max_queue and their deadlines', async (t) => {
+  const { host } = await startHost(t, { maxQueue: 2, restart: { ...RESTART, initialDelayMs: 300 } });
+  const crash = failure(pre(host, 'trigger:segv'));
+  const behind = pre(host, 'x');
+  t.equal((await crash).message, 'plugin host exited on signal SIGSEGV while running PreHook');
+  t.equal(host.state(), 'restarting');
+  const during = pre(host, 'x');
+  const started = Date.now();
+  const refused = await failure(pre(host, 'x'));
+  t.ok(Date.now() - started < 100, 'past max_queue, a call fails at once');
+  t.match(refused.message, /PreHook not called: 2 calls are already waiting for the plugin host \(max_queue\)/);
+  t.same(await Promise.all([behind, during]), [{ status: 0, output: undefined }, { status: 0, output: undefined }]);
+  t.equal(host.stats().restarts, 1);
+
+  // A call that would wait for a restart longer than its deadline fails at its deadline.
+  const { host: slow } = await startHost(t, { timeoutMs: 200, restart: { ...RESTART, initialDelayMs: 1000 } });
+  await failure(pre(slow, 'trigger:segv'));
+  const asked = Date.now();
+  const late = await failure(pre(slow, 'x'));
+  const waited = Date.now() - asked;
+  t.ok(waited >= 190 && waited < 600, `at its deadline (${waited} ms)`);
+  t.match(late.message, /^PreHook waited past its deadline of 200 ms for the plugin host, which is restarting after it exited on signal SIGSEGV/);
 });
 
 t.test('a call that waits past its deadline in the queue is never sent', async (t) => {
@@ -208,7 +317,8 @@ t.test('a leak is killed past max_memory_mb, within a bounded number of calls', 
   const { host } = await startHost(t, { maxMemoryMb: 64 });
   let calls = 0;
   let err: PluginFailure | undefined;
-  while (calls < 400 && err === undefined) {
+  // The kill comes during a call (which fails) or between two (then no call fails).
+  while (calls < 400 && err === undefined && host.stats().restarts === 0 && host.state() === 'running') {
     calls += 1;
     err = await pre(host, 'trigger:leak').then(
       () => undefined,
@@ -216,9 +326,10 @@ t.test('a leak is killed past max_memory_mb, within a bounded number of calls', 
     );
     await new Promise((resolve) => setTimeout(resolve, 2)); // about 50 MB between two looks at its memory
   }
-  t.ok(err, `killed after ${calls} calls of 1 MiB`);
-  t.match(err?.message, /^plugin host was killed: memory over max_memory_mb \(64 MB\)/);
+  t.ok(calls < 400, `killed after ${calls} calls of 1 MiB`);
+  if (err) t.match(err.message, /^plugin host was killed: memory over max_memory_mb \(64 MB\)/);
   t.ok(calls > 40, 'not before it got there');
+  await until(() => host.stats().lastExit !== undefined);
   t.match(host.stats().lastExit, { signal: 'SIGKILL', reason: 'memory' });
   await until(() => host.state() === 'running');
   t.same(await pre(host, 'x'), { status: 0, output: undefined });
@@ -243,21 +354,50 @@ t.test("the child's stdout and stderr are logged line by line under the plugin's
   t.match(lines.find((l) => l.stream === 'stderr'), { level: 40, plugin: 'misbehave', msg: 'misbehave: to stderr' });
 });
 
-t.test('a crash loop stops the restarts: every call then fails at once', async (t) => {
-  const { host, lines } = await startHost(t, { restart: { initialDelayMs: 10, maxDelayMs: 40, maxRestarts: 2, windowMs: 10_000 } });
+t.test('a crash loop stops the restarts, calls failing at once, until a cool-down; then one start is tried', async (t) => {
+  let refuse = false;
+  const { host, lines } = await startHost(
+    t,
+    { restart: { initialDelayMs: 10, maxDelayMs: 40, maxRestarts: 2, windowMs: 10_000, failedRetryMs: 500 } },
+    () => {
+      if (refuse) throw new HeimdallError('HEIMDALL_ERR_TEST', 500, 'plugin_error', 'refused by the check');
+    },
+  );
   for (let i = 0; i < 3; i++) {
     await until(() => host.state() === 'running');
     await failure(pre(host, 'trigger:segv'));
   }
   t.equal(host.state(), 'failed');
   t.equal(host.stats().restarts, 2);
+  const started = Date.now();
   const err = await failure(pre(host, 'x'));
-  t.match(err.message, /^plugin host failed: it stopped 3 times within 10000 ms .* not restarted/);
+  t.ok(Date.now() - started < 100, 'a call fails at once');
+  t.match(err.message, /^plugin host failed: it stopped 3 times within 10000 ms \(last, it exited on signal SIGSEGV while running PreHook\); it is not restarted for 500 ms/);
   const errors = lines.filter((l) => l.level === 50);
   t.equal(errors.length, 3, 'one line per exit');
-  t.match(errors[2]!.msg, /not restarted/);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  t.equal(host.state(), 'failed', 'and it stays so');
+  t.match(errors[2]!.msg, /not restarted for 500 ms/);
+  await sleep(200);
+  t.equal(host.state(), 'failed', 'it stays so for the cool-down');
+
+  // After it, one start; the crash-loop window starts over.
+  await until(() => host.state() === 'running', 2000);
+  t.match(lines.find((l) => /starting it again, 500 ms after its crash loop/.test(l.msg)), { level: 40, plugin: 'misbehave' });
+  t.same(await pre(host, 'x'), { status: 0, output: undefined });
+  t.equal(host.stats().restarts, 3);
+  await failure(pre(host, 'trigger:segv'));
+  t.equal(host.state(), 'restarting', 'one crash in the new window is no loop');
+
+  // A start after the cool-down that fails is not retried at once: another cool-down.
+  await until(() => host.state() === 'running');
+  refuse = true;
+  for (let i = 0; i < 3 && host.state() === 'running'; i++) await failure(pre(host, 'trigger:segv'));
+  await until(() => host.state() === 'failed');
+  await until(() => lines.some((l) => /is not restarted for another 500 ms/.test(l.msg)), 2000);
+  t.equal(host.state(), 'failed');
+  t.match(await failure(pre(host, 'x')), { message: /^plugin host failed: it failed to start again: refused by the check, after a crash loop/ });
+  refuse = false;
+  await until(() => host.state() === 'running', 2000);
+  t.same(await pre(host, 'x'), { status: 0, output: undefined });
 });
 
 t.test('the queue is bounded: the call past max_queue fails at once', async (t) => {
@@ -351,6 +491,114 @@ t.test('close() lets the calls already asked for finish first', async (t) => {
   t.equal(host.state(), 'closed');
 });
 
+t.test('a kill, or a crash, takes what the plugin started with it: the whole process group goes', async (t) => {
+  const { host } = await startHost(t, { file: TRICKS, timeoutMs: 500 });
+  const started: number[] = [];
+  t.teardown(() => {
+    for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  const fork = async (): Promise<number> => {
+    const pid = Number((await pre(host, 'fork')).output);
+    started.push(pid);
+    t.ok(alive(pid), 'the plugin started a process');
+    return pid;
+  };
+  const first = await fork();
+  t.match(await failure(pre(host, 'loop')), { message: /deadline of 500 ms/ });
+  await until(() => !alive(first), 2000);
+  t.pass('killed at the deadline, with the child');
+  const second = await fork();
+  t.match(await failure(pre(host, 'segv')), { message: /SIGSEGV/ });
+  await until(() => !alive(second), 2000);
+  t.pass('killed when the child crashed');
+  const third = await fork();
+  await host.close();
+  await until(() => !alive(third), 2000);
+  t.pass('killed when the child exited on close');
+});
+
+t.test('the memory cap does not trust what the child says of itself', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
+  // A stand-in for the host that speaks the protocol and lies: a page size of 1 byte would make any RSS look tiny.
+  const liar = path.join(t.testdir(), 'liar');
+  writeFileSync(liar, `#!${process.execPath}
+const { Socket } = require('node:net');
+const channel = new Socket({ fd: 3, readable: true, writable: true });
+let pending = Buffer.alloc(0);
+let kept;
+const reply = (output) => {
+  const out = Buffer.from(output);
+  const head = Buffer.alloc(12);
+  head.writeUInt32LE(8 + out.length, 0);
+  head.writeUInt32LE(out.length > 0 ? 1 : 0, 8);
+  channel.write(Buffer.concat([head, out]));
+};
+channel.on('data', (chunk) => {
+  pending = Buffer.concat([pending, chunk]);
+  while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {
+    const op = pending[4];
+    pending = pending.subarray(4 + pending.readUInt32LE(0));
+    if (op === 1) {
+      reply(JSON.stringify({ abi_version: 0x10001, name: 'liar', concurrency: 1, page_size: 1,
+        exports: ['heimdall_plugin_abi_version', 'heimdall_plugin_free', 'GetName', 'Cleanup', 'PreHook'] }));
+    } else if (op === 4) {
+      kept = Buffer.alloc(160 * 1024 * 1024, 1);
+      setTimeout(() => reply(''), 2000);
+    } else {
+      reply('');
+      if (op === 7) process.exit(0);
+    }
+  }
+});
+channel.on('end', () => process.exit(0));
+`, { mode: 0o755 });
+  const { host } = await startHost(t, { hostBinary: liar, maxMemoryMb: 128, timeoutMs: 5000 });
+  t.equal(host.info.name, 'liar');
+  const err = await failure(pre(host, 'x'));
+  t.match(err.message, /^plugin host was killed: memory over max_memory_mb \(128 MB\)/);
+  t.match(host.stats().lastExit, { reason: 'memory', signal: 'SIGKILL' });
+});
+
+t.test("the child's output is rate-limited: past 100 lines a second, lines are dropped, and counted", async (t) => {
+  const { host, lines } = await startHost(t, { file: TRICKS });
+  t.same(await pre(host, 'flood'), { status: 0, output: undefined });
+  await until(() => lines.some((l) => /lines dropped/.test(l.msg)), 3000);
+  const logged = lines.filter((l) => l.stream === 'stdout');
+  t.equal(logged.length, 100, '100 lines logged');
+  t.same(logged.slice(0, 2).map((l) => l.msg), ['line 0', 'line 1']);
+  t.match(lines.filter((l) => /lines dropped/.test(l.msg)), [
+    { level: 40, plugin: 'tricks', dropped: 900, msg: 'plugin output: 900 lines dropped, over the limit of 100 lines per second' },
+  ]);
+});
+
+t.test("the child gets a minimal environment: none of the gateway's secrets", async (t) => {
+  const saved = { ...process.env };
+  t.teardown(() => {
+    for (const key of ['HEIMDALL_TEST_API_KEY', 'LC_HEIMDALL_TEST']) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+  });
+  process.env.HEIMDALL_TEST_API_KEY = 'sk-not-for-plugins';
+  process.env.LC_HEIMDALL_TEST = 'kept';
+  const { host } = await startHost(t, { file: TRICKS });
+  const names = (await pre(host, 'env')).output!.split('\n').filter(Boolean);
+  t.notOk(names.includes('HEIMDALL_TEST_API_KEY'), 'no API key');
+  t.ok(names.includes('LC_HEIMDALL_TEST') && names.includes('PATH'), 'PATH and LC_* are kept');
+  // tap's process tracking adds its own variables to whatever is spawned under it.
+  const tap = (n: string) => n.startsWith('_TAPJS_') || n === 'NODE_OPTIONS';
+  const others = names.filter((n) => !['PATH', 'HOME', 'LANG', 'TZ'].includes(n) && !n.startsWith('LC_') && !tap(n));
+  t.same(others, [], 'nothing else');
+});
+
+t.test('an empty buffer reaches the plugin as a valid pointer; only a null one as NULL, as inline', async (t) => {
+  const { host } = await startHost(t, { file: TRICKS });
+  const post = async (response: Buffer | null, error: Buffer | null) => (await host.call('post', [CTX, response, error])).output;
+  t.equal(await post(Buffer.alloc(0), null), 'response ptr 0, error NULL 0');
+  t.equal(await post(null, Buffer.alloc(0)), 'response NULL 0, error ptr 0');
+  t.equal(await post(Buffer.from('{}'), null), 'response ptr 2, error NULL 0');
+  t.equal(await post(null, null), 'response NULL 0, error NULL 0');
+});
+
 // ---- The protocol, below HostProcess ----------------------------------------------------------------------------
 
 t.test('frames: requests encode as documented, responses decode from any cut of the stream', async (t) => {
@@ -359,10 +607,12 @@ t.test('frames: requests encode as documented, responses decode from any cut of 
     23, 0, 0, 0, // body_len: 4 (op, pad) + 4 (nbufs) + 12 (lens) + 3
     5, 0, 0, 0, // op POST, pad
     3, 0, 0, 0, // nbufs
-    2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, // null: ABSENT, no bytes
     0x61, 0x62, 0x63,
   ]);
   t.same(encodeRequestHeader(Op.POST, [Buffer.from('ab'), null, Buffer.from('c')]), frame.subarray(0, 24));
+  t.equal(ABSENT, 0xffffffff);
+  t.same([...encodeRequest(Op.PRE, [Buffer.alloc(0), Buffer.from('x')]).subarray(12, 20)], [0, 0, 0, 0, 1, 0, 0, 0], 'empty is 0');
 
   const response = (status: number, flags: number, output: string): Buffer => {
     const out = Buffer.from(output);

@@ -12,8 +12,10 @@
  * The protocol (src/plugins/isolated/protocol.ts is the gateway's side; all integers little-endian):
  *   request   u32 body_len | u8 op | u8 pad[3] | u32 nbufs | u32 len[nbufs] | the buffers, back to back
  *   response  u32 body_len | i32 status | u32 flags | output (body_len - 8 bytes)
- * body_len counts the bytes after itself. flags bit 0: the plugin handed back output (possibly empty); bit 1: the
- * status is this host's own (a refusal), not the plugin's, and the output is a plain-text message.
+ * body_len counts the bytes after itself. A len of ABSENT (0xffffffff) is a null input: it takes no bytes and the
+ * plugin gets NULL; any other len, 0 included, gets a valid pointer (so an empty buffer is not mistaken for none).
+ * flags bit 0: the plugin handed back output (possibly empty); bit 1: the status is this host's own (a refusal), not
+ * the plugin's, and the output is a plain-text message.
  *
  * Exit codes: 0 the gateway asked (CLEANUP) or went away; 1 the plugin could not be loaded; 2 bad command line;
  * 3 the gateway broke the protocol (a frame over max_input_bytes, a malformed frame); 4 the channel failed;
@@ -50,6 +52,8 @@ enum op { OP_HELLO = 1, OP_INIT, OP_TRANSPORT, OP_PRE, OP_POST, OP_CHUNK, OP_CLE
 #define HOST_NOT_EXPORTED (-3)
 
 #define MAX_BUFS 3
+/* The len of a null input buffer. */
+#define ABSENT 0xffffffffu
 /* A request body larger than this is released after its call rather than kept for the next one. */
 #define KEEP_BODY_BYTES (1024 * 1024)
 
@@ -261,7 +265,7 @@ static void hello(void) {
     p += sprintf(p, "%s\"%s\"", first ? "" : ",", names[i]);
     first = 0;
   }
-  p += sprintf(p, "],\"concurrency\":%lu,\"page_size\":%ld}", (unsigned long)concurrency, sysconf(_SC_PAGESIZE));
+  p += sprintf(p, "],\"concurrency\":%lu}", (unsigned long)concurrency);
   plugin.loaded = 1;
   int sent = reply(0, FLAG_OUTPUT, json, (size_t)(p - json));
   free(json);
@@ -319,8 +323,8 @@ static void hook(int op, const uint8_t *const *in, const size_t *len) {
       break;
     case OP_POST:
       if (plugin.post == NULL) goto not_exported;
-      /* No response or no error: the ABI says NULL. */
-      status = plugin.post(in[0], len[0], len[1] ? in[1] : NULL, len[1], len[2] ? in[2] : NULL, len[2], &out);
+      /* No response or no error: NULL, as the gateway sent it (an empty one is not NULL). */
+      status = plugin.post(in[0], len[0], in[1], len[1], in[2], len[2], &out);
       break;
     default: /* OP_CHUNK */
       if (plugin.chunk == NULL) goto not_exported;
@@ -407,9 +411,11 @@ int main(int argc, char **argv) {
     size_t len[MAX_BUFS] = {0, 0, 0};
     uint64_t at = 8 + 4 * (uint64_t)nbufs;
     for (uint32_t i = 0; i < nbufs; i++) {
-      len[i] = get_u32(body + 8 + 4 * i);
+      uint32_t n = get_u32(body + 8 + 4 * i);
+      if (n == ABSENT) continue; /* NULL, 0 */
+      len[i] = n;
       in[i] = body + at;
-      at += len[i];
+      at += n;
     }
     if (at != body_len) fail(3, "malformed request: buffer lengths do not add up to the frame's");
 

@@ -1,8 +1,9 @@
 /**
  * The gateway's side of an isolated plugin: a child process (native/plugin-host/host.c) that loads the plugin and
  * serves its hooks over a socket, one call at a time. HostProcess starts it, queues calls with their deadlines,
- * watches its memory, and when it dies (a crash, a deadline or the memory cap) fails the calls it held and starts a
- * new one, with backoff, until it dies too often (a crash loop). The rest of the gateway sees only `call()`.
+ * watches its memory, and when it dies (a crash, a deadline or the memory cap) fails the call it was running and
+ * starts a new one, with backoff, to which the calls still waiting go; a crash loop stops the restarts for a long
+ * cool-down. The rest of the gateway sees only `call()`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
@@ -45,8 +46,11 @@ export interface HostProcessOptions {
   maxInputBytes: number;
   /** Calls that may wait behind the one in flight; beyond, a call fails at once. */
   maxQueue: number;
-  /** Backoff doubles from initialDelayMs to maxDelayMs; more than maxRestarts exits within windowMs: give up. */
-  restart: { initialDelayMs: number; maxDelayMs: number; maxRestarts: number; windowMs: number };
+  /**
+   * Backoff doubles from initialDelayMs to maxDelayMs. More than maxRestarts exits within windowMs is a crash loop:
+   * no restart then for failedRetryMs (default 60 s), after which one start is tried, with the window reset.
+   */
+  restart: { initialDelayMs: number; maxDelayMs: number; maxRestarts: number; windowMs: number; failedRetryMs?: number };
   hostBinary?: string;
 }
 
@@ -74,8 +78,11 @@ const MIN_STARTUP_MS = 5000;
 /** After Cleanup has answered, the child has this long to exit before it is killed. */
 const EXIT_WAIT_MS = 2000;
 const MEMORY_POLL_MS = 100;
+const DEFAULT_FAILED_RETRY_MS = 60_000;
 /** Lines of the child's stdout and stderr are cut to this many bytes. */
 const MAX_LINE_BYTES = 4096;
+/** Lines of the child's output logged per second, per plugin; the rest are dropped, and counted in one line. */
+const MAX_LINES_PER_SECOND = 100;
 /** Inputs larger than this go to the socket as they are, after the header (a writev), instead of being copied. */
 const COPY_LIMIT = 64 * 1024;
 
@@ -106,6 +113,9 @@ export class HostProcess {
   private readonly queue: Pending[] = [];
   private inFlight: Pending | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** While no child serves hook calls, fails the calls waiting at their deadlines (at sweepAt, the first). */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   /** When the child stopped, within the crash-loop window. */
   private exits: number[] = [];
@@ -113,6 +123,16 @@ export class HostProcess {
   private lastExit: ExitRecord | undefined;
   /** What happened to the last child, for the calls that fail meanwhile. */
   private lastCause = 'is not running';
+  /** In the 'failed' phase: why, for the calls refused meanwhile. */
+  private failedWhy = '';
+  /** The start tried after a crash loop's cool-down is under way: if it fails, the cool-down starts over. */
+  private retrying = false;
+  private readonly failedRetryMs: number;
+  /** The output rate limit: lines logged since lineWindow (a performance.now()), lines dropped since. */
+  private lineWindow = -Infinity;
+  private linesLogged = 0;
+  private linesDropped = 0;
+  private dropTimer: NodeJS.Timeout | undefined;
   /** How a child started by a restart ended, when it died before it was running. */
   private bootExit: ExitRecord | undefined;
   private closing: Promise<void> | undefined;
@@ -126,6 +146,7 @@ export class HostProcess {
     this.name = opts.label;
     this.startupMs = Math.max(opts.timeoutMs, MIN_STARTUP_MS);
     this.binary = opts.hostBinary ?? DEFAULT_HOST_BINARY;
+    this.failedRetryMs = opts.restart.failedRetryMs ?? DEFAULT_FAILED_RETRY_MS;
   }
 
   /**
@@ -150,8 +171,9 @@ export class HostProcess {
 
   call(op: HookOp, bufs: (Buffer | null)[]): Promise<CallResult> {
     const { op: code, hook } = HOOKS[op];
-    if (this.phase !== 'running') return Promise.reject(new PluginFailure(this.name, hook, this.unavailable()));
-    if (this.inFlight !== undefined && this.queue.length >= this.opts.maxQueue) {
+    // While a new child starts, calls wait for it (within their deadlines); after a crash loop they fail at once.
+    if (this.phase !== 'running' && this.phase !== 'restarting') return Promise.reject(new PluginFailure(this.name, hook, this.unavailable()));
+    if (this.queue.length >= this.opts.maxQueue && this.blocked()) {
       return Promise.reject(new PluginFailure(this.name, hook,
         `${hook} not called: ${this.queue.length} calls are already waiting for the plugin host (max_queue)`));
     }
@@ -164,7 +186,7 @@ export class HostProcess {
     const limitMs = this.opts.timeoutMs;
     return new Promise<CallResult>((resolve, reject) => {
       this.queue.push({ what: hook, activity: `running ${hook}`, hook, limitMs, deadline: performance.now() + limitMs, parts, resolve, reject });
-      if (this.inFlight === undefined) this.pump();
+      this.pump();
     });
   }
 
@@ -192,7 +214,7 @@ export class HostProcess {
   private async boot(): Promise<void> {
     const child = this.spawnChild();
     try {
-      const hello = await this.request(Op.HELLO, [], 'loading the plugin', 'loading the plugin').catch((err: Error) => {
+      const hello = await this.request(Op.HELLO, [], 'loading the plugin', 'loading the plugin', true).catch((err: Error) => {
         throw Errors.PLUGIN_HOST(this.opts.label, err.message);
       });
       const info = this.readHello(hello);
@@ -201,7 +223,7 @@ export class HostProcess {
         throw Errors.PLUGIN_NAME(this.opts.label, `GetName returned "${info.name}" after a restart, "${this.current.name}" before`);
       }
       this.name = info.name;
-      const init = await this.request(Op.INIT, [this.opts.config], 'Init', 'running Init').catch((err: Error) => {
+      const init = await this.request(Op.INIT, [this.opts.config], 'Init', 'running Init', true).catch((err: Error) => {
         throw Errors.PLUGIN_INIT(info.name, this.opts.label, err.message);
       });
       if (init.status !== 0) {
@@ -223,20 +245,19 @@ export class HostProcess {
       if (text.startsWith(MISSING_SYMBOLS)) throw Errors.PLUGIN_SYMBOL(this.opts.label, text.slice(MISSING_SYMBOLS.length).split(', '));
       throw Errors.PLUGIN_OPEN(this.opts.label, text || `status ${hello.status}`);
     }
-    let parsed: { abi_version?: unknown; name?: unknown; exports?: unknown; concurrency?: unknown; page_size?: unknown };
+    let parsed: { abi_version?: unknown; name?: unknown; exports?: unknown; concurrency?: unknown };
     try {
       parsed = JSON.parse(text) as typeof parsed;
     } catch {
       throw Errors.PLUGIN_HOST(this.opts.label, `it answered HELLO with something other than JSON: ${text.slice(0, 200)}`);
     }
-    const { abi_version: abiVersion, name, exports, concurrency, page_size: pageSize } = parsed;
+    const { abi_version: abiVersion, name, exports, concurrency } = parsed;
     if (typeof abiVersion !== 'number' || !Array.isArray(exports) || typeof concurrency !== 'number') {
       throw Errors.PLUGIN_HOST(this.opts.label, `it answered HELLO with an unexpected object: ${text.slice(0, 200)}`);
     }
     // null: GetName returned NULL. No name at all: the host did not call GetName, the plugin being of another ABI
     // major version, which `check` refuses, naming both versions.
     if (name === null) throw Errors.PLUGIN_NAME(this.opts.label, 'GetName returned NULL; it must return the plugin\'s name');
-    if (typeof pageSize === 'number' && this.child) this.child.pageSize = pageSize;
     return { abiVersion, name: typeof name === 'string' ? name : '', exports: new Set(exports.map(String)), concurrency };
   }
 
@@ -248,42 +269,102 @@ export class HostProcess {
       maxMemoryMb,
       onResponse: (c, r) => c === this.child && this.onResponse(r),
       onExit: (c, code, signal) => c === this.child && this.onExit(c, code, signal),
-      onLine: (stream, line) => {
-        if (stream === 'stdout') this.opts.log.info({ plugin: this.name, stream }, line);
-        else this.opts.log.warn({ plugin: this.name, stream }, line);
-      },
+      onLine: this.onLine,
     });
     this.child = child;
     return child;
   }
 
-  /** A start-up or shut-down step, through the queue like any call. */
-  private request(op: Op, bufs: Buffer[], what: string, activity: string): Promise<Response> {
+  /**
+   * A start-up or shut-down step, through the queue like any call: start-up steps (`first`) go before the hook calls
+   * waiting for the new child, Cleanup after the calls already asked for.
+   */
+  private request(op: Op, bufs: Buffer[], what: string, activity: string, first: boolean): Promise<Response> {
     return new Promise<Response>((resolve: (r: Response) => void, reject) => {
       if (this.child === undefined) return reject(new Error(`plugin host ${this.lastCause}`));
       const limitMs = this.startupMs;
-      this.queue.push({ what, activity, hook: undefined, limitMs, deadline: performance.now() + limitMs, parts: [encodeRequest(op, bufs)], resolve, reject });
-      if (this.inFlight === undefined) this.pump();
+      const step: Pending = { what, activity, hook: undefined, limitMs, deadline: performance.now() + limitMs, parts: [encodeRequest(op, bufs)], resolve, reject };
+      if (first) this.queue.unshift(step);
+      else this.queue.push(step);
+      this.pump();
     });
   }
 
   // ---- Calls ------------------------------------------------------------------------------------------------------
 
-  /** Sends the next call that is still within its deadline, if the child is free. */
+  /**
+   * Sends the next call that is still within its deadline, if the child is free. Nothing is sent to a child that is
+   * being killed, and no hook call to one that is still starting (its HELLO and INIT go first).
+   */
   private pump(): void {
     const child = this.child;
-    while (this.inFlight === undefined && child !== undefined && this.queue.length > 0) {
-      const next = this.queue.shift()!;
-      const left = next.deadline - performance.now();
-      if (left <= 0) {
-        this.fail(next, `${next.what} waited past its deadline of ${next.limitMs} ms for the plugin host`);
-        continue;
+    const serving = child !== undefined && child.killed === undefined && (this.phase === 'running' || this.phase === 'closing');
+    if (child !== undefined && child.killed === undefined) {
+      while (this.inFlight === undefined && this.queue.length > 0) {
+        const next = this.queue[0]!;
+        if (next.hook !== undefined && !serving) break;
+        this.queue.shift();
+        const left = next.deadline - performance.now();
+        if (left <= 0) {
+          this.fail(next, this.waitedTooLong(next));
+          continue;
+        }
+        this.inFlight = next;
+        child.hold(true);
+        child.write(next.parts);
+        this.deadlineTimer = setTimeout(this.onDeadline, left);
       }
-      this.inFlight = next;
-      child.hold(true);
-      child.write(next.parts);
-      this.deadlineTimer = setTimeout(this.onDeadline, left);
     }
+    if (this.queue.length === 0) {
+      if (this.sweepTimer !== undefined) {
+        clearTimeout(this.sweepTimer);
+        this.sweepTimer = undefined;
+      }
+    } else if (!serving) {
+      // A serving child takes the calls in order, each before its deadline (the one in flight has the earliest);
+      // without one, nothing would fail them in time.
+      this.armSweep();
+    }
+  }
+
+  /** Whether a new call would have to wait in the queue (and so counts against max_queue). */
+  private blocked(): boolean {
+    return this.inFlight !== undefined || this.phase !== 'running' || this.child === undefined || this.child.killed !== undefined;
+  }
+
+  private armSweep(): void {
+    let first = Infinity;
+    for (const p of this.queue) if (p.deadline < first) first = p.deadline;
+    if (this.sweepTimer !== undefined) {
+      if (this.sweepAt <= first) return;
+      clearTimeout(this.sweepTimer);
+    }
+    this.sweepAt = first;
+    // Ref'd (unlike the restart timer): the process stays up until each waiting call has its answer.
+    this.sweepTimer = setTimeout(this.sweep, Math.max(0, Math.ceil(first - performance.now())));
+  }
+
+  private readonly sweep = (): void => {
+    this.sweepTimer = undefined;
+    const now = performance.now();
+    let kept = 0;
+    for (const p of this.queue) {
+      if (p.deadline <= now) this.fail(p, this.waitedTooLong(p));
+      else this.queue[kept++] = p;
+    }
+    this.queue.length = kept;
+    this.pump();
+  };
+
+  private waitedTooLong(p: Pending): string {
+    const why = this.phase === 'restarting' ? `, which is restarting after it ${this.lastCause}` : '';
+    return `${p.what} waited past its deadline of ${p.limitMs} ms for the plugin host${why}`;
+  }
+
+  private failQueued(message: string): void {
+    for (const waiting of this.queue.splice(0)) this.fail(waiting, message);
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
   }
 
   private onResponse(r: Response): void {
@@ -328,6 +409,8 @@ export class HostProcess {
     const cause = `was killed: ${p.what} ran past its deadline of ${p.limitMs} ms`;
     this.child?.kill({ reason: 'deadline', message: cause, hook: p.hook });
     this.fail(p, `plugin host ${cause}`);
+    // Only that call fails: the others, never sent, wait for the next child, each within its own deadline.
+    this.pump();
   };
 
   private unavailable(): string {
@@ -336,8 +419,8 @@ export class HostProcess {
       case 'starting':
         return `plugin host is restarting after it ${this.lastCause}`;
       case 'failed':
-        return `plugin host failed: it stopped ${this.exits.length} times within ${this.opts.restart.windowMs} ms ` +
-          `(last, it ${this.lastCause}), and is not restarted; reload the plugin to try again`;
+        return `plugin host failed: ${this.failedWhy}; it is not restarted for ${this.failedRetryMs} ms (or until the ` +
+          'plugin is reloaded)';
       default:
         return 'plugin is closed';
     }
@@ -357,11 +440,13 @@ export class HostProcess {
     }
     this.lastCause = cause;
     if (running) this.fail(running, `plugin host ${cause}`);
-    for (const waiting of this.queue.splice(0)) this.fail(waiting, `plugin host ${cause}`);
     const exit = { code, signal, reason: kill?.reason ?? (signal !== null ? 'signal' : 'exit'), at: new Date().toISOString() };
     if (this.phase === 'running') {
+      // The calls waiting were never sent: they wait for the next child (a crash loop fails them).
       this.crashed(cause, exit, running?.hook ?? kill?.hook, kill?.rssMb);
+      this.pump();
     } else if (this.phase === 'closing') {
+      this.failQueued(`plugin host ${cause}`);
       this.opts.log.debug({ plugin: this.name, code, signal }, 'plugin host exited');
     } else {
       this.bootExit = exit; // start-up handles its own child; a restart records how it ended
@@ -377,9 +462,9 @@ export class HostProcess {
     this.exits.push(now);
     const fields = { plugin: this.name, code: exit.code, signal: exit.signal, hook: hook ?? null, reason: exit.reason, ...(rssMb === undefined ? {} : { rss_mb: rssMb }) };
     if (this.exits.length > maxRestarts) {
-      this.phase = 'failed';
-      this.opts.log.error(fields, `plugin host ${cause}; it stopped ${this.exits.length} times within ${windowMs} ms, ` +
-        'so it is not restarted: its hooks fail until the plugin is reloaded');
+      this.giveUp(fields, `plugin host ${cause}; it stopped ${this.exits.length} times within ${windowMs} ms, so it is ` +
+        `not restarted for ${this.failedRetryMs} ms: its hooks fail at once meanwhile`,
+      `it stopped ${this.exits.length} times within ${windowMs} ms (last, it ${cause})`);
       return;
     }
     const delay = Math.min(initialDelayMs * 2 ** (this.exits.length - 1), maxDelayMs);
@@ -387,6 +472,25 @@ export class HostProcess {
     this.opts.log.error(fields, `plugin host ${cause}; restarting it in ${delay} ms`);
     this.restartTimer = setTimeout(() => void this.restart(), delay).unref();
   }
+
+  /** A crash loop: no restart (and every call fails at once) until the cool-down is over, then one start is tried. */
+  private giveUp(fields: Record<string, unknown>, logged: string, why: string): void {
+    this.phase = 'failed';
+    this.failedWhy = why;
+    this.opts.log.error(fields, logged);
+    this.failQueued(`plugin host failed: ${why}`);
+    this.restartTimer = setTimeout(this.retryAfterCrashLoop, this.failedRetryMs).unref();
+  }
+
+  private readonly retryAfterCrashLoop = (): void => {
+    this.restartTimer = undefined;
+    if (this.phase !== 'failed') return;
+    this.exits = []; // a new crash-loop window
+    this.retrying = true;
+    this.phase = 'restarting';
+    this.opts.log.warn({ plugin: this.name }, `plugin host: starting it again, ${this.failedRetryMs} ms after its crash loop`);
+    void this.restart();
+  };
 
   private async restart(): Promise<void> {
     this.restartTimer = undefined;
@@ -399,23 +503,61 @@ export class HostProcess {
       if (this.phase !== 'restarting') return; // closed meanwhile
       this.lastCause = `failed to start again: ${(err as Error).message}`;
       const exit = this.bootExit ?? { code: null, signal: null, reason: 'start', at: new Date().toISOString() };
+      if (this.retrying) {
+        this.retrying = false;
+        this.lastExit = exit;
+        this.giveUp({ plugin: this.name, code: exit.code, signal: exit.signal, hook: null, reason: exit.reason },
+          `plugin host ${this.lastCause}; it is not restarted for another ${this.failedRetryMs} ms`,
+          `it ${this.lastCause}, after a crash loop`);
+        return;
+      }
       this.crashed(this.lastCause, exit, undefined);
       return;
     }
     if (this.phase !== 'restarting') return;
+    this.retrying = false;
     this.phase = 'running';
     this.opts.log.info({ plugin: this.name, restarts: this.restarts }, 'plugin host restarted');
+    this.pump(); // the calls that waited for it
   }
+
+  /** The child's output, to the log, at most MAX_LINES_PER_SECOND lines a second: the rest are counted, and said. */
+  private readonly onLine = (stream: 'stdout' | 'stderr', line: string): void => {
+    const now = performance.now();
+    if (now - this.lineWindow >= 1000) {
+      this.lineWindow = now;
+      this.linesLogged = 0;
+    }
+    if (this.linesLogged >= MAX_LINES_PER_SECOND) {
+      if (this.linesDropped++ === 0) this.dropTimer = setTimeout(this.reportDropped, this.lineWindow + 1000 - now).unref();
+      return;
+    }
+    this.linesLogged += 1;
+    if (stream === 'stdout') this.opts.log.info({ plugin: this.name, stream }, line);
+    else this.opts.log.warn({ plugin: this.name, stream }, line);
+  };
+
+  private readonly reportDropped = (): void => {
+    clearTimeout(this.dropTimer);
+    this.dropTimer = undefined;
+    const dropped = this.linesDropped;
+    this.linesDropped = 0;
+    if (dropped === 0) return;
+    this.opts.log.warn({ plugin: this.name, dropped },
+      `plugin output: ${dropped} lines dropped, over the limit of ${MAX_LINES_PER_SECOND} lines per second`);
+  };
 
   private async shutDown(): Promise<void> {
     clearTimeout(this.restartTimer);
     const running = this.phase === 'running';
     this.phase = 'closing';
+    // Calls waiting for a child that was not running now never get one.
+    if (!running) this.failQueued('plugin is closed');
     const child = this.child;
     if (child !== undefined) {
       if (running) {
         // Cleanup queues behind the calls already asked for; if the child dies or hangs meanwhile, it is killed below.
-        await this.request(Op.CLEANUP, [], 'Cleanup', 'running Cleanup').catch(() => undefined);
+        await this.request(Op.CLEANUP, [], 'Cleanup', 'running Cleanup', false).catch(() => undefined);
       }
       if (!(await child.exitedWithin(running ? EXIT_WAIT_MS : 0))) {
         child.kill({ reason: 'close', message: 'was killed: it did not exit when closed' });
@@ -423,6 +565,8 @@ export class HostProcess {
       }
       this.child = undefined;
     }
+    this.failQueued('plugin is closed');
+    this.reportDropped();
     this.phase = 'closed';
   }
 }
@@ -455,14 +599,23 @@ interface ChildEvents {
 
 /** If the channel closes but the process does not exit, it is killed after this long. */
 const CHANNEL_GRACE_MS = 200;
-const statmScratch = Buffer.alloc(256);
+const statusScratch = Buffer.alloc(4096);
+/** What the child inherits of the gateway's environment (and the LC_* variables): no API keys, no secrets. */
+const KEPT_ENV = new Set(['PATH', 'HOME', 'LANG', 'TZ']);
+
+function childEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && (KEPT_ENV.has(key) || key.startsWith('LC_'))) env[key] = value;
+  }
+  return env;
+}
 
 /**
  * One child process: spawns it, writes requests, cuts its answers into responses and its output into lines, watches
  * its memory, and reports its end once, after every answer it wrote has been read.
  */
 class HostChild {
-  pageSize = 4096;
   killed: Kill | undefined;
   private readonly proc: ChildProcess;
   private readonly channel: Socket | undefined;
@@ -474,20 +627,24 @@ class HostChild {
   private readonly whenFinished: Promise<void>;
   private finish!: () => void;
   private memoryTimer: NodeJS.Timeout | undefined;
-  private statm = -1;
+  private status = -1;
   private held = false;
 
   constructor(binary: string, args: string[], private readonly events: ChildEvents) {
     this.whenFinished = new Promise((resolve) => (this.finish = resolve));
     this.reader = new ResponseReader(events.maxResponse);
-    // Its own session: a Ctrl-C in the gateway's terminal is for the gateway, which then closes its plugins in order.
-    this.proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    // Its own session, and so its own process group: a Ctrl-C in the gateway's terminal is for the gateway, which then
+    // closes its plugins in order; and a kill reaches whatever the plugin started, too (see killGroup).
+    this.proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true, env: childEnvironment() });
     this.proc.unref();
     this.proc.on('error', (err) => {
       // Only a failed spawn matters here: a failed kill is followed by the exit anyway.
       if (this.proc.pid === undefined) this.end(null, null, `could not be started (${binary}): ${err.message}`);
     });
     this.proc.on('exit', (code, signal) => {
+      // What the plugin started goes with it. The group outlives its leader only while it has members, so its id (the
+      // child's pid) is not reused meanwhile; and no other child has been started since this one was reaped.
+      this.killGroup();
       this.exit = { code, signal };
       // Answers written just before the end may still be in the socket: they are read first.
       if (this.channelClosed) this.done();
@@ -553,7 +710,19 @@ class HostChild {
     if (this.finished || this.exit !== undefined) return;
     this.killed ??= why;
     this.hold(true); // until its exit is seen, and reported
-    this.proc.kill('SIGKILL');
+    if (!this.killGroup()) this.proc.kill('SIGKILL');
+  }
+
+  /** SIGKILL to the child's process group: the child and whatever it started (unless that left the group). */
+  private killGroup(): boolean {
+    const pid = this.proc.pid;
+    if (pid === undefined) return false;
+    try {
+      process.kill(-pid, 'SIGKILL');
+      return true;
+    } catch {
+      return false; // no such group (left empty), or not allowed
+    }
   }
 
   /** Whether the child has exited (and its end been reported), waiting up to `ms` for it. */
@@ -588,21 +757,25 @@ class HostChild {
     if (this.finished) return;
     this.finished = true;
     clearInterval(this.memoryTimer);
-    if (this.statm >= 0) closeSync(this.statm);
-    this.statm = -1;
+    if (this.status >= 0) closeSync(this.status);
+    this.status = -1;
     this.channel?.destroy();
     if (spawnError !== undefined) this.killed ??= { reason: 'start', message: spawnError };
     this.events.onExit(this, code, signal);
     this.finish();
   }
 
-  /** /proc/<pid>/statm, opened once (after exec) and re-read in place: one read per tick, and immune to pid reuse. */
+  /**
+   * VmRSS (in kB) from /proc/<pid>/status, opened once (after exec) and re-read in place: one read per tick, immune to
+   * pid reuse, and in units the kernel states (nothing the child says is trusted).
+   */
   private checkMemory(): void {
     try {
-      if (this.statm < 0) this.statm = openSync(`/proc/${this.proc.pid}/statm`, 'r');
-      const n = readSync(this.statm, statmScratch, 0, statmScratch.length, 0);
-      const fields = statmScratch.toString('latin1', 0, n).split(' ');
-      const rss = Number(fields[1]) * this.pageSize;
+      if (this.status < 0) this.status = openSync(`/proc/${this.proc.pid}/status`, 'r');
+      const n = readSync(this.status, statusScratch, 0, statusScratch.length, 0);
+      const at = statusScratch.indexOf('VmRSS:', 0, 'latin1');
+      if (at < 0 || at >= n) return; // none: the process is exiting
+      const rss = Number.parseInt(statusScratch.toString('latin1', at + 6, Math.min(n, at + 40)), 10) * 1024;
       if (rss > this.events.maxMemoryBytes) {
         this.kill({
           reason: 'memory',

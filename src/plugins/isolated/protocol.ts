@@ -5,10 +5,18 @@
  *
  *   request   u32 body_len | u8 op | u8 pad[3] | u32 nbufs | u32 len[nbufs] | the buffers, back to back
  *   response  u32 body_len | i32 status | u32 flags | output (body_len - 8 bytes)
+ *
+ * A buffer's len is ABSENT (0xffffffff, never a real length: frames are far smaller) for a null input, which takes
+ * no bytes and reaches the plugin as a NULL pointer, as in the inline mode (PostHook's response or error). Any other
+ * len, 0 included, reaches it as a valid, non-NULL pointer.
  */
 
 export const Op = {
-  /** Load the plugin; answers its ABI version, name, exports and concurrency as JSON. */
+  /**
+   * Load the plugin; answers its ABI version, name, exports and concurrency as JSON. Plugin code has run in the child
+   * by then (constructors run at dlopen), so the answer is only what the plugin says of itself: nothing about the
+   * process (its memory, say) is taken from it.
+   */
   HELLO: 1,
   /** The gateway accepts the plugin: run Init (config) if exported. From here on Cleanup is owed. */
   INIT: 2,
@@ -20,6 +28,9 @@ export const Op = {
   CLEANUP: 7,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
+
+/** The len of a null (absent) input buffer. */
+export const ABSENT = 0xffffffff;
 
 /** Response flags. */
 export const FLAG_OUTPUT = 1;
@@ -74,7 +85,7 @@ function writeHeader(into: Buffer, op: Op, bufs: readonly (Buffer | null)[], bod
   into.writeUInt32LE(bufs.length, 8);
   let at = 12;
   for (const b of bufs) {
-    into.writeUInt32LE(b === null ? 0 : b.length, at);
+    into.writeUInt32LE(b === null ? ABSENT : b.length, at);
     at += 4;
   }
   return at;
