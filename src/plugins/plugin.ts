@@ -107,8 +107,3 @@ export class PluginFailure extends Error {
     this.name = 'PluginFailure';
   }
 }
-
-/** Whether a value is a promise: the one check the inline path pays for the other modes. */
-export function isPromise<T>(value: Maybe<T>): value is Promise<T> {
-  return value instanceof Promise;
-}
