@@ -16,14 +16,31 @@ export type ErrorType =
   | 'config_error'
   | 'plugin_error';
 
+/**
+ * What an upstream said of its own refusal: its status, and its error's `type`, `code` and `param` as it sent them
+ * (OpenAI's, Anthropic's or Gemini's). The client gets these in its own API's error shape, with the gateway's
+ * catalogue code beside them as `heimdall_code`.
+ */
+export interface UpstreamErrorInfo {
+  status: number;
+  type?: string;
+  code?: string;
+  param?: string | null;
+}
+
 export class HeimdallError extends Error {
   readonly code: string;
-  readonly statusCode: number;
+  /** An upstream's refusal keeps the upstream's status (see http/status.ts), so this may differ from the catalogue's. */
+  statusCode: number;
   readonly type: ErrorType;
   /** Whether a request that failed with this error may be retried on a fallback model. */
   readonly allowFallbacks: boolean;
   /** Seconds the client should wait before trying again, when known (sent as retry-after). */
   retryAfter: number | undefined;
+  /** Set when the error is an upstream's answer: what the upstream said, to pass on. */
+  upstream: UpstreamErrorInfo | undefined;
+  /** The request field the error is about, when it is about one (OpenAI's `param`). */
+  param: string | undefined;
 
   constructor(code: string, statusCode: number, type: ErrorType, message: string, allowFallbacks = true) {
     super(message);
@@ -33,6 +50,8 @@ export class HeimdallError extends Error {
     this.type = type;
     this.allowFallbacks = allowFallbacks;
     this.retryAfter = undefined;
+    this.upstream = undefined;
+    this.param = undefined;
   }
 }
 
@@ -166,6 +185,9 @@ export const Errors = {
     'or raise concurrency.max_in_flight / concurrency.max_queue'),
   PROVIDER_NO_KEY: define('HEIMDALL_ERR_PROVIDER_NO_KEY', 404, 'not_found_error', (provider: string, model: string) =>
     `no key of provider ${provider} may be used for model ${JSON.stringify(model)}; add the model to a key's "models" list`),
+  FIELD_UNSUPPORTED: define('HEIMDALL_ERR_FIELD_UNSUPPORTED', 400, 'invalid_request_error', (provider: string, field: string, why: string) =>
+    `provider ${provider} can't take the request field ${field} (${why}); remove it, or let the gateway leave such ` +
+    'fields out with the provider\'s "drop_unsupported": true (they are then listed in the x-heimdall-dropped header)'),
   PROVIDER_UNSUPPORTED: define('HEIMDALL_ERR_PROVIDER_UNSUPPORTED', 400, 'invalid_request_error', (provider: string, what: string) =>
     `provider ${provider} does not support ${what}`),
   CLIENT_CLOSED: define('HEIMDALL_ERR_CLIENT_CLOSED', 499, 'invalid_request_error', () =>
@@ -175,7 +197,7 @@ export const Errors = {
 
 /** The OpenAI-style error body every 4xx/5xx answer carries. */
 export interface ErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null };
+  error: { message: string; type: string; param: string | null; code: string | null; heimdall_code?: string };
 }
 
 /** A plugin's error may leave out its type: it follows from the status, as OpenAI's do. */
@@ -194,7 +216,36 @@ export function typeForStatus(status: number): ErrorType {
   }
 }
 
-export function errorBody(err: { message: string; type?: string; code?: string; status_code?: number; statusCode?: number }): ErrorBody {
+/** An error as a client of the OpenAI API expects it. An upstream's own type, code and param win over ours. */
+export function errorBody(err: {
+  message: string;
+  type?: string;
+  code?: string;
+  status_code?: number;
+  statusCode?: number;
+  upstream?: UpstreamErrorInfo | undefined;
+  param?: unknown;
+}): ErrorBody {
   const status = err.status_code ?? err.statusCode ?? 500;
-  return { error: { message: err.message, type: err.type ?? typeForStatus(status), param: null, code: err.code ?? null } };
+  const up = upstreamInfo(err.upstream);
+  const body: ErrorBody['error'] = {
+    message: err.message,
+    type: up?.type ?? err.type ?? typeForStatus(status),
+    param: up?.param ?? (typeof err.param === 'string' ? err.param : null),
+    code: up?.code ?? err.code ?? null,
+  };
+  if (up?.code !== undefined && err.code !== undefined) body.heimdall_code = err.code;
+  return { error: body };
+}
+
+/** An upstream's info as it travels in an AbiError (plain JSON, possibly from a plugin): its well-typed fields. */
+export function upstreamInfo(v: unknown): UpstreamErrorInfo | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const u = v as Record<string, unknown>;
+  if (typeof u.status !== 'number') return undefined;
+  const info: UpstreamErrorInfo = { status: u.status };
+  if (typeof u.type === 'string') info.type = u.type;
+  if (typeof u.code === 'string') info.code = u.code;
+  if (typeof u.param === 'string' || u.param === null) info.param = u.param;
+  return info;
 }

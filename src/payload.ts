@@ -16,7 +16,20 @@ export function parseJsonBody(body: Buffer): unknown {
   }
 }
 
+/** An answer in a provider's own wire format, kept beside its canonical translation (see Payload.native). */
+export interface NativeAnswer {
+  format: 'anthropic';
+  bytes: Buffer;
+}
+
 export class Payload {
+  /**
+   * The upstream's own answer, when the canonical value was translated from another format: a drop-in route of
+   * that format sends these bytes when the Payload reaches it unchanged (a PostHook that replaces the answer makes
+   * a new Payload, without them).
+   */
+  native: NativeAnswer | undefined = undefined;
+
   private constructor(
     private buf: Buffer | undefined,
     private obj: JsonObject | undefined,

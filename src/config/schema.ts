@@ -59,6 +59,11 @@ const httpProviderFields = {
   max_response_bytes: z.number().int().positive().max(4 * 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   /** The largest line, and event, of an upstream stream (SSE); a larger one ends the stream with its own code. */
   max_event_bytes: z.number().int().positive().max(256 * 1024 * 1024).default(1024 * 1024),
+  /**
+   * A request field this provider's wire format can't express is refused with a 400 naming it (the default), or,
+   * when true, left out and named in the answer's x-heimdall-dropped header.
+   */
+  drop_unsupported: z.boolean().default(false),
 };
 
 const httpUrl = z.url({ protocol: /^https?$/ });

@@ -21,17 +21,20 @@ import { parseJsonBody, Payload } from '../payload.js';
 import { bounded } from '../plugins/native-plugin.js';
 import { PluginFailure, type AbiError, type Json, type JsonObject, type Plugin, type PostHookResult, type PreHookResult } from '../plugins/plugin.js';
 import type { PluginRegistry } from '../plugins/registry.js';
-import { chunkOf, type ProviderCall, type StreamChunk } from '../providers/provider.js';
+import { chunkOf, newUpstreamMeta, type NativeRequest, type ProviderCall, type StreamChunk, type UpstreamMeta } from '../providers/provider.js';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry.js';
 import { flatHeaders, type RequestContext } from './context.js';
 import { fallbackRequest, modelName, parseFallbacks } from './fallbacks.js';
 import { responseToChunks, StreamAssembler } from './stream-shapes.js';
+import { validateChatRequest } from './validate.js';
 
 /**
  * A response, or an error. `servedBy` ("provider/model") is set when a provider's answer is what the client gets
  * (not a plugin's short-circuit or recovery).
  */
-export type Result = { response: Payload; error?: undefined; servedBy?: string } | { error: AbiError; response?: undefined };
+export type Result =
+  | { response: Payload; error?: undefined; servedBy?: string; meta?: UpstreamMeta }
+  | { error: AbiError; response?: undefined; meta?: UpstreamMeta };
 
 export type TransportOutcome =
   | { kind: 'continue'; body: Buffer }
@@ -45,8 +48,16 @@ export type TransportOutcome =
 export type StreamEvent = { kind: 'chunk'; chunk: StreamChunk } | { kind: 'error'; error: AbiError } | { kind: 'done' };
 
 export type StreamOutcome =
-  | { kind: 'stream'; events: AsyncIterable<StreamEvent>; servedBy?: string; error?: undefined }
-  | { kind: 'error'; error: AbiError };
+  | {
+      kind: 'stream';
+      events: AsyncIterable<StreamEvent>;
+      servedBy?: string;
+      error?: undefined;
+      meta?: UpstreamMeta;
+      /** True when the chunks are the provider's own, in order, no StreamChunkHook having run on them. */
+      untouched?: boolean;
+    }
+  | { kind: 'error'; error: AbiError; meta?: UpstreamMeta };
 
 export type Operation = 'chat' | 'embeddings';
 
@@ -55,6 +66,8 @@ export interface PrepareOptions {
   operation?: Operation;
   /** On the drop-in SDK routes, a bare model name ("gpt-4o-mini") belongs to this provider. */
   defaultProvider?: string | undefined;
+  /** A drop-in route's request in its own format, for a provider of that format (see ProviderCall.native). */
+  native?: NativeRequest | undefined;
 }
 
 /** One try at answering, for the primary model or one fallback: its own request, target and PreHook count. */
@@ -99,6 +112,7 @@ export class PipelineRun {
   private primary: ResolvedModel | undefined;
   private fallbacks: ResolvedModel[] = [];
   private defaultProvider: string | undefined;
+  private native: NativeRequest | undefined;
   private streaming = false;
 
   constructor(
@@ -168,10 +182,12 @@ export class PipelineRun {
       if (request.stream !== undefined && request.stream !== null && typeof request.stream !== 'boolean') {
         throw Errors.BAD_REQUEST('"stream" must be a boolean');
       }
+      validateChatRequest(request);
     } else if (!isInput(request.input)) {
       throw Errors.BAD_REQUEST('"input" must be a string, an array of strings, or an array of token arrays, and not empty');
     }
     this.defaultProvider = options.defaultProvider;
+    this.native = options.native;
     const target = this.resolve(request.model);
     // Plugins see one naming whatever the route: "provider/model".
     const canonical = modelName(target);
@@ -252,20 +268,24 @@ export class PipelineRun {
     let pre = this.runPreHooks(attempt);
     if (pre instanceof Promise) pre = await pre;
     let result: Result;
+    let meta: UpstreamMeta | undefined;
     if (pre !== undefined) {
       result = pre;
     } else {
+      const call = this.call(attempt);
+      meta = call.meta;
       try {
-        result = { response: await send(this.call(attempt)), servedBy: modelName(attempt.target) };
+        result = { response: await send(call), servedBy: modelName(attempt.target), meta };
       } catch (err) {
-        result = { error: toAbiError(err) };
+        result = { error: toAbiError(err), meta };
       }
     }
     let after = this.runPostHooks(attempt, result);
     if (after instanceof Promise) after = await after;
     // A PostHook that replaced the answer made it its own; one that only looked keeps the provider's name on it.
     if (after.response !== undefined && after.response === result.response) return result;
-    return after.response !== undefined ? { response: after.response } : after;
+    if (after.response !== undefined) return { response: after.response, meta };
+    return after === result ? result : { error: after.error, meta };
   }
 
   private async streamOnce(attempt: Attempt): Promise<StreamOutcome> {
@@ -275,18 +295,22 @@ export class PipelineRun {
       return { kind: 'stream', events: this.streamThroughHooks(attempt, fromArray(responseToChunks(pre.response.value()))) };
     }
     let failure = pre?.error;
+    let meta: UpstreamMeta | undefined;
     if (failure === undefined) {
+      const call = this.call(attempt);
+      meta = call.meta;
       try {
-        const upstream = await attempt.target.provider.stream(this.call(attempt));
+        const upstream = await attempt.target.provider.stream(call);
         const started = await firstChunk(upstream);
-        return { kind: 'stream', events: this.streamThroughHooks(attempt, started), servedBy: modelName(attempt.target) };
+        const untouched = !this.plugins.slice(0, attempt.executed).some((p) => p.info.hooks.chunk);
+        return { kind: 'stream', events: this.streamThroughHooks(attempt, started), servedBy: modelName(attempt.target), meta, untouched };
       } catch (err) {
         failure = toAbiError(err);
       }
     }
     let result = this.runPostHooks(attempt, { error: failure });
     if (result instanceof Promise) result = await result;
-    if (result.error !== undefined) return { kind: 'error', error: result.error };
+    if (result.error !== undefined) return { kind: 'error', error: result.error, meta };
     if (this.logBodies) this.logExchange(result.response.value(), undefined);
     return { kind: 'stream', events: plain(responseToChunks(result.response.value())) };
   }
@@ -477,7 +501,14 @@ export class PipelineRun {
   }
 
   private call(attempt: Attempt): ProviderCall {
-    return { model: attempt.target.model, request: attempt.request, unchanged: attempt.unchanged, signal: this.signal };
+    return {
+      model: attempt.target.model,
+      request: attempt.request,
+      unchanged: attempt.unchanged,
+      signal: this.signal,
+      meta: newUpstreamMeta(),
+      native: this.native,
+    };
   }
 
   /** The "bodies" line of a non-streamed answer. */
@@ -556,6 +587,8 @@ export function toAbiError(err: unknown): AbiError {
   const e = err instanceof HeimdallError ? err : Errors.INTERNAL((err as Error)?.message ?? String(err));
   const abi: AbiError = { status_code: e.statusCode, message: e.message, type: e.type, code: e.code, allow_fallbacks: e.allowFallbacks };
   if (e.retryAfter !== undefined) abi.retry_after = e.retryAfter;
+  if (e.upstream !== undefined) abi.upstream = { ...e.upstream };
+  if (e.param !== undefined) abi.param = e.param;
   return abi;
 }
 

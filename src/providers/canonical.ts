@@ -6,6 +6,7 @@
  */
 import { Errors } from '../errors.js';
 import type { Json, JsonObject } from '../plugins/plugin.js';
+import type { UpstreamMeta } from './provider.js';
 
 export type Part =
   | { kind: 'text'; text: string }
@@ -173,4 +174,26 @@ export function embeddingValue(values: readonly number[], request: JsonObject): 
   if (request.encoding_format !== 'base64') return [...values];
   const floats = Float32Array.from(values);
   return Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString('base64');
+}
+
+/**
+ * What a translation does with a request field its target can't express: `(field, why)`. Every field is
+ * translated, passed through, or handed to this, never dropped quietly (docs/providers.md).
+ */
+export type LeaveOut = (field: string, why: string) => void;
+
+/**
+ * The provider's policy for such fields: a 400 naming the field (HEIMDALL_ERR_FIELD_UNSUPPORTED, with `param`
+ * set), or, with `drop_unsupported`, the field left out and recorded in `meta.dropped` for the x-heimdall-dropped
+ * header.
+ */
+export function leaveOut(provider: string, dropUnsupported: boolean, meta: UpstreamMeta | undefined): LeaveOut {
+  return (field, why) => {
+    if (!dropUnsupported) {
+      const err = Errors.FIELD_UNSUPPORTED(provider, field, why);
+      err.param = field;
+      throw err;
+    }
+    if (meta !== undefined && !meta.dropped.includes(field)) meta.dropped.push(field);
+  };
 }

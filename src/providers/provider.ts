@@ -17,6 +17,37 @@ export interface ProviderCall {
   unchanged: boolean;
   /** Aborts when the client has gone: stop the upstream work. */
   signal: CancelSignal;
+  /** What the provider learns of the exchange besides the answer: headers to relay, fields left out. */
+  meta: UpstreamMeta;
+  /**
+   * The client's own request in its own wire format, when a drop-in route received it (the Anthropic route's
+   * Messages request). A provider that speaks that format sends these bytes upstream, model swapped, while
+   * `unchanged` is true: the lossless path.
+   */
+  native?: NativeRequest | undefined;
+}
+
+/** A drop-in route's request as the client sent it. */
+export interface NativeRequest {
+  format: 'anthropic';
+  /** The request body as received (after TransportInterceptors). */
+  body: Buffer;
+  /** The client's headers that the format forwards upstream (anthropic-beta...), lower-case names. */
+  headers: Record<string, string>;
+}
+
+/**
+ * Filled by the provider during a call, read by the route that answers the client: the upstream's headers a
+ * client should see (rate limits, the upstream's request id), and the request fields a translation left out
+ * (allowed by the provider's `drop_unsupported`), sent as `x-heimdall-dropped`.
+ */
+export interface UpstreamMeta {
+  headers: Record<string, string> | undefined;
+  dropped: string[];
+}
+
+export function newUpstreamMeta(): UpstreamMeta {
+  return { headers: undefined, dropped: [] };
 }
 
 /**
@@ -28,6 +59,13 @@ export interface ProviderCall {
 export interface StreamChunk {
   readonly text: string;
   readonly value: JsonObject;
+  /**
+   * The upstream's own events this chunk was made from, as SSE text in the upstream's wire format (an Anthropic
+   * upstream's `event: ...\ndata: ...\n\n` frames, including events that have no canonical equivalent, such as
+   * ping). A drop-in route of the same format writes these instead of translating `value` back, when no plugin
+   * could have changed the chunks.
+   */
+  readonly native?: string;
 }
 
 /** A chunk the gateway built itself: its text is the value's one serialisation. */
@@ -53,5 +91,10 @@ export interface Provider {
   stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>>;
   /** An OpenAI embeddings list; providers without embeddings reject with HEIMDALL_ERR_PROVIDER_UNSUPPORTED. */
   embeddings(call: EmbeddingsCall): Promise<Payload>;
+  /**
+   * The upstream's token count for a request in the native format (`call.native`), answered in that format;
+   * undefined for providers that can't count (the route answers 400, naming the provider).
+   */
+  countTokens?(call: ProviderCall): Promise<Payload>;
   close(): Promise<void>;
 }
