@@ -123,14 +123,14 @@ t.test('a streamed call holds its provider concurrency slot until the stream end
   t.equal(up.seen.length, 2, 'the refused request never reached the upstream');
 });
 
-t.test('an upstream 404 is a rejection: a 4xx for the client, not a 502, and not retried', async (t) => {
+t.test('an upstream 404 is a rejection: a 404 for the client, not a 502, and not retried', async (t) => {
   const up = await startFakeProvider(t, 'openai');
   const gw = await startGateway(t, { log: { level: 'warn' }, providers: { openai: { base_url: up.baseUrl, retries: { max_retries: 2, initial_backoff_ms: 10 } } } });
   up.queue({ status: 404, message: 'The model `gpt-nope` does not exist' });
   const res = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-nope'));
-  t.equal(res.status, 400);
+  t.equal(res.status, 404);
   t.equal(res.json.error.code, 'HEIMDALL_ERR_UPSTREAM_REJECTED');
-  t.equal(res.json.error.type, 'invalid_request_error');
+  t.equal(res.json.error.type, 'server_error', 'the upstream\'s own type, as it sent it');
   t.match(res.json.error.message, /refused the request \(404\): The model `gpt-nope` does not exist/);
   t.equal(up.seen.length, 1);
 });

@@ -107,7 +107,7 @@ t.test('openai provider: requests reach a real OpenAI-compatible server', async 
 
   await t.test('upstream failures become 5xx error bodies, and nothing hangs', async (t) => {
     const r500 = await postJson(url, chat('openai/fail-500'));
-    t.equal(r500.status, 502);
+    t.equal(r500.status, 500, 'the upstream\'s status');
     t.equal(r500.json.error.code, 'HEIMDALL_ERR_UPSTREAM_STATUS');
     t.match(r500.json.error.message, /answered 500: the model is overloaded/);
 
@@ -124,7 +124,7 @@ t.test('openai provider: requests reach a real OpenAI-compatible server', async 
     t.equal(slow.json.error.code, 'HEIMDALL_ERR_UPSTREAM_TIMEOUT');
 
     const slowStream = await postJson(url, chat('openai/fail-500', 'x', { stream: true }));
-    t.equal(slowStream.status, 502, 'a stream that fails before its first byte is an ordinary error answer');
+    t.equal(slowStream.status, 500, 'a stream that fails before its first byte is an ordinary error answer');
     t.equal(slowStream.json.error.code, 'HEIMDALL_ERR_UPSTREAM_STATUS');
 
     const broken = await postJson(url, chat('openai/break-stream', 'a b c', { stream: true }));

@@ -178,7 +178,7 @@ t.test('PostHooks can replace a response, recover from an error, and invalidate 
     t.equal(res.json.choices[0].message.content, 'replaced');
     const p3 = tr.read().find((l) => l.plugin === 'p3' && l.hook === 'post');
     t.equal(p3?.response, null);
-    t.equal(p3?.error.status_code, 502);
+    t.equal(p3?.error.status_code, 500);
     t.equal(p3?.error.code, 'HEIMDALL_ERR_UPSTREAM_STATUS');
     t.match(p3?.error.message, /overloaded/);
     t.same(tr.read().find((l) => l.plugin === 'p1' && l.hook === 'post')?.response, replacement);

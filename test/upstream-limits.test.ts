@@ -297,14 +297,15 @@ t.test("an upstream's error message that echoes the credential reaches the clien
   const leaks = (text: string) => [KEY, 'sk-proj-AbCdEfGhIjKlMnOpQrStUvWx', 'abc.def-ghi'].filter((s) => text.includes(s));
 
   const res = await postJson(url, chat('up/echo-key'));
-  t.equal(res.status, 502);
-  t.equal(res.json.error.code, 'HEIMDALL_ERR_UPSTREAM_STATUS');
-  t.match(res.json.error.message, /^provider up answered 401: Incorrect API key provided: Bearer \[redacted\]\. Also tried \[redacted\]/);
+  t.equal(res.status, 401, 'the upstream\'s status');
+  t.equal(res.json.error.code, 'invalid_api_key', 'the upstream\'s code');
+  t.equal(res.json.error.heimdall_code, 'HEIMDALL_ERR_UPSTREAM_REJECTED');
+  t.match(res.json.error.message, /^provider up refused the request \(401\): Incorrect API key provided: Bearer \[redacted\]\. Also tried \[redacted\]/);
   t.same(leaks(res.text), [], 'neither the key, nor a bearer token, nor an sk- key');
 
   const streamed = await postJson(url, chat('up/echo-key', 'hi', { stream: true }));
-  t.equal(streamed.status, 502, 'a 401 to a stream request');
-  t.match(streamed.json.error.message, /answered 401: .*\[redacted\]/);
+  t.equal(streamed.status, 401, 'a 401 to a stream request');
+  t.match(streamed.json.error.message, /refused the request \(401\): .*\[redacted\]/);
   t.same(leaks(streamed.text), []);
 
   const midStream = await postJson(url, chat('up/echo-key', 'mid-stream', { stream: true }));

@@ -21,10 +21,15 @@ export interface UpstreamObserver {
 }
 
 export class InstrumentedProvider implements Provider {
+  /** The inner provider's, when it has one; not timed (a count is not a model call). */
+  readonly countTokens?: (call: ProviderCall) => Promise<Payload>;
+
   constructor(
     private readonly inner: Provider,
     private readonly observer: UpstreamObserver,
-  ) {}
+  ) {
+    if (inner.countTokens !== undefined) this.countTokens = (call) => (inner.countTokens as (c: ProviderCall) => Promise<Payload>).call(inner, call);
+  }
 
   get name(): string {
     return this.inner.name;

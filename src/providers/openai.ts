@@ -13,6 +13,8 @@ import { UpstreamClient, type BuildRequest, type UpstreamSettings } from './http
 import type { SseEvent } from './http/sse.js';
 import { preview, upstreamMessage } from './http/status.js';
 import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from './provider.js';
+import { leaveOut, type LeaveOut } from './canonical.js';
+import { fromNativeExtensions } from './openai-from-native.js';
 
 /** Where a dialect of the OpenAI format puts its operations and its key. */
 export interface OpenAIDialect {
@@ -25,6 +27,7 @@ const GATEWAY_FIELDS = ['fallbacks'] as const;
 
 export class OpenAIProvider implements Provider {
   private readonly client: UpstreamClient;
+  private readonly dropUnsupported: boolean;
 
   constructor(
     readonly name: string,
@@ -33,6 +36,7 @@ export class OpenAIProvider implements Provider {
     private readonly dialect: OpenAIDialect,
   ) {
     this.client = new UpstreamClient(settings);
+    this.dropUnsupported = settings.dropUnsupported;
   }
 
   /** OpenAI's own dialect: `{base_url}/chat/completions`, `Authorization: Bearer KEY`. */
@@ -64,7 +68,7 @@ export class OpenAIProvider implements Provider {
 
   private build(call: ProviderCall, operation: 'chat/completions' | 'embeddings', stream: boolean | undefined): BuildRequest {
     const path = this.dialect.path(operation, call.model);
-    const body = upstreamBody(call, stream);
+    const body = upstreamBody(call, stream, leaveOut(this.name, this.dropUnsupported, call.meta));
     return (key) => ({ path, headers: key === undefined ? {} : this.dialect.auth(key), body });
   }
 
@@ -113,7 +117,8 @@ export class OpenAIProvider implements Provider {
  * "model" value; otherwise (or when "stream" needs forcing, or a gateway field must go) the request is serialised.
  * `stream` undefined leaves the field as it is (embeddings have none).
  */
-export function upstreamBody(call: ProviderCall, stream: boolean | undefined): Buffer | string {
+export function upstreamBody(call: ProviderCall, stream: boolean | undefined, leave: LeaveOut): Buffer | string {
+  if (call.native !== undefined) return JSON.stringify(outOf(fromNativeExtensions(call.request.value(), leave, stream), call.model, stream));
   const request = call.request.value();
   const gatewayFields = GATEWAY_FIELDS.some((f) => request[f] !== undefined);
   if (call.unchanged && !gatewayFields && (stream === undefined || (request.stream === true) === stream)) {
@@ -124,10 +129,14 @@ export function upstreamBody(call: ProviderCall, stream: boolean | undefined): B
       return Buffer.concat([raw.subarray(0, at), Buffer.from(JSON.stringify(call.model)), raw.subarray(at + Buffer.byteLength(token))]);
     }
   }
-  const out: JsonObject = { ...request, model: call.model };
+  return JSON.stringify(outOf(request, call.model, stream));
+}
+
+function outOf(request: JsonObject, model: string, stream: boolean | undefined): JsonObject {
+  const out: JsonObject = { ...request, model };
   for (const f of GATEWAY_FIELDS) delete out[f];
   if (stream !== undefined) out.stream = stream;
-  return JSON.stringify(out);
+  return out;
 }
 
 function isObject(v: unknown): v is JsonObject {

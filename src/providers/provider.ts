@@ -30,8 +30,10 @@ export interface ProviderCall {
 /** A drop-in route's request as the client sent it. */
 export interface NativeRequest {
   format: 'anthropic';
-  /** The request body as received (after TransportInterceptors). */
+  /** The request body as received (after TransportInterceptors), without the gateway's own fields (fallbacks). */
   body: Buffer;
+  /** Its "model", as the client wrote it. */
+  model: string;
   /** The client's headers that the format forwards upstream (anthropic-beta...), lower-case names. */
   headers: Record<string, string>;
 }

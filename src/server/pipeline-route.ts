@@ -8,6 +8,7 @@ import { Cancellation } from '../cancel.js';
 import { openExchange } from '../metrics/exchange.js';
 import { RequestContext } from '../pipeline/context.js';
 import type { Pipeline, PipelineRun } from '../pipeline/pipeline.js';
+import type { UpstreamMeta } from '../providers/provider.js';
 
 /** Which provider/model answered, when a fallback may have stepped in. */
 export const SERVED_BY_HEADER = 'x-heimdall-served-by';
@@ -51,9 +52,20 @@ export function pipelineHandler(
   };
 }
 
+/** The request fields a translation left out, when the provider's drop_unsupported allowed it: comma-separated. */
+export const DROPPED_HEADER = 'x-heimdall-dropped';
+
 /** The headers a hijacked, streamed answer starts with. */
-export function streamHeaders(req: FastifyRequest, servedBy: string | undefined): Record<string, string> {
-  const headers: Record<string, string> = { 'x-request-id': req.id };
+export function streamHeaders(req: FastifyRequest, servedBy: string | undefined, meta?: UpstreamMeta): Record<string, string> {
+  const headers: Record<string, string> = { ...upstreamHeaders(meta), 'x-request-id': req.id };
   if (servedBy !== undefined) headers[SERVED_BY_HEADER] = servedBy;
+  return headers;
+}
+
+/** The upstream's relayed headers (rate limits, its request id) and the dropped fields, for an answer or an error. */
+export function upstreamHeaders(meta: UpstreamMeta | undefined): Record<string, string> {
+  if (meta === undefined) return {};
+  const headers = meta.headers === undefined ? {} : { ...meta.headers };
+  if (meta.dropped.length > 0) headers[DROPPED_HEADER] = meta.dropped.join(', ');
   return headers;
 }

@@ -23,8 +23,10 @@ import { KeyPool, type KeyRotation, type ProviderKey } from './keys.js';
 import { ConcurrencyLimiter, SharedSlot, type Release } from './limiter.js';
 import { redactor, upstreamSecrets, type Redact } from './redact.js';
 import { EventTooLarge, sseEvents, type SseEvent } from './sse.js';
+import { relayedHeaders } from './relay.js';
 import { statusError } from './status.js';
 import { DeadlineExceeded, requestWhole, ResponseTooLarge } from './whole.js';
+import type { UpstreamMeta } from '../provider.js';
 
 export interface UpstreamRequest {
   method?: 'GET' | 'POST';
@@ -51,12 +53,16 @@ export interface UpstreamSettings {
   maxResponseBytes: number;
   /** The largest line, and event, of a stream, in bytes. */
   maxEventBytes: number;
+  /** A request field the wire format can't express is left out (and named in x-heimdall-dropped), not refused. */
+  dropUnsupported: boolean;
 }
 
 export interface UpstreamCall {
   /** The upstream model name: it selects which keys may be used. */
   model: string;
   signal: CancelSignal;
+  /** Receives the relayed headers of the last attempt's answer (see relayedHeaders). */
+  meta?: UpstreamMeta | undefined;
 }
 
 /** Builds the request for one attempt; `key` is undefined for a provider without keys (a local server). */
@@ -168,6 +174,7 @@ export class UpstreamClient {
     try {
       slot.enter();
       const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs, slot.leave, maxResponseBytes);
+      if (call.meta !== undefined) call.meta.headers = relayedHeaders(res.headers);
       if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
       const wait = retryAfterMs(res.headers);
       return failed(statusError(provider, res.statusCode, res.body, this.redact, wait), res.statusCode, wait);
@@ -194,6 +201,7 @@ export class UpstreamClient {
     try {
       // undici reads only the signal's shape (see cancel.ts)
       const res = await this.pool.request({ ...this.options(request, streamIdleTimeoutMs), signal: deadline as unknown as AbortSignal });
+      if (call.meta !== undefined) call.meta.headers = relayedHeaders(res.headers);
       if (res.statusCode < 200 || res.statusCode > 299) {
         const wait = retryAfterMs(res.headers);
         const body = await readCapped(res, this.settings.maxResponseBytes);

@@ -30,6 +30,7 @@ export function upstreamSettings(provider: string, config: HttpProviderConfig, o
     maxQueue: config.concurrency.max_queue,
     maxResponseBytes: config.max_response_bytes,
     maxEventBytes: config.max_event_bytes,
+    dropUnsupported: config.drop_unsupported,
   };
 }
 

@@ -1,45 +1,78 @@
 /**
- * An upstream's non-2xx answer as a catalogued error. OpenAI, Anthropic and Gemini all put the reason in
- * `error.message`, so one reader serves them all. Whatever of the upstream's own text goes into an error passes
- * through the provider's redactor first (see redact.ts): the upstream may have echoed the credential it was given.
+ * An upstream's non-2xx answer as a catalogued error that keeps the upstream's meaning: its HTTP status (a 401
+ * stays a 401, a 404 a 404, Anthropic's 529 a 529), and the `type`, `code` and `param` of its error body, which the
+ * client gets back in its own API's error shape (errors.ts errorBody, the Anthropic route's anthropicError). OpenAI,
+ * Anthropic and Gemini all put the reason in `error.message`, so one reader serves them all. Whatever of the
+ * upstream's own text goes into an error passes through the provider's redactor first (see redact.ts): the upstream
+ * may have echoed the credential it was given.
  */
-import { Errors, type HeimdallError } from '../../errors.js';
+import { Errors, type HeimdallError, type UpstreamErrorInfo } from '../../errors.js';
 import { jsonDepthExceeds } from '../../json-depth.js';
 import type { Redact } from './redact.js';
-
-/** Statuses that mean the request itself was refused: the client's to fix, so a 4xx for the client too. */
-const REJECTED = new Set([400, 404, 409, 413, 422]);
 
 const PREVIEW_CHARS = 300;
 /** How much of a body a preview redacts before cutting it: a secret across the cut is still seen whole. */
 const PREVIEW_WINDOW = 4096;
+/** An upstream's type, code or param longer than this is not an identifier: it is left out. */
+const MAX_IDENTIFIER = 128;
 
 export function statusError(provider: string, status: number, body: Buffer, redact: Redact, retryAfterMs?: number): HeimdallError {
-  const message = upstreamMessage(body, redact);
+  const { message, info } = readUpstreamError(body, redact);
   let err: HeimdallError;
   if (status === 429) err = Errors.UPSTREAM_RATE_LIMIT(provider, message);
-  else if (REJECTED.has(status)) err = Errors.UPSTREAM_REJECTED(provider, status, message);
+  else if (status >= 400 && status < 500) err = Errors.UPSTREAM_REJECTED(provider, status, message);
   else err = Errors.UPSTREAM_STATUS(provider, status, message);
+  // A status outside HTTP's error range (a 3xx, a 1xx) would confuse the client more than a 502 does.
+  if (status >= 400 && status <= 599) err.statusCode = status;
+  err.upstream = { status, ...info };
   if (retryAfterMs !== undefined) err.retryAfter = Math.ceil(retryAfterMs / 1000);
   return err;
 }
 
 /** The upstream's own reason, from a JSON error body, or else a preview of the body; redacted either way. */
 export function upstreamMessage(body: Buffer | string, redact: Redact): string {
+  return readUpstreamError(body, redact).message;
+}
+
+interface ErrorShape {
+  error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown; status?: unknown } | string;
+  message?: unknown;
+  type?: unknown;
+}
+
+/**
+ * The message, and the error's identifiers: OpenAI's `error.{type, code, param}`, Anthropic's `error.type`,
+ * Gemini's `error.status` (its code is the HTTP status again, so its status name is the code worth keeping).
+ */
+function readUpstreamError(body: Buffer | string, redact: Redact): { message: string; info: Omit<UpstreamErrorInfo, 'status'> } {
   const text = typeof body === 'string' ? body : body.toString('utf8');
+  const info: Omit<UpstreamErrorInfo, 'status'> = {};
   if (!jsonDepthExceeds(text)) {
     try {
-      const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown } | unknown[];
+      const parsed = JSON.parse(text) as ErrorShape | unknown[];
       // Gemini sometimes wraps its error in a one-element array.
-      const first = (Array.isArray(parsed) ? parsed[0] : parsed) as { error?: { message?: unknown } | string; message?: unknown } | undefined;
-      if (typeof first?.error === 'string') return redact(first.error);
-      if (typeof first?.error?.message === 'string') return redact(first.error.message);
-      if (typeof first?.message === 'string') return redact(first.message);
+      const first = (Array.isArray(parsed) ? parsed[0] : parsed) as ErrorShape | undefined;
+      const e = first?.error;
+      if (typeof e === 'object' && e !== null) {
+        const type = identifier(e.type, redact);
+        const code = identifier(e.code, redact) ?? identifier(e.status, redact);
+        if (type !== undefined) info.type = type;
+        if (code !== undefined) info.code = code;
+        if (e.param === null) info.param = null;
+        else if (identifier(e.param, redact) !== undefined) info.param = identifier(e.param, redact) as string;
+      }
+      if (typeof e === 'string') return { message: redact(e), info };
+      if (typeof e?.message === 'string') return { message: redact(e.message), info };
+      if (typeof first?.message === 'string') return { message: redact(first.message), info };
     } catch {
       // not JSON: show it as text
     }
   }
-  return preview(text, redact) || '(empty body)';
+  return { message: preview(text, redact) || '(empty body)', info };
+}
+
+function identifier(v: unknown, redact: Redact): string | undefined {
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_IDENTIFIER ? redact(v) : undefined;
 }
 
 /** The start of an upstream's body, redacted, for an error message. */

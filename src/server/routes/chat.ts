@@ -7,7 +7,7 @@ import { errorBody } from '../../errors.js';
 import type { Pipeline, PipelineRun, PrepareOptions } from '../../pipeline/pipeline.js';
 import { isHeaderValue } from '../../plugins/actions.js';
 import type { AbiError, Json } from '../../plugins/plugin.js';
-import { pipelineHandler, SERVED_BY_HEADER, streamHeaders } from '../pipeline-route.js';
+import { pipelineHandler, SERVED_BY_HEADER, streamHeaders, upstreamHeaders } from '../pipeline-route.js';
 import { writeEventStream } from '../sse.js';
 
 const ROUTE = '/v1/chat/completions';
@@ -29,15 +29,16 @@ async function handle(req: FastifyRequest, reply: FastifyReply, run: PipelineRun
 
   if (!stream) {
     const result = options.operation === 'embeddings' ? await run.embeddings() : await run.chat();
+    reply.headers(upstreamHeaders(result.meta));
     if (result.error !== undefined) return sendError(reply, result.error);
     if (result.servedBy !== undefined) reply.header(SERVED_BY_HEADER, result.servedBy);
     return reply.type('application/json').send(result.response.bytes());
   }
 
   const outcome = await run.stream();
-  if (outcome.kind === 'error') return sendError(reply, outcome.error);
+  if (outcome.kind === 'error') return sendError(reply.headers(upstreamHeaders(outcome.meta)), outcome.error);
   reply.hijack();
-  await writeEventStream(reply.raw, streamHeaders(req, outcome.servedBy), outcome.events);
+  await writeEventStream(reply.raw, streamHeaders(req, outcome.servedBy, outcome.meta), outcome.events);
   return reply;
 }
 
