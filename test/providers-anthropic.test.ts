@@ -65,8 +65,8 @@ t.test('the request: system prompts, turns, tools, tool calls and results, image
         { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } },
         { type: 'image', source: { type: 'url', url: 'https://example.com/cat.jpg' } },
       ] },
-      { role: 'assistant', content: [{ type: 'text', text: 'A pixel and a cat.' }] },
-      { role: 'user', content: [{ type: 'text', text: 'Weather in Paris and Rome?' }] },
+      { role: 'assistant', content: 'A pixel and a cat.' },
+      { role: 'user', content: 'Weather in Paris and Rome?' },
       { role: 'assistant', content: [
         { type: 'tool_use', id: 'toolu_a', name: 'get_weather', input: { city: 'Paris' } },
         { type: 'tool_use', id: 'toolu_b', name: 'get_weather', input: { city: 'Rome' } },
@@ -91,7 +91,8 @@ t.test('the request: system prompts, turns, tools, tool calls and results, image
 
   const n = await postJson(url, chat('anthropic/claude', 'x', { n: 2 }));
   t.equal(n.status, 400);
-  t.equal(n.json.error.code, 'HEIMDALL_ERR_PROVIDER_UNSUPPORTED');
+  t.equal(n.json.error.code, 'HEIMDALL_ERR_FIELD_UNSUPPORTED');
+  t.equal(n.json.error.param, 'n');
   const badRole = await postJson(url, { model: 'anthropic/claude', messages: [{ role: 'wizard', content: 'x' }] });
   t.equal(badRole.status, 400);
   t.match(badRole.json.error.message, /messages\[0\]: unsupported role "wizard"/);
@@ -126,17 +127,18 @@ t.test('streaming: every event type becomes chunks', async (t) => {
   const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
   t.equal(chunks[0].choices[0].delta.role, 'assistant', 'message_start opens with the role');
   t.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === 'msg_fake1'));
-  t.equal(chunks.map((c) => c.choices[0].delta.content ?? '').join(''), 'upstream says: stream it please');
+  t.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), 'upstream says: stream it please');
+  t.equal(chunks.at(-2).choices[0].finish_reason, 'stop', 'message_delta carries the stop reason');
   const last = chunks.at(-1);
-  t.equal(last.choices[0].finish_reason, 'stop', 'message_delta carries the stop reason');
+  t.same(last.choices, [], 'message_stop gives a last chunk without choices');
   t.match(last.usage, { prompt_tokens: 3, completion_tokens: 4 }, 'and the usage');
 
   const tool = sseData((await postJson(url, chat('anthropic/tool', 'weather?', { stream: true, tools: [weatherTool] }))).text);
   const toolChunks = tool.slice(0, -1).map((d) => JSON.parse(d));
-  const calls = toolChunks.flatMap((c) => c.choices[0].delta.tool_calls ?? []);
+  const calls = toolChunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
   t.same(calls[0], { index: 0, id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '' } });
   t.equal(calls.map((c: any) => c.function.arguments).join(''), JSON.stringify(WEATHER_ARGS), 'input_json_delta pieces concatenate to the arguments');
-  t.equal(toolChunks.at(-1).choices[0].finish_reason, 'tool_calls');
+  t.equal(toolChunks.at(-2).choices[0].finish_reason, 'tool_calls');
 });
 
 t.test('failures: status codes, mid-stream error events, malformed answers; no embeddings', async (t) => {

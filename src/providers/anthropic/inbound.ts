@@ -6,63 +6,111 @@
 import { Errors } from '../../errors.js';
 import type { Json, JsonObject } from '../../plugins/plugin.js';
 import { isObject } from '../canonical.js';
-import { STOP_REASONS, type ContentBlockParam, type MessagesRequest } from './wire.js';
+import {
+  STOP_REASONS,
+  type ContentBlockParam,
+  type DocumentBlock,
+  type ImageBlock,
+  type MessagesRequest,
+  type TextBlock,
+  type ToolParam,
+  type ToolResultContent,
+} from './wire.js';
 
+/**
+ * Every field of the Messages request lands somewhere in the canonical one: translated to OpenAI's field, or carried
+ * as a canonical extension (docs/abi.md), so that request.ts rebuilds the same Messages request from it.
+ */
 export function toCanonical(req: MessagesRequest): JsonObject {
+  const {
+    model, max_tokens, messages: turns, system, stop_sequences, temperature, top_p, stream, tools, tool_choice, metadata, fallbacks,
+    ...anthropic
+  } = req;
   const messages: JsonObject[] = [];
-  if (req.system !== undefined) {
-    const text = typeof req.system === 'string' ? req.system : req.system.map((b) => b.text).join('\n\n');
-    if (text !== '') messages.push({ role: 'system', content: text });
-  }
-  req.messages.forEach((m, i) => {
-    if (typeof m.content === 'string') {
-      messages.push({ role: m.role, content: m.content });
-      return;
-    }
-    if (m.role === 'assistant') messages.push(assistantMessage(m.content));
+  if (system !== undefined) messages.push({ role: 'system', content: typeof system === 'string' ? system : system.map(textPart) });
+  turns.forEach((m, i) => {
+    if (typeof m.content === 'string') messages.push({ role: m.role, content: m.content });
+    else if (m.role === 'assistant') messages.push(assistantMessage(m.content, i));
     else messages.push(...userMessages(m.content, i));
   });
 
-  const out: JsonObject = { model: req.model, messages, max_tokens: req.max_tokens };
-  if (req.stream === true) out.stream = true;
-  if (req.temperature !== undefined) out.temperature = req.temperature;
-  if (req.top_p !== undefined) out.top_p = req.top_p;
-  if (req.top_k !== undefined) out.top_k = req.top_k;
-  if (req.stop_sequences !== undefined) out.stop = req.stop_sequences;
-  if (typeof req.metadata?.user_id === 'string') out.user = req.metadata.user_id;
-  if (req.fallbacks !== undefined) out.fallbacks = req.fallbacks;
-  if (req.tools !== undefined && req.tools.length > 0) {
-    out.tools = req.tools.map((t, i) => {
-      if (t.input_schema === undefined) {
-        throw Errors.BAD_REQUEST(`tools[${i}] (${t.name}): server tools${t.type ? ` such as ${t.type}` : ''} are not supported through the gateway`);
-      }
-      const fn: JsonObject = { name: t.name, parameters: t.input_schema as JsonObject };
-      if (t.description !== undefined) fn.description = t.description;
-      return { type: 'function', function: fn };
-    });
+  const out: JsonObject = { model, messages, max_tokens };
+  if (stream === true) out.stream = true;
+  if (temperature !== undefined) out.temperature = temperature;
+  if (top_p !== undefined) out.top_p = top_p;
+  if (stop_sequences !== undefined) out.stop = stop_sequences;
+  if (metadata !== undefined) {
+    // Anthropic's user id is OpenAI's user; any other metadata shape travels as it is.
+    const keys = Object.keys(metadata);
+    if (keys.length === 1 && typeof metadata.user_id === 'string') out.user = metadata.user_id;
+    else out.metadata = metadata as JsonObject;
   }
-  const choice = req.tool_choice;
-  if (choice !== undefined) {
-    if (choice.type === 'auto') out.tool_choice = 'auto';
-    else if (choice.type === 'any') out.tool_choice = 'required';
-    else if (choice.type === 'none') out.tool_choice = 'none';
-    else out.tool_choice = { type: 'function', function: { name: choice.name } };
-    if ('disable_parallel_tool_use' in choice && choice.disable_parallel_tool_use === true) out.parallel_tool_calls = false;
+  if (fallbacks !== undefined) out.fallbacks = fallbacks;
+  if (tools !== undefined && tools.length > 0) out.tools = tools.map(canonicalTool);
+  if (tool_choice !== undefined) {
+    if (tool_choice.type === 'auto') out.tool_choice = 'auto';
+    else if (tool_choice.type === 'any') out.tool_choice = 'required';
+    else if (tool_choice.type === 'none') out.tool_choice = 'none';
+    else out.tool_choice = { type: 'function', function: { name: tool_choice.name } };
+    if ('disable_parallel_tool_use' in tool_choice && typeof tool_choice.disable_parallel_tool_use === 'boolean') {
+      out.parallel_tool_calls = !tool_choice.disable_parallel_tool_use;
+    }
+  }
+  // The rest is Anthropic's alone (top_k, thinking, service_tier, container...): it passes as it is.
+  for (const [name, value] of Object.entries(anthropic)) {
+    if (value !== undefined) out[name] = value as Json;
   }
   return out;
 }
 
-function assistantMessage(blocks: ContentBlockParam[]): JsonObject {
-  let text = '';
+/**
+ * A tool with an input_schema is OpenAI's function tool, its other fields (cache_control...) beside type and
+ * function; a server tool (web search...) has no OpenAI form and is carried as Anthropic wrote it.
+ */
+function canonicalTool(t: ToolParam): JsonObject {
+  if (t.input_schema === undefined) return t as JsonObject;
+  const { name, description, input_schema, type: _custom, strict, ...anthropic } = t;
+  const fn: JsonObject = { name, parameters: input_schema as JsonObject };
+  if (description !== undefined) fn.description = description;
+  if (typeof strict === 'boolean') fn.strict = strict;
+  return { type: 'function', function: fn, ...(anthropic as JsonObject) };
+}
+
+/** Thinking blocks become thinking_blocks (verbatim) and reasoning_content; tool_use blocks become tool_calls. */
+function assistantMessage(blocks: ContentBlockParam[], i: number): JsonObject {
+  const thinking: JsonObject[] = [];
+  let reasoning: string | undefined;
+  const content: JsonObject[] = [];
   const toolCalls: JsonObject[] = [];
-  for (const b of blocks) {
-    if (b.type === 'text') text += b.text;
-    else if (b.type === 'tool_use') {
-      toolCalls.push({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } });
+  blocks.forEach((b, j) => {
+    switch (b.type) {
+      case 'thinking':
+        thinking.push(b as JsonObject);
+        reasoning = (reasoning ?? '') + (b.thinking as string);
+        break;
+      case 'redacted_thinking':
+        thinking.push(b as JsonObject);
+        break;
+      case 'tool_use': {
+        const call: JsonObject = { id: b.id as string, type: 'function', function: { name: b.name as string, arguments: JSON.stringify(b.input ?? {}) } };
+        if (b.cache_control !== undefined) call.cache_control = b.cache_control as JsonObject;
+        toolCalls.push(call);
+        break;
+      }
+      case 'text':
+        content.push(textPart(b as TextBlock));
+        break;
+      case 'image':
+      case 'document':
+      case 'tool_result':
+        throw Errors.BAD_REQUEST(`messages[${i}].content[${j}]: a ${b.type} block can't be sent by the assistant`);
+      default:
+        content.push(b as JsonObject); // server tool use and results: Anthropic's own
     }
-    // thinking blocks are the model's own; other providers can't take them back
-  }
-  const message: JsonObject = { role: 'assistant', content: text === '' && toolCalls.length > 0 ? null : text };
+  });
+  const message: JsonObject = { role: 'assistant', content: content.length > 0 || blocks.length === 0 ? content : toolCalls.length > 0 ? null : '' };
+  if (reasoning !== undefined) message.reasoning_content = reasoning;
+  if (thinking.length > 0) message.thinking_blocks = thinking;
   if (toolCalls.length > 0) message.tool_calls = toolCalls;
   return message;
 }
@@ -73,53 +121,118 @@ function userMessages(blocks: ContentBlockParam[], i: number): JsonObject[] {
   const parts: JsonObject[] = [];
   blocks.forEach((b, j) => {
     switch (b.type) {
-      case 'text':
-        parts.push({ type: 'text', text: b.text });
-        break;
-      case 'image':
-        parts.push(imagePart(b.source));
-        break;
       case 'tool_result': {
-        const content = b.content === undefined ? '' : typeof b.content === 'string' ? b.content : b.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
-        tools.push({ role: 'tool', tool_call_id: b.tool_use_id, content: b.is_error === true ? `Error: ${content}` : content });
+        const tool: JsonObject = { role: 'tool', tool_call_id: b.tool_use_id as string };
+        const c = b.content as string | ToolResultContent[] | undefined;
+        tool.content = c === undefined ? '' : typeof c === 'string' ? c : c.map(part);
+        if (typeof b.is_error === 'boolean') tool.is_error = b.is_error;
+        if (b.cache_control !== undefined) tool.cache_control = b.cache_control as JsonObject;
+        tools.push(tool);
         break;
       }
-      default:
+      case 'tool_use':
+      case 'thinking':
+      case 'redacted_thinking':
         throw Errors.BAD_REQUEST(`messages[${i}].content[${j}]: a ${b.type} block can't be sent by a user`);
+      default:
+        parts.push(part(b as ToolResultContent));
     }
   });
-  if (parts.length === 0) return tools;
-  const only = parts.length === 1 ? parts[0] : undefined;
-  return [...tools, { role: 'user', content: only?.type === 'text' ? (only.text as string) : parts }];
+  if (parts.length === 0 && tools.length > 0) return tools;
+  return [...tools, { role: 'user', content: parts }];
 }
 
-function imagePart(source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string }): JsonObject {
+/** A user or tool-result block as a canonical part. */
+function part(b: ToolResultContent): JsonObject {
+  switch (b.type) {
+    case 'text':
+      return textPart(b as TextBlock);
+    case 'image':
+      return imagePart(b as ImageBlock);
+    case 'document':
+      return filePart(b as DocumentBlock);
+    default:
+      return b as JsonObject; // search results and the like: Anthropic's own
+  }
+}
+
+/** A text block's other fields (cache_control, citations) stay on the part. */
+function textPart(b: TextBlock): JsonObject {
+  return { ...b } as JsonObject;
+}
+
+function imagePart(b: ImageBlock): JsonObject {
+  const { source, type: _image, ...rest } = b;
   const url = source.type === 'base64' ? `data:${source.media_type};base64,${source.data}` : source.url;
-  return { type: 'image_url', image_url: { url } };
+  return { type: 'image_url', image_url: { url }, ...(rest as JsonObject) };
+}
+
+/**
+ * A document as OpenAI's file part. A base64 document with at most a title is exactly that part (the title as its
+ * filename); any other (a URL, text or content source, citations, context) also carries the whole block as
+ * `anthropic_document`, which is what an Anthropic upstream is sent.
+ */
+function filePart(b: DocumentBlock): JsonObject {
+  const { cache_control, ...doc } = b;
+  const file: JsonObject = {};
+  const source = doc.source;
+  if (source.type === 'base64') file.file_data = `data:${source.media_type};base64,${source.data}`;
+  else if (source.type === 'text') file.file_data = `data:${source.media_type};base64,${Buffer.from(source.data, 'utf8').toString('base64')}`;
+  if (typeof doc.title === 'string') file.filename = doc.title;
+  const plain =
+    source.type === 'base64' &&
+    Object.keys(source).length === 3 &&
+    Object.keys(doc).every((k) => k === 'type' || k === 'source' || (k === 'title' && typeof doc.title === 'string'));
+  const out: JsonObject = { type: 'file', file };
+  if (!plain) out.anthropic_document = doc as JsonObject;
+  if (cache_control !== undefined) out.cache_control = cache_control as JsonObject;
+  return out;
 }
 
 /** A chat.completion as an Anthropic message. */
 export function toMessage(response: JsonObject, requestedModel: string): JsonObject {
   const choice = Array.isArray(response.choices) && isObject(response.choices[0]) ? response.choices[0] : {};
   const message = isObject(choice.message) ? choice.message : {};
-  const content: JsonObject[] = [];
+  const content: JsonObject[] = [...thinkingBlocks(message)];
   if (typeof message.content === 'string' && message.content !== '') content.push({ type: 'text', text: message.content });
+  else if (Array.isArray(message.content)) {
+    for (const p of message.content) {
+      if (isObject(p) && p.type === 'text' && typeof p.text === 'string' && p.text !== '') content.push({ type: 'text', text: p.text });
+    }
+  }
+  const refused = typeof message.refusal === 'string' && message.refusal !== '';
+  if (refused) content.push({ type: 'text', text: message.refusal as string });
   if (Array.isArray(message.tool_calls)) {
     for (const call of message.tool_calls) {
       if (!isObject(call) || !isObject(call.function)) continue;
       content.push({ type: 'tool_use', id: String(call.id ?? ''), name: String(call.function.name ?? ''), input: parseInput(call.function.arguments) });
     }
   }
+  const stop = stopReason(choice, refused);
   return {
     id: messageId(response.id),
     type: 'message',
     role: 'assistant',
     model: typeof response.model === 'string' ? response.model : requestedModel,
     content,
-    stop_reason: stopReason(choice.finish_reason),
-    stop_sequence: null,
+    stop_reason: stop,
+    stop_sequence: stop === 'stop_sequence' ? (choice.stop_sequence as string) : null,
     usage: anthropicUsage(response.usage),
   };
+}
+
+/**
+ * The message's thinking: its thinking_blocks as they are, or, from a provider that only gives the text
+ * (reasoning_content), one thinking block without a signature.
+ */
+function thinkingBlocks(message: JsonObject): JsonObject[] {
+  if (Array.isArray(message.thinking_blocks)) {
+    return message.thinking_blocks.filter((b): b is JsonObject => isObject(b) && (b.type === 'thinking' || b.type === 'redacted_thinking'));
+  }
+  if (typeof message.reasoning_content === 'string' && message.reasoning_content !== '') {
+    return [{ type: 'thinking', thinking: message.reasoning_content, signature: '' }];
+  }
+  return [];
 }
 
 function parseInput(args: Json | undefined): Json {
@@ -132,29 +245,36 @@ function parseInput(args: Json | undefined): Json {
   }
 }
 
-function stopReason(finish: Json | undefined): string | null {
+/** Anthropic's own reason when the choice kept it; else the refusal, the stop sequence, or finish_reason's. */
+function stopReason(choice: JsonObject, refused: boolean): string | null {
+  if (typeof choice.stop_reason === 'string') return choice.stop_reason;
+  if (refused) return 'refusal';
+  const finish = choice.finish_reason;
   if (typeof finish !== 'string') return null;
+  if (finish === 'stop' && typeof choice.stop_sequence === 'string') return 'stop_sequence';
   return STOP_REASONS[finish] ?? 'end_turn';
 }
 
 interface AnthropicUsage {
   input_tokens: number;
-  output_tokens: number;
-  cache_read_input_tokens: number;
   cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  output_tokens: number;
   [key: string]: number;
 }
 
+/** OpenAI's prompt_tokens counts cache reads and writes; Anthropic's input_tokens is what is left. */
 function anthropicUsage(usage: Json | undefined): AnthropicUsage {
   const u = isObject(usage) ? usage : {};
   const details = isObject(u.prompt_tokens_details) ? u.prompt_tokens_details : {};
-  const cached = typeof details.cached_tokens === 'number' ? details.cached_tokens : 0;
-  const prompt = typeof u.prompt_tokens === 'number' ? u.prompt_tokens : 0;
+  const count = (v: Json | undefined) => (typeof v === 'number' ? v : 0);
+  const cached = count(details.cached_tokens);
+  const created = count(details.cache_creation_tokens);
   return {
-    input_tokens: Math.max(0, prompt - cached),
-    output_tokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0,
+    input_tokens: Math.max(0, count(u.prompt_tokens) - cached - created),
+    cache_creation_input_tokens: created,
     cache_read_input_tokens: cached,
-    cache_creation_input_tokens: 0,
+    output_tokens: count(u.completion_tokens),
   };
 }
 
@@ -168,29 +288,57 @@ export interface SseFrame {
   data: JsonObject;
 }
 
+type BlockKind = 'text' | 'thinking' | 'tool' | 'redacted';
+
 /**
  * chat.completion.chunk objects in (their parsed values: nothing is parsed here), Anthropic stream events out:
- * message_start first, a content block per run of text and per tool call (opened on first use, closed when another
- * begins), then message_delta with the stop reason and usage, and message_stop.
+ * message_start once the first chunk is seen (with the input usage, when that chunk has it), a content block per
+ * run of thinking, text and per tool call (opened on first use, closed when another begins; a thinking block also
+ * closes at its signature, a redacted one at once), then message_delta with the stop reason and the usage the
+ * message_start could not give, and message_stop.
  */
 export class EventWriter {
   private started = false;
-  private open: { index: number; kind: 'text' | 'tool'; tool?: number } | undefined;
+  private open: { index: number; kind: BlockKind; tool?: number } | undefined;
   private blocks = 0;
-  private stop: string | null = null;
-  private usage: JsonObject = { output_tokens: 0 };
+  private finish: string | null = null;
+  private stopSequence: string | undefined;
+  /** Anthropic's own stop reason, when the chunks kept it. */
+  private anthropicStop: string | undefined;
+  private refused = false;
+  private startUsage: AnthropicUsage = anthropicUsage(undefined);
+  private usage: Json | undefined;
 
   constructor(private readonly requestedModel: string) {}
 
   chunk(chunk: JsonObject): SseFrame[] {
     const out = this.start(chunk);
-    if (chunk.usage !== undefined && chunk.usage !== null) this.usage = { output_tokens: anthropicUsage(chunk.usage).output_tokens };
+    if (chunk.usage !== undefined && chunk.usage !== null) this.usage = chunk.usage;
     const choice = Array.isArray(chunk.choices) && isObject(chunk.choices[0]) ? chunk.choices[0] : undefined;
     if (choice === undefined) return out;
     const delta = isObject(choice.delta) ? choice.delta : {};
-    if (typeof delta.content === 'string' && delta.content !== '') {
+    if (typeof delta.reasoning_content === 'string' && delta.reasoning_content !== '') out.push(...this.thinking(delta.reasoning_content));
+    if (Array.isArray(delta.thinking_blocks)) {
+      for (const b of delta.thinking_blocks) {
+        if (!isObject(b)) continue;
+        if (b.type === 'redacted_thinking') {
+          out.push(...this.openBlock('redacted', { type: 'redacted_thinking', data: typeof b.data === 'string' ? b.data : '' }));
+          out.push(...this.closeBlock());
+        } else if (b.type === 'thinking') {
+          if (typeof b.thinking === 'string' && b.thinking !== '') out.push(...this.thinking(b.thinking));
+          if (typeof b.signature === 'string') {
+            if (this.open?.kind !== 'thinking') out.push(...this.openBlock('thinking', { type: 'thinking', thinking: '', signature: '' }));
+            out.push(this.delta({ type: 'signature_delta', signature: b.signature }));
+            out.push(...this.closeBlock()); // the signature is a thinking block's last delta
+          }
+        }
+      }
+    }
+    for (const [text, refusal] of [[delta.content, false], [delta.refusal, true]] as const) {
+      if (typeof text !== 'string' || text === '') continue;
+      if (refusal) this.refused = true;
       if (this.open?.kind !== 'text') out.push(...this.openBlock('text', { type: 'text', text: '' }));
-      out.push(this.frame('content_block_delta', { index: this.open?.index ?? 0, delta: { type: 'text_delta', text: delta.content } }));
+      out.push(this.delta({ type: 'text_delta', text }));
     }
     if (Array.isArray(delta.tool_calls)) {
       for (const call of delta.tool_calls) {
@@ -200,12 +348,12 @@ export class EventWriter {
         if (this.open?.kind !== 'tool' || this.open.tool !== toolIndex) {
           out.push(...this.openBlock('tool', { type: 'tool_use', id: String(call.id ?? `toolu_${toolIndex}`), name: String(fn.name ?? ''), input: {} }, toolIndex));
         }
-        if (typeof fn.arguments === 'string' && fn.arguments !== '') {
-          out.push(this.frame('content_block_delta', { index: this.open?.index ?? 0, delta: { type: 'input_json_delta', partial_json: fn.arguments } }));
-        }
+        if (typeof fn.arguments === 'string' && fn.arguments !== '') out.push(this.delta({ type: 'input_json_delta', partial_json: fn.arguments }));
       }
     }
-    if (typeof choice.finish_reason === 'string') this.stop = stopReason(choice.finish_reason);
+    if (typeof choice.finish_reason === 'string') this.finish = choice.finish_reason;
+    if (typeof choice.stop_sequence === 'string') this.stopSequence = choice.stop_sequence;
+    if (typeof choice.stop_reason === 'string') this.anthropicStop = choice.stop_reason;
     return out;
   }
 
@@ -213,23 +361,41 @@ export class EventWriter {
   end(): SseFrame[] {
     const out = this.start({});
     out.push(...this.closeBlock());
-    out.push(this.frame('message_delta', { delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: this.usage }));
+    const stop = stopReason(
+      { finish_reason: this.finish ?? 'stop', stop_sequence: this.stopSequence ?? null, stop_reason: this.anthropicStop ?? null },
+      this.refused,
+    );
+    out.push(this.frame('message_delta', { delta: { stop_reason: stop, stop_sequence: stop === 'stop_sequence' ? this.stopSequence ?? null : null }, usage: this.finalUsage() }));
     out.push(this.frame('message_stop', {}));
     return out;
+  }
+
+  /** Output tokens, and the input counts too when message_start did not have them right (usage that came last). */
+  private finalUsage(): JsonObject {
+    const final = anthropicUsage(this.usage);
+    const known = (['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const).every((k) => final[k] === this.startUsage[k]);
+    return known ? { output_tokens: final.output_tokens } : { ...final };
   }
 
   private start(chunk: JsonObject): SseFrame[] {
     if (this.started) return [];
     this.started = true;
     const model = typeof chunk.model === 'string' ? chunk.model : this.requestedModel;
+    this.startUsage = anthropicUsage(chunk.usage);
     const message = {
       id: messageId(chunk.id), type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null,
-      usage: { input_tokens: 0, output_tokens: 0 },
+      usage: { ...this.startUsage },
     };
     return [this.frame('message_start', { message })];
   }
 
-  private openBlock(kind: 'text' | 'tool', block: JsonObject, tool?: number): SseFrame[] {
+  private thinking(text: string): SseFrame[] {
+    const out = this.open?.kind === 'thinking' ? [] : this.openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+    out.push(this.delta({ type: 'thinking_delta', thinking: text }));
+    return out;
+  }
+
+  private openBlock(kind: BlockKind, block: JsonObject, tool?: number): SseFrame[] {
     const out = this.closeBlock();
     this.open = { index: this.blocks, kind, tool };
     this.blocks += 1;
@@ -242,6 +408,10 @@ export class EventWriter {
     const frame = this.frame('content_block_stop', { index: this.open.index });
     this.open = undefined;
     return [frame];
+  }
+
+  private delta(delta: JsonObject): SseFrame {
+    return this.frame('content_block_delta', { index: this.open?.index ?? 0, delta });
   }
 
   private frame(event: string, body: JsonObject): SseFrame {
