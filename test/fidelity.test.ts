@@ -375,3 +375,44 @@ t.test('an OpenAI client\'s own fields pass to an OpenAI upstream untouched', as
   t.equal(res.status, 200);
   t.same(up.received[0]?.json, body);
 });
+
+t.test('plugins on the Anthropic route: a changed request or chunks take the translated path, which still carries everything', async (t) => {
+  const { probePlugins, REPO } = await import('./helpers/fixtures.js');
+  const path = await import('node:path');
+  const probes = await probePlugins();
+  const up = await scriptedUpstream(t);
+  const gw = await startGateway(t, {
+    log: { level: 'warn' },
+    providers: { anthropic: { type: 'anthropic', base_url: up.baseUrl, api_key: 'env.HEIMDALL_TEST_FIDELITY_KEY' } },
+    plugins: [
+      { path: path.join(REPO, 'build', 'Release', 'transform'), config: { system_prompt: 'Be brief.', tag: 'v1' } },
+      { path: probes.p1, config: {} },
+    ],
+  });
+  const client = new Anthropic({ baseURL: `${gw.url}/anthropic`, apiKey: 'sk-ant-client-side', maxRetries: 0 });
+
+  up.next({ json: MESSAGE });
+  const message = await client.messages.create(RICH_REQUEST as unknown as Anthropic.MessageCreateParamsNonStreaming);
+  const sent = up.received[0]?.json;
+  t.same(sent, { ...RICH_REQUEST, system: [{ type: 'text', text: 'Be brief.' }, ...RICH_REQUEST.system] }, 'rebuilt from the canonical request: only the PreHook\'s change differs');
+  t.same(message.content, MESSAGE.content.map((b) => (b.type === 'text' ? { type: 'text', text: b.text } : b)), 'thinking survives the translation back');
+  t.equal(message.stop_reason, 'stop_sequence');
+  t.equal(message.stop_sequence, 'END');
+  t.match(message.usage, { input_tokens: 12, cache_creation_input_tokens: 900, cache_read_input_tokens: 3000, output_tokens: 20 });
+
+  up.next({ sse: STREAM });
+  const raw = await fetch(`${gw.url}/anthropic/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...RICH_REQUEST, stream: true }),
+  });
+  const text = await raw.text();
+  t.not(text, STREAM, 'a StreamChunkHook ran: the events are the translation, not the upstream\'s');
+  t.notOk(text.includes('a_future_event'));
+
+  up.next({ sse: STREAM });
+  const final = await client.messages.stream({ ...RICH_REQUEST, stream: true } as unknown as Anthropic.MessageStreamParams).finalMessage();
+  t.same(final.content, MESSAGE.content.map((b) => (b.type === 'text' ? { type: 'text', text: b.text } : b)), 'thinking with its signature, streamed through the translation');
+  t.equal(final.stop_reason, 'stop_sequence');
+  t.match(final.usage, { input_tokens: 12, cache_creation_input_tokens: 900, cache_read_input_tokens: 3000, output_tokens: 20 });
+});

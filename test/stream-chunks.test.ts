@@ -156,7 +156,7 @@ t.test('the Anthropic route\'s EventWriter turns chunk values into events withou
   t.match(frames[0]?.data, { message: { id: 'msg_chatcmpl-1', model: 'm' } });
   t.same(frames[5]?.data, { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'call_1', name: 'get_weather', input: {} } });
   t.same(frames[6]?.data.delta, { type: 'input_json_delta', partial_json: '{"city":"Paris"}' });
-  t.same(frames[8]?.data, { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 4 } });
+  t.same(frames[8]?.data, { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { input_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 4 } });
 });
 
 t.test('the token metrics read a stream\'s usage from the chunks\' values', async (t) => {
