@@ -313,3 +313,32 @@ t.test('a StreamChunkHook\'s replacement reaches the PostHook and the Anthropic 
   t.equal(post?.response.choices[0].message.content, 'ZAP '.repeat(deltas.length), 'the PostHook saw the replacements assembled');
   t.equal(post?.response.id, 'x');
 });
+
+t.test('the assembler keeps a stream\'s canonical extensions: thinking with signatures, refusals, the stop\'s details', async (t) => {
+  const { StreamAssembler, responseToChunks } = await import('../src/pipeline/stream-shapes.js');
+  const base = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm' };
+  const assembler = new StreamAssembler();
+  for (const choice of [
+    { index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null },
+    { index: 0, delta: { reasoning_content: 'Let me ' }, finish_reason: null },
+    { index: 0, delta: { reasoning_content: 'think.' }, finish_reason: null },
+    { index: 0, delta: { thinking_blocks: [{ type: 'thinking', signature: 'sig==' }] }, finish_reason: null },
+    { index: 0, delta: { thinking_blocks: [{ type: 'redacted_thinking', data: 'opaque' }] }, finish_reason: null },
+    { index: 0, delta: { content: 'Done.' }, finish_reason: null },
+    { index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' }, extra_content: { google: { thought_signature: 'ts' } } }] }, finish_reason: null },
+    { index: 0, delta: {}, finish_reason: 'stop', stop_sequence: 'END' },
+  ]) assembler.add({ ...base, choices: [choice] });
+  const response = assembler.response();
+  const message = {
+    role: 'assistant',
+    content: 'Done.',
+    tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' }, extra_content: { google: { thought_signature: 'ts' } } }],
+    reasoning_content: 'Let me think.',
+    thinking_blocks: [{ type: 'thinking', thinking: 'Let me think.', signature: 'sig==' }, { type: 'redacted_thinking', data: 'opaque' }],
+  };
+  t.same(response.choices, [{ index: 0, message, finish_reason: 'stop', stop_sequence: 'END' }]);
+
+  const again = new StreamAssembler();
+  for (const c of responseToChunks(response)) again.add(c.value);
+  t.same(again.response().choices, response.choices, 'a response split into chunks assembles back to itself');
+});

@@ -12,7 +12,17 @@ interface ChoiceState {
   hasContent: boolean;
   toolCalls: JsonObject[];
   finishReason: Json;
+  /** The canonical extensions a stream may carry (docs/abi.md): thinking, refusals, the stop's details. */
+  reasoning: string | undefined;
+  thinking: JsonObject[];
+  /** The thinking block that text is still being added to (closed by its signature, or by a redacted block). */
+  openThinking: JsonObject | undefined;
+  refusal: string | undefined;
+  extra: JsonObject | undefined;
 }
+
+/** Choice-level fields of a chunk that the assembled choice keeps (the last one seen wins). */
+const CHOICE_EXTRAS = ['stop_sequence', 'stop_reason', 'logprobs'] as const;
 
 export class StreamAssembler {
   private id: Json = null;
@@ -36,7 +46,18 @@ export class StreamAssembler {
       const index = typeof c.index === 'number' ? c.index : 0;
       let state = this.choices.get(index);
       if (state === undefined) {
-        state = { role: 'assistant', content: '', hasContent: false, toolCalls: [], finishReason: null };
+        state = {
+          role: 'assistant',
+          content: '',
+          hasContent: false,
+          toolCalls: [],
+          finishReason: null,
+          reasoning: undefined,
+          thinking: [],
+          openThinking: undefined,
+          refusal: undefined,
+          extra: undefined,
+        };
         this.choices.set(index, state);
       }
       const delta = isObject(c.delta) ? c.delta : {};
@@ -46,7 +67,19 @@ export class StreamAssembler {
         state.hasContent = true;
       }
       if (Array.isArray(delta.tool_calls)) mergeToolCalls(state.toolCalls, delta.tool_calls);
+      const blocks = Array.isArray(delta.thinking_blocks) ? delta.thinking_blocks : undefined;
+      if (typeof delta.reasoning_content === 'string') {
+        // Whole blocks beside it (a response split into chunks) already hold this text.
+        if (blocks?.some((b) => isObject(b) && typeof b.thinking === 'string')) state.reasoning = (state.reasoning ?? '') + delta.reasoning_content;
+        else addReasoning(state, delta.reasoning_content);
+      }
+      if (blocks !== undefined) addThinkingBlocks(state, blocks);
+      if (typeof delta.refusal === 'string') state.refusal = (state.refusal ?? '') + delta.refusal;
       if (c.finish_reason !== undefined && c.finish_reason !== null) state.finishReason = c.finish_reason;
+      for (const field of CHOICE_EXTRAS) {
+        const v = c[field];
+        if (v !== undefined && v !== null) (state.extra ??= {})[field] = v;
+      }
     }
   }
 
@@ -56,11 +89,37 @@ export class StreamAssembler {
       .map(([index, s]) => {
         const message: JsonObject = { role: s.role, content: s.hasContent ? s.content : null };
         if (s.toolCalls.length > 0) message.tool_calls = s.toolCalls;
-        return { index, message, finish_reason: s.finishReason };
+        if (s.refusal !== undefined) message.refusal = s.refusal;
+        if (s.reasoning !== undefined) message.reasoning_content = s.reasoning;
+        if (s.thinking.length > 0) message.thinking_blocks = s.thinking;
+        return { index, message, finish_reason: s.finishReason, ...s.extra };
       });
     const out: JsonObject = { id: this.id, object: 'chat.completion', created: this.created, model: this.model, choices };
     if (this.usage !== undefined) out.usage = this.usage;
     return out;
+  }
+}
+
+function addReasoning(state: ChoiceState, text: string): void {
+  state.reasoning = (state.reasoning ?? '') + text;
+  if (state.openThinking === undefined) {
+    state.openThinking = { type: 'thinking', thinking: '' };
+    state.thinking.push(state.openThinking);
+  }
+  state.openThinking.thinking = (state.openThinking.thinking as string) + text;
+}
+
+/** A signature closes the open thinking block (or is a block of its own); any other block is taken whole. */
+function addThinkingBlocks(state: ChoiceState, blocks: Json[]): void {
+  for (const b of blocks) {
+    if (!isObject(b)) continue;
+    if (b.type === 'thinking' && typeof b.signature === 'string' && typeof b.thinking !== 'string') {
+      if (state.openThinking !== undefined) state.openThinking.signature = b.signature;
+      else state.thinking.push({ type: 'thinking', thinking: '', signature: b.signature });
+    } else {
+      state.thinking.push({ ...b });
+    }
+    state.openThinking = undefined;
   }
 }
 
@@ -78,6 +137,7 @@ function mergeToolCalls(into: JsonObject[], deltas: Json[]): void {
     const target = call.function as JsonObject;
     if (typeof fn.name === 'string') target.name = (target.name as string) + fn.name;
     if (typeof fn.arguments === 'string') target.arguments = (target.arguments as string) + fn.arguments;
+    if (isObject(d.extra_content)) call.extra_content = d.extra_content;
   }
 }
 
@@ -99,11 +159,16 @@ export function responseToChunks(response: JsonObject): StreamChunk[] {
     const message = isObject(choice.message) ? choice.message : {};
     const delta: JsonObject = { role: typeof message.role === 'string' ? message.role : 'assistant' };
     if (typeof message.content === 'string') delta.content = message.content;
+    for (const field of ['refusal', 'reasoning_content', 'thinking_blocks'] as const) {
+      if (message[field] !== undefined && message[field] !== null) delta[field] = message[field];
+    }
     if (Array.isArray(message.tool_calls)) {
       delta.tool_calls = message.tool_calls.map((call, n) => (isObject(call) ? { index: n, ...call } : call));
     }
     chunks.push(chunkOf({ ...base, choices: [{ index, delta, finish_reason: null }] }));
-    chunks.push(chunkOf({ ...base, choices: [{ index, delta: {}, finish_reason: choice.finish_reason ?? 'stop' }] }));
+    const finish: JsonObject = { index, delta: {}, finish_reason: choice.finish_reason ?? 'stop' };
+    for (const field of CHOICE_EXTRAS) if (choice[field] !== undefined && choice[field] !== null) finish[field] = choice[field];
+    chunks.push(chunkOf({ ...base, choices: [finish] }));
   }
   if (response.usage !== undefined) chunks.push(chunkOf({ ...base, choices: [], usage: response.usage }));
   return chunks;
