@@ -416,3 +416,33 @@ t.test('plugins on the Anthropic route: a changed request or chunks take the tra
   t.equal(final.stop_reason, 'stop_sequence');
   t.match(final.usage, { input_tokens: 12, cache_creation_input_tokens: 900, cache_read_input_tokens: 3000, output_tokens: 20 });
 });
+
+t.test('OpenAI client, Anthropic upstream: structured output, usage, refused fields', async (t) => {
+  const { up, client } = await anthropicGateway(t);
+  const openai = new OpenAI({ baseURL: client.baseURL.replace(/\/anthropic$/, '/openai/v1'), apiKey: 'sk-client-side', maxRetries: 0 });
+  const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
+  up.next({
+    json: {
+      id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5',
+      content: [{ type: 'tool_use', id: 'toolu_j', name: 'heimdall_json_output', input: { city: 'Oslo' } }],
+      stop_reason: 'tool_use', stop_sequence: null,
+      usage: { input_tokens: 10, cache_read_input_tokens: 5, cache_creation_input_tokens: 2, output_tokens: 3 },
+    },
+  });
+  const completion = await openai.chat.completions.create({
+    model: 'anthropic/claude-sonnet-4-5',
+    messages: [{ role: 'user', content: 'Where?' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'place', schema, strict: true } },
+  });
+  const sent = up.received[0]?.json;
+  t.match(sent.tools, [{ name: 'heimdall_json_output', input_schema: schema }], 'the schema goes upstream as a forced tool');
+  t.same(sent.tool_choice, { type: 'tool', name: 'heimdall_json_output' });
+  t.same(JSON.parse(completion.choices[0]?.message.content ?? ''), { city: 'Oslo' }, 'and comes back as the message text');
+  t.equal(completion.choices[0]?.finish_reason, 'stop');
+  t.match(completion.usage, { prompt_tokens: 17, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 5 } });
+
+  const seeded = await openai.chat.completions.create({ model: 'anthropic/claude-sonnet-4-5', messages: [{ role: 'user', content: 'x' }], seed: 3 }).catch((e: unknown) => e);
+  t.type(seeded, OpenAI.BadRequestError, 'a field Anthropic cannot express is refused...');
+  t.match(seeded, { param: 'seed', code: 'HEIMDALL_ERR_FIELD_UNSUPPORTED' }, '...naming it');
+  t.equal(up.received.length, 1, 'before anything went upstream');
+});
