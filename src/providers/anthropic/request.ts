@@ -363,6 +363,10 @@ function readTools(request: JsonObject, leaveOut: LeaveOut): Block[] {
     if (fn === undefined || typeof fn.name !== 'string') {
       throw Errors.BAD_REQUEST(`tools[${i}] must be {"type": "function", "function": {"name", "description", "parameters"}}`);
     }
+    if (fn.name === JSON_OUTPUT_TOOL) {
+      // The name the gateway gives response_format's forced tool: a use of it comes back as the message's text.
+      throw Errors.BAD_REQUEST(`tools[${i}]: the tool name ${JSON_OUTPUT_TOOL} is reserved by the gateway; rename the tool`);
+    }
     const { type: _type, function: _fn, ...anthropic } = t;
     const tool: Block = { name: fn.name, input_schema: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} }, ...anthropic };
     if (typeof fn.description === 'string') tool.description = fn.description;
