@@ -446,3 +446,11 @@ t.test('OpenAI client, Anthropic upstream: structured output, usage, refused fie
   t.match(seeded, { param: 'seed', code: 'HEIMDALL_ERR_FIELD_UNSUPPORTED' }, '...naming it');
   t.equal(up.received.length, 1, 'before anything went upstream');
 });
+
+t.test('Anthropic client, OpenAI upstream: a refusal is not an empty message', async (t) => {
+  const { up, anthropic } = await openaiGateway(t);
+  up.next({ json: { ...COMPLETION, choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: 'I can\'t help with that.' }, finish_reason: 'stop', logprobs: null }] } });
+  const message = await anthropic.messages.create({ model: 'openai/gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: 'something bad' }] });
+  t.same(message.content, [{ type: 'text', text: 'I can\'t help with that.' }]);
+  t.equal(message.stop_reason, 'refusal');
+});
