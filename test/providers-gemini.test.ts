@@ -65,9 +65,9 @@ t.test('the request: system instruction, turns, function calls and responses, im
     ],
     systemInstruction: { parts: [{ text: 'You are terse.' }] },
     generationConfig: { temperature: 0.3, topP: 0.8, maxOutputTokens: 256, stopSequences: ['END'], candidateCount: 1, seed: 7, responseMimeType: 'application/json' },
-    tools: [{ functionDeclarations: [{ name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, description: 'Weather for a city' }] }],
+    tools: [{ functionDeclarations: [{ name: 'get_weather', parametersJsonSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }, description: 'Weather for a city' }] }],
     toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: ['get_weather'] } },
-  }, 'JSON Schema keywords Gemini refuses are removed from tool parameters');
+  }, 'tool parameters go as JSON Schema, whole but for the $schema marker');
 
   const orphan = await postJson(url, { model: 'gemini/g', messages: [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 'nope', content: 'y' }] });
   t.equal(orphan.status, 400);

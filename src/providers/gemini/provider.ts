@@ -12,6 +12,8 @@ import { UpstreamClient, type BuildRequest } from '../http/client.js';
 import { basePath, upstreamSettings } from '../http/settings.js';
 import type { SseEvent } from '../http/sse.js';
 import { preview, upstreamMessage } from '../http/status.js';
+import type { JsonObject } from '../../plugins/plugin.js';
+import { leaveOut } from '../canonical.js';
 import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from '../provider.js';
 import { toBatchEmbedRequest, toGenerateContentRequest } from './request.js';
 import { fromBatchEmbed, fromResponse, StreamTranslator } from './response.js';
@@ -25,6 +27,7 @@ class GeminiProvider implements Provider {
   readonly models: readonly string[] | undefined;
   private readonly client: UpstreamClient;
   private readonly root: string;
+  private readonly dropUnsupported: boolean;
 
   constructor(
     readonly name: string,
@@ -32,17 +35,18 @@ class GeminiProvider implements Provider {
   ) {
     const url = new URL(config.base_url);
     this.models = config.models;
+    this.dropUnsupported = config.drop_unsupported;
     this.root = basePath(url);
     this.client = new UpstreamClient(upstreamSettings(name, config, url.origin));
   }
 
   async chat(call: ChatCall): Promise<Payload> {
-    const body = await this.client.json(call, this.build(call, 'generateContent', toGenerateContentRequest(call.request.value())));
+    const body = await this.client.json(call, this.build(call, 'generateContent', this.translate(call)));
     return Payload.fromValue(fromResponse(this.parse(body, generateContentResponse), call.model));
   }
 
   async stream(call: ChatCall): Promise<AsyncIterable<StreamChunk>> {
-    const events = await this.client.stream(call, this.build(call, 'streamGenerateContent?alt=sse', toGenerateContentRequest(call.request.value())));
+    const events = await this.client.stream(call, this.build(call, 'streamGenerateContent?alt=sse', this.translate(call)));
     return this.chunks(events, call.model);
   }
 
@@ -54,6 +58,11 @@ class GeminiProvider implements Provider {
 
   close(): Promise<void> {
     return this.client.close();
+  }
+
+  /** Fields Gemini can't express are refused, or with drop_unsupported left out and listed in call.meta. */
+  private translate(call: ChatCall): JsonObject {
+    return toGenerateContentRequest(call.request.value(), { model: call.model, leaveOut: leaveOut(this.name, this.dropUnsupported, call.meta) });
   }
 
   /** Translated once per call: retries and key rotation resend the same body. */
