@@ -7,6 +7,9 @@
 //   JSON.parse       parsing the request once, what a plugin's changed request costs the gateway to decode
 //   JSON.stringify   serialising it once, what handing a plugin a value (not bytes) would cost per hook
 //
+// And the gateway's validation of a chat request (pipeline/validate.ts), next to JSON.parse of the same body, for a
+// typical request (system + 6 turns + 2 tools) and a large one (100 messages).
+//
 // Run by bench/run.mjs in a child process of its own; `node bench/micro.mjs <plugin.so>` prints the same JSON.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +18,7 @@ import { loadPlugin } from '../dist/plugins/loader.js';
 import { RequestContext } from '../dist/pipeline/context.js';
 import { HookMetrics } from '../dist/metrics/hook-stats.js';
 import { InstrumentedPlugin } from '../dist/metrics/instrumented-plugin.js';
+import { validateChatRequest } from '../dist/pipeline/validate.js';
 import { chatRequest } from './request.mjs';
 
 export const SIZES = [1024, 10 * 1024, 100 * 1024];
@@ -67,7 +71,40 @@ export async function runMicro(pluginFile) {
     return row;
   });
   plugin.close();
-  return { context_bytes: ctxBytes.length, sizes: results };
+  return { context_bytes: ctxBytes.length, sizes: results, validation: runValidation() };
+}
+
+const TOOLS = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['c', 'f'] } }, required: ['city'] } } },
+  { type: 'function', function: { name: 'search', description: 'Search the web', parameters: { type: 'object', properties: { query: { type: 'string' } }, required: ['query'] } } },
+];
+
+/** A system prompt, then `turns` messages: user and assistant in turn, every third exchange a tool call and its result. */
+function conversation(turns) {
+  const messages = [{ role: 'system', content: 'You are a helpful assistant. Answer briefly.' }];
+  for (let i = 0; messages.length <= turns; i++) {
+    messages.push({ role: 'user', content: `Question ${i}: what is the weather like in Paris today, and should I take an umbrella?` });
+    if (i % 3 === 1) {
+      messages.push({ role: 'assistant', content: null, tool_calls: [{ id: `call_${i}`, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] });
+      messages.push({ role: 'tool', tool_call_id: `call_${i}`, content: '{"temperature": 18, "sky": "cloudy", "rain": 0.4}' });
+    } else {
+      messages.push({ role: 'assistant', content: `Answer ${i}: about 18C and cloudy; a light rain is likely in the afternoon, so yes.` });
+    }
+  }
+  messages.length = turns + 1;
+  return { model: 'openai/gpt-4o-mini', messages, tools: TOOLS, temperature: 0.2, max_tokens: 256, stream: false };
+}
+
+/** Validating a chat request, in ns, and as a share of parsing its body. */
+function runValidation() {
+  return [['typical', conversation(6)], ['large', conversation(100)]].map(([name, request]) => {
+    const body = Buffer.from(JSON.stringify(request));
+    const value = JSON.parse(body.toString('utf8'));
+    validateChatRequest(value); // throws if the benchmark's own request is malformed
+    const validate_ns = measure(() => validateChatRequest(value));
+    const json_parse_ns = measure(() => JSON.parse(body.toString('utf8')));
+    return { request: name, messages: request.messages.length, bytes: body.length, validate_ns, json_parse_ns, validate_to_parse: validate_ns / json_parse_ns };
+  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

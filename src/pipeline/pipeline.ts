@@ -176,12 +176,6 @@ export class PipelineRun {
     const request = Buffer.isBuffer(body) ? parseObject(body) : body;
     const operation = options.operation ?? 'chat';
     if (operation === 'chat') {
-      if (!Array.isArray(request.messages) || request.messages.length === 0) {
-        throw Errors.BAD_REQUEST('"messages" must be a non-empty array of messages');
-      }
-      if (request.stream !== undefined && request.stream !== null && typeof request.stream !== 'boolean') {
-        throw Errors.BAD_REQUEST('"stream" must be a boolean');
-      }
       validateChatRequest(request);
     } else if (!isInput(request.input)) {
       throw Errors.BAD_REQUEST('"input" must be a string, an array of strings, or an array of token arrays, and not empty');
