@@ -352,7 +352,7 @@ t.test('drop_unsupported: the field is left out and named in x-heimdall-dropped'
   t.equal(res.status, 200);
   t.equal(res.json.content[0].text, 'hi');
   const dropped = (res.headers.get('x-heimdall-dropped') ?? '').split(', ').sort();
-  t.same(dropped, ['messages[0].content[0].cache_control', 'top_k']);
+  t.same(dropped, ['messages[*].content[*].cache_control', 'top_k'], 'one name per kind of field');
   t.notOk(JSON.stringify(up.received[0]?.json).includes('cache_control'), 'the upstream never saw it');
   t.equal(up.received[0]?.json.top_k, undefined);
 });
@@ -453,4 +453,78 @@ t.test('Anthropic client, OpenAI upstream: a refusal is not an empty message', a
   const message = await anthropic.messages.create({ model: 'openai/gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: 'something bad' }] });
   t.same(message.content, [{ type: 'text', text: 'I can\'t help with that.' }]);
   t.equal(message.stop_reason, 'refusal');
+});
+
+t.test('the lossless path sends what the gateway checked: a key given twice counts once, as the last', async (t) => {
+  const { up, gw } = await anthropicGateway(t, { models: ['claude-haiku'] });
+  up.fallback = { json: MESSAGE };
+  const twice = '{"model":"claude-opus","max_tokens":10,"messages":[{"role":"user","content":"claude-haiku"}],"model":"claude-haiku"}';
+  const res = await postJson(`${gw.url}/anthropic/v1/messages`, twice);
+  t.equal(res.status, 200);
+  t.equal(up.received.length, 1);
+  t.notOk(up.received[0]?.body.includes('claude-opus'), 'the model the allow-list refused never goes upstream');
+  t.same(up.received[0]?.json, { model: 'claude-haiku', max_tokens: 10, messages: [{ role: 'user', content: 'claude-haiku' }] }, 'and the message text is untouched');
+
+  const blocked = await postJson(`${gw.url}/anthropic/v1/messages`, '{"model":"claude-haiku","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"model":"claude-opus"}');
+  t.equal(blocked.status, 404, 'the last one is the one checked');
+});
+
+t.test('an upstream cannot reach the client through relayed headers, odd statuses or a ping flood', async (t) => {
+  const { up, gw } = await anthropicGateway(t);
+  const key = process.env.HEIMDALL_TEST_FIDELITY_KEY as string;
+  up.next({ json: MESSAGE, headers: { 'request-id': key, 'anthropic-ratelimit-requests-remaining': key.slice(4), 'anthropic-ratelimit-requests-limit': '50' } });
+  const res = await postJson(`${gw.url}/anthropic/v1/messages`, { model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('request-id'), null, 'a header that holds the key is not relayed');
+  t.equal(res.headers.get('anthropic-ratelimit-requests-remaining'), null, 'nor one that holds a piece of it');
+  t.equal(res.headers.get('anthropic-ratelimit-requests-limit'), '50');
+
+  up.next({ status: 407, json: { type: 'error', error: { type: 'api_error', message: 'proxy' } } });
+  const odd = await postJson(`${gw.url}/anthropic/v1/messages`, { model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
+  t.equal(odd.status, 400, 'a 407 is not passed on: the client would blame its own proxy');
+
+  const start = sse([['message_start', { type: 'message_start', message: { ...MESSAGE, content: [], stop_reason: null, usage: { input_tokens: 1, output_tokens: 0 } } }]]);
+  const pings = sse(Array.from({ length: 5000 }, () => ['ping', { type: 'ping' }] as [string, unknown]));
+  const end = sse([
+    ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+    ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'ok' } }],
+    ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+    ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 1 } }],
+    ['message_stop', { type: 'message_stop' }],
+  ]);
+  up.next({ sse: start + pings + end });
+  const streamed = await fetch(`${gw.url}/anthropic/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'claude-x', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  t.equal(await streamed.text(), start + pings + end, 'every ping is passed on, none held back');
+});
+
+t.test('count_tokens runs the TransportInterceptors: a plugin that refuses the request refuses the count', async (t) => {
+  const { probePlugins } = await import('./helpers/fixtures.js');
+  const probes = await probePlugins();
+  const up = await scriptedUpstream(t);
+  const refusal = JSON.stringify({ response: { status_code: 401, body: { type: 'error', error: { type: 'authentication_error', message: 'no key' } } } });
+  const gw = await startGateway(t, {
+    log: { level: 'warn' },
+    providers: { anthropic: { type: 'anthropic', base_url: up.baseUrl, api_key: 'env.HEIMDALL_TEST_FIDELITY_KEY' } },
+    plugins: [{ path: probes.p1, config: { transport_output: refusal } }],
+  });
+  const res = await postJson(`${gw.url}/anthropic/v1/messages/count_tokens`, { model: 'claude-x', messages: [{ role: 'user', content: 'hi' }] });
+  t.equal(res.status, 401);
+  t.equal(up.received.length, 0, 'nothing was counted upstream');
+});
+
+t.test('x-heimdall-dropped stays small however many fields were left out', async (t) => {
+  const { up, gw } = await openaiGateway(t, { drop_unsupported: true });
+  up.next({ json: COMPLETION });
+  const messages = Array.from({ length: 3000 }, (_, i) => ({ role: 'user', content: [{ type: 'text', text: `m${i}`, cache_control: { type: 'ephemeral' } }] }));
+  const fields = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`field_${i}`, i]));
+  const res = await postJson(`${gw.url}/anthropic/v1/messages`, { model: 'openai/gpt-4o-mini', max_tokens: 10, messages, ...fields });
+  t.equal(res.status, 200);
+  const dropped = res.headers.get('x-heimdall-dropped') ?? '';
+  t.ok(dropped.length <= 1100, `bounded (${dropped.length} characters)`);
+  t.match(dropped, /^field_0, field_1, .*, and \d+ more$/, 'as many names as fit, then a count');
+  t.notOk(JSON.stringify(up.received[0]?.json).includes('cache_control'));
 });

@@ -252,7 +252,8 @@ t.test('drop_unsupported: the same fields left out, named in x-heimdall-dropped'
   const { up, url } = await setup(t, { drop_unsupported: true });
   const res = await postJson(url, UNEXPRESSIBLE);
   t.equal(res.status, 200, res.text);
-  t.same(res.headers.get('x-heimdall-dropped')?.split(', ').sort(), [...UNEXPRESSIBLE_NAMES].sort());
+  const kinds = [...new Set(UNEXPRESSIBLE_NAMES.map((n) => n.replace(/\[\d+\]/g, '[*]')))].sort();
+  t.same(res.headers.get('x-heimdall-dropped')?.split(', ').sort(), kinds, 'one name per kind of field');
   const sent = up.seen[0]?.json;
   t.same(sent.contents, [
     { role: 'user', parts: [{ text: 'hi' }, { fileData: { mimeType: 'image/png', fileUri: 'https://e.com/a.png' } }] },

@@ -12,12 +12,12 @@ t.test('malformed requests get a 4xx with an OpenAI-style error body', async (t)
     providers: { mock: { type: 'mock', models: ['echo'] } },
   });
   const url = `${gw.url}/v1/chat/completions`;
-  const cases: [string, () => Promise<{ status: number; json: any }>, number, string][] = [
+  const cases: [string, () => Promise<{ status: number; json: any }>, number, string, string?][] = [
     ['malformed JSON', () => postJson(url, '{"model": "mock/echo", "messages": ['), 400, 'HEIMDALL_ERR_BAD_JSON'],
     ['empty body', () => postJson(url, ''), 400, 'HEIMDALL_ERR_BAD_JSON'],
     ['not an object', () => postJson(url, '[1,2]'), 400, 'HEIMDALL_ERR_BAD_REQUEST'],
-    ['no messages', () => postJson(url, { model: 'mock/echo' }), 400, 'HEIMDALL_ERR_BAD_REQUEST'],
-    ['stream not a boolean', () => postJson(url, chat('mock/echo', 'x', { stream: 'yes' })), 400, 'HEIMDALL_ERR_BAD_REQUEST'],
+    ['no messages', () => postJson(url, { model: 'mock/echo' }), 400, 'HEIMDALL_ERR_BAD_REQUEST', 'messages'],
+    ['stream not a boolean', () => postJson(url, chat('mock/echo', 'x', { stream: 'yes' })), 400, 'HEIMDALL_ERR_BAD_REQUEST', 'stream'],
     ['missing model', () => postJson(url, { messages: [{ role: 'user', content: 'x' }] }), 400, 'HEIMDALL_ERR_MODEL_MISSING'],
     ['model not provider/model', () => postJson(url, chat('gpt-4o')), 400, 'HEIMDALL_ERR_MODEL_FORMAT'],
     ['unknown provider', () => postJson(url, chat('nope/gpt-4o')), 404, 'HEIMDALL_ERR_PROVIDER_UNKNOWN'],
@@ -25,13 +25,13 @@ t.test('malformed requests get a 4xx with an OpenAI-style error body', async (t)
     ['wrong content type', () => postJson(url, 'hello', { 'content-type': 'text/plain' }), 415, 'HEIMDALL_ERR_CONTENT_TYPE'],
     ['body over the limit', () => postJson(url, chat('mock/echo', 'x'.repeat(2000))), 413, 'HEIMDALL_ERR_BODY_TOO_LARGE'],
   ];
-  for (const [name, send, status, code] of cases) {
+  for (const [name, send, status, code, param] of cases) {
     const res = await send();
     t.equal(res.status, status, `${name}: status`);
     t.equal(res.json?.error?.code, code, `${name}: code`);
     t.type(res.json?.error?.message, 'string', `${name}: message`);
     t.ok(res.json?.error?.type, `${name}: type`);
-    t.equal(res.json?.error?.param, null, `${name}: param`);
+    t.equal(res.json?.error?.param, param ?? null, `${name}: param`);
   }
   const bare = await fetch(url, { method: 'POST' });
   t.equal(bare.status, 400, 'a POST with no body and no content-type');

@@ -202,12 +202,12 @@ t.test('an OpenAI-compatible upstream: tokens from its usage, failures as outcom
   const gw = await startGateway(t, { providers: { openai: { type: 'openai', base_url: up.baseUrl } } });
   const url = `${gw.url}/v1/chat/completions`;
   t.equal((await postJson(url, chat('openai/gpt-4o-mini'))).status, 200);
-  t.equal((await postJson(url, chat('openai/fail-500'))).status, 502);
+  t.equal((await postJson(url, chat('openai/fail-500'))).status, 500, 'the upstream\'s status');
   const m = await scrape(gw.url);
   t.equal(m.sum('heimdall_input_tokens_total', { provider: 'openai', model: 'gpt-4o-mini' }), 3);
   t.equal(m.sum('heimdall_output_tokens_total', { provider: 'openai', model: 'gpt-4o-mini' }), 4);
   t.equal(m.sum('heimdall_upstream_latency_seconds_count', { provider: 'openai', model: 'fail-500', outcome: 'error' }), 1);
-  t.equal(m.sum('heimdall_requests_total', { provider: 'openai', model: 'fail-500', status: '502' }), 1);
+  t.equal(m.sum('heimdall_requests_total', { provider: 'openai', model: 'fail-500', status: '500' }), 1);
 });
 
 t.test('model names a client makes up cannot grow the series without bound', async (t) => {

@@ -127,7 +127,7 @@ const malformed: [string, unknown, string][] = [
   ['a logit bias above 100', params({ logit_bias: { 50256: 200 } }), 'logit_bias.50256'],
   ['a logit bias that is a string', params({ logit_bias: { 1: 5, 42: 'x' } }), 'logit_bias.42'],
   ['stop a number', params({ stop: 5 }), 'stop'],
-  ['five stop sequences', params({ stop: ['a', 'b', 'c', 'd', 'e'] }), 'stop'],
+  ['65 stop sequences', params({ stop: Array.from({ length: 65 }, (_, i) => `s${i}`) }), 'stop'],
   ['a numeric stop sequence', params({ stop: ['a', 1] }), 'stop[1]'],
   ['tools an object', params({ tools: TOOL }), 'tools'],
   ['a tool that is a string', params({ tools: ['get_weather'] }), 'tools[0]'],

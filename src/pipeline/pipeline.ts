@@ -176,7 +176,7 @@ export class PipelineRun {
     const request = Buffer.isBuffer(body) ? parseObject(body) : body;
     const operation = options.operation ?? 'chat';
     if (operation === 'chat') {
-      validateChatRequest(request);
+      validateChatRequest(request, options.native !== undefined);
     } else if (!isInput(request.input)) {
       throw Errors.BAD_REQUEST('"input" must be a string, an array of strings, or an array of token arrays, and not empty');
     }

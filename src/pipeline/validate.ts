@@ -19,8 +19,30 @@ import { isObject } from '../providers/canonical.js';
 /** Levels of objects and arrays, the request itself being the first: far beyond any real request's. */
 export const MAX_REQUEST_DEPTH = 64;
 
-/** Throws the client's 400 (HEIMDALL_ERR_BAD_REQUEST, `param` naming the field) when the request is malformed. */
-export function validateChatRequest(request: JsonObject): void {
+/** Stop sequences, at most: a bound on the request, not any one provider's rule (OpenAI's upstream takes 4). */
+const MAX_STOP = 64;
+
+/**
+ * Whether the request being checked came through a drop-in route of another format (the Anthropic route), whose
+ * own schema already checked the blocks it carries: there a part type the gateway does not know (a block type
+ * Anthropic added) passes, as it would to an Anthropic upstream. Set for the one synchronous call below.
+ */
+let nativeBlocks = false;
+
+/**
+ * Throws the client's 400 (HEIMDALL_ERR_BAD_REQUEST, `param` naming the field) when the request is malformed.
+ * `native`: the request was translated from a drop-in route's format (see nativeBlocks).
+ */
+export function validateChatRequest(request: JsonObject, native = false): void {
+  nativeBlocks = native;
+  try {
+    validateRequest(request);
+  } finally {
+    nativeBlocks = false;
+  }
+}
+
+function validateRequest(request: JsonObject): void {
   validateMessages(request.messages);
 
   if (request.model !== undefined && request.model !== null && typeof request.model !== 'string') {
@@ -195,7 +217,7 @@ function validatePart(p: Json | undefined, i: number, j: number, role: Role): vo
       if (allowed && typeof p.refusal !== 'string') throw invalid(`messages[${i}].content[${j}].refusal`, 'a string', p.refusal);
       break;
     default:
-      allowed = typeof type === 'string' && role !== 'system' && role !== 'developer' && ANTHROPIC_BLOCKS.has(type);
+      allowed = typeof type === 'string' && role !== 'system' && role !== 'developer' && (nativeBlocks || ANTHROPIC_BLOCKS.has(type));
   }
   if (!allowed) {
     throw invalid(`messages[${i}].content[${j}].type`, `${PARTS[role]} in a ${role} message`, type);
@@ -337,7 +359,7 @@ function validateResponseFormat(f: Json): void {
 
 function validateStop(stop: Json): void {
   if (typeof stop === 'string') return;
-  if (!Array.isArray(stop) || stop.length > 4) throw invalid('stop', 'a string or an array of at most 4 strings', stop);
+  if (!Array.isArray(stop) || stop.length > MAX_STOP) throw invalid('stop', `a string or an array of at most ${MAX_STOP} strings`, stop);
   for (let i = 0; i < stop.length; i++) if (typeof stop[i] !== 'string') throw invalid(`stop[${i}]`, 'a string', stop[i]);
 }
 

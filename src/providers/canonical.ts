@@ -194,6 +194,8 @@ export function leaveOut(provider: string, dropUnsupported: boolean, meta: Upstr
       err.param = field;
       throw err;
     }
-    if (meta !== undefined && !meta.dropped.includes(field)) meta.dropped.push(field);
+    // One name per kind of field: messages[*].content[*].cache_control, however many messages had one.
+    const kind = field.replace(/\[\d+\]/g, '[*]');
+    if (meta !== undefined && !meta.dropped.includes(kind)) meta.dropped.push(kind);
   };
 }

@@ -21,7 +21,7 @@ export interface ProviderCall {
   meta: UpstreamMeta;
   /**
    * The client's own request in its own wire format, when a drop-in route received it (the Anthropic route's
-   * Messages request). A provider that speaks that format sends these bytes upstream, model swapped, while
+   * Messages request). A provider that speaks that format sends it upstream, only the model swapped, while
    * `unchanged` is true: the lossless path.
    */
   native?: NativeRequest | undefined;
@@ -30,11 +30,13 @@ export interface ProviderCall {
 /** A drop-in route's request as the client sent it. */
 export interface NativeRequest {
   format: 'anthropic';
-  /** The request body as received (after TransportInterceptors), without the gateway's own fields (fallbacks). */
-  body: Buffer;
-  /** Its "model", as the client wrote it. */
-  model: string;
-  /** The client's headers that the format forwards upstream (anthropic-beta...), lower-case names. */
+  /**
+   * The request body as the gateway parsed it (after TransportInterceptors), without the gateway's own fields
+   * (fallbacks). It is sent as this value, serialised, never as the client's bytes: bytes with a key given twice
+   * would tell the upstream (which may keep the first) something other than what the gateway checked (the last).
+   */
+  value: JsonObject;
+  /** The client's headers that the format forwards upstream (anthropic-beta...), after TransportInterceptors. */
   headers: Record<string, string>;
 }
 

@@ -62,10 +62,24 @@ export function streamHeaders(req: FastifyRequest, servedBy: string | undefined,
   return headers;
 }
 
+/** The longest x-heimdall-dropped value: more fields than fit are counted, not named. */
+const MAX_DROPPED_CHARS = 1024;
+
+/** The fields, as many as fit, then how many more there were. */
+function droppedValue(fields: readonly string[]): string {
+  let out = '';
+  for (const [i, field] of fields.entries()) {
+    const next = out === '' ? field : `${out}, ${field}`;
+    if (next.length > MAX_DROPPED_CHARS) return `${out}, and ${fields.length - i} more`;
+    out = next;
+  }
+  return out;
+}
+
 /** The upstream's relayed headers (rate limits, its request id) and the dropped fields, for an answer or an error. */
 export function upstreamHeaders(meta: UpstreamMeta | undefined): Record<string, string> {
   if (meta === undefined) return {};
   const headers = meta.headers === undefined ? {} : { ...meta.headers };
-  if (meta.dropped.length > 0) headers[DROPPED_HEADER] = meta.dropped.join(', ');
+  if (meta.dropped.length > 0) headers[DROPPED_HEADER] = droppedValue(meta.dropped);
   return headers;
 }

@@ -8,7 +8,7 @@
  * chunk's `native` events), so the Anthropic route can hand it back byte for byte when no plugin changed it.
  */
 import type { AnthropicProviderConfig } from '../../config/schema.js';
-import { Errors, type HeimdallError } from '../../errors.js';
+import { Errors, HeimdallError } from '../../errors.js';
 import { assertJsonDepth } from '../../json-depth.js';
 import { Payload } from '../../payload.js';
 import type { JsonObject } from '../../plugins/plugin.js';
@@ -47,6 +47,8 @@ class AnthropicProvider implements Provider {
   private readonly client: UpstreamClient;
   private readonly path: string;
   private readonly countPath: string;
+  /** Header names set in the provider's config: the client's values of these are not forwarded. */
+  private readonly pinned: Set<string>;
 
   constructor(
     readonly name: string,
@@ -57,6 +59,7 @@ class AnthropicProvider implements Provider {
     this.path = `${basePath(url)}/v1/messages`;
     this.countPath = `${basePath(url)}/v1/messages/count_tokens`;
     this.client = new UpstreamClient(upstreamSettings(name, config, url.origin));
+    this.pinned = new Set(Object.keys(config.headers).map((h) => h.toLowerCase()));
   }
 
   async chat(call: ChatCall): Promise<Payload> {
@@ -125,7 +128,8 @@ class AnthropicProvider implements Provider {
     if (native !== undefined) {
       for (const name of FORWARDED_HEADERS) {
         const value = native.headers[name];
-        if (value !== undefined) headers[name] = value;
+        // A value the operator pinned in the provider's headers is the operator's to choose.
+        if (value !== undefined && !this.pinned.has(name)) headers[name] = value;
       }
     }
     if (version !== undefined) headers['anthropic-version'] = version;
@@ -157,15 +161,22 @@ class AnthropicProvider implements Provider {
       try {
         out = translator.translate(event.data);
       } catch (err) {
-        throw event.data.type === 'error' ? withErrorType(err, event.data.error.type) : err;
+        throw event.data.type === 'error'
+          ? withErrorType(err, event.data.error.type, this.name, event.data.error.message, this.client.redact)
+          : err;
       }
       if (out.length > 0 && pending !== '') {
         out[0] = { ...(out[0] as StreamChunk), native: pending };
         pending = '';
+      } else if (pending !== '' && (event.data.type === 'ping' || pending.length > PENDING_LIMIT)) {
+        // Events that make no chunk go on at once all the same: a ping is a keep-alive the client should see now,
+        // and an upstream that sends nothing else must not grow what is held here.
+        out.push({ text: EMPTY_CHUNK, value: { object: 'chat.completion.chunk', choices: [] }, native: pending });
+        pending = '';
       }
       yield* out;
       if (translator.stopped) {
-        if (pending !== '') yield { text: EMPTY_CHUNK, value: JSON.parse(EMPTY_CHUNK) as JsonObject, native: pending };
+        if (pending !== '') yield { text: EMPTY_CHUNK, value: { object: 'chat.completion.chunk', choices: [] }, native: pending };
         return;
       }
     }
@@ -173,8 +184,10 @@ class AnthropicProvider implements Provider {
   }
 }
 
-/** A chunk with nothing in it, to carry the last native events when the translation made no chunk of them. */
+/** A chunk with nothing in it, to carry native events the translation made no chunk of. */
 const EMPTY_CHUNK = '{"object":"chat.completion.chunk","choices":[]}';
+/** Native events held for the next chunk, at most (events that make none are otherwise sent on their own). */
+const PENDING_LIMIT = 64 * 1024;
 
 /** An SSE event as text again: `event:` and one `data:` line per line of data. */
 function frame(e: SseEvent): string {
@@ -182,30 +195,25 @@ function frame(e: SseEvent): string {
   return e.event === undefined ? `${data}\n\n` : `event: ${e.event}\n${data}\n\n`;
 }
 
-/** An error event's type kept for the client, and its status for an error that arrives before anything else. */
-function withErrorType(err: unknown, type: string | undefined): unknown {
-  const e = err as HeimdallError;
-  if (typeof type !== 'string' || typeof e !== 'object' || e === null || !('code' in e)) return err;
+/**
+ * An error event as the error its type stands for: the status an answer would have had (for an error that arrives
+ * before anything else), and the type kept for the client.
+ */
+function withErrorType(err: unknown, type: string | undefined, provider: string, message: string | undefined, redact: (s: string) => string): unknown {
+  if (typeof type !== 'string' || !(err instanceof HeimdallError)) return err;
   const status = ERROR_STATUS[type] ?? 500;
+  const e = Errors.UPSTREAM_STATUS(provider, status, message !== undefined ? redact(message) : type);
   e.statusCode = status;
   e.upstream = { status, type };
   return e;
 }
 
 /**
- * The client's bytes with the upstream model in place of the client's, when the client's model name occurs once
- * as a JSON string (so that occurrence is "model"); otherwise re-serialised. `stream` set forces that field.
+ * The client's request with the upstream model in place of the client's (in its place: key order is kept), as one
+ * serialisation of what the gateway parsed. `stream` set forces that field.
  */
-export function nativeBody(native: NativeRequest, model: string, stream: boolean | undefined): Buffer | string {
-  const raw = native.body;
-  const token = Buffer.from(JSON.stringify(native.model));
-  const at = raw.indexOf(token);
-  if (at !== -1 && raw.indexOf(token, at + token.length) === -1 && native.model !== model) {
-    return Buffer.concat([raw.subarray(0, at), Buffer.from(JSON.stringify(model)), raw.subarray(at + token.length)]);
-  }
-  if (native.model === model && at !== -1) return raw;
-  const value = JSON.parse(raw.toString('utf8')) as JsonObject;
-  value.model = model;
+export function nativeBody(native: NativeRequest, model: string, stream: boolean | undefined): string {
+  const value: JsonObject = { ...native.value, model };
   if (stream !== undefined && (value.stream === true) !== stream) value.stream = stream;
   return JSON.stringify(value);
 }

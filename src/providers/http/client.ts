@@ -174,7 +174,7 @@ export class UpstreamClient {
     try {
       slot.enter();
       const res = await requestWhole(this.pool, this.options(request, timeoutMs), call.signal, timeoutMs, slot.leave, maxResponseBytes);
-      if (call.meta !== undefined) call.meta.headers = relayedHeaders(res.headers);
+      if (call.meta !== undefined) call.meta.headers = relayedHeaders(res.headers, this.redact);
       if (res.statusCode >= 200 && res.statusCode <= 299) return { ok: true, body: res.body, stream: undefined };
       const wait = retryAfterMs(res.headers);
       return failed(statusError(provider, res.statusCode, res.body, this.redact, wait), res.statusCode, wait);
@@ -201,7 +201,7 @@ export class UpstreamClient {
     try {
       // undici reads only the signal's shape (see cancel.ts)
       const res = await this.pool.request({ ...this.options(request, streamIdleTimeoutMs), signal: deadline as unknown as AbortSignal });
-      if (call.meta !== undefined) call.meta.headers = relayedHeaders(res.headers);
+      if (call.meta !== undefined) call.meta.headers = relayedHeaders(res.headers, this.redact);
       if (res.statusCode < 200 || res.statusCode > 299) {
         const wait = retryAfterMs(res.headers);
         const body = await readCapped(res, this.settings.maxResponseBytes);

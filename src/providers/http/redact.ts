@@ -19,11 +19,16 @@ const API_KEY = /\b(?:sk-|sk_|gsk_|xai-)[A-Za-z0-9_-]{17,}|\bAIza[A-Za-z0-9_-]{3
 /** Configured headers whose values are credentials (an `Authorization` for a self-hosted server, say). */
 const SECRET_HEADER = /(auth|key|token|secret|password|cookie|credential)/i;
 
+/** The shortest text that, being a piece of a secret, is hidden as one: shorter pieces are ordinary words. */
+const MIN_FRAGMENT = 8;
+
 /** A redactor for `secrets` (empty ones are ignored), which also hides credential-shaped text. */
 export function redactor(secrets: readonly string[]): Redact {
   // Longest first, so a secret that contains another is hidden whole.
   const words = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
   return (text) => {
+    // A piece of a secret on its own (an upstream that split the key between two fields) is hidden whole.
+    if (text.length >= MIN_FRAGMENT && words.some((word) => word.length > text.length && word.includes(text))) return REDACTED;
     let out = text;
     for (const word of words) if (out.includes(word)) out = out.split(word).join(REDACTED);
     return out.replace(BEARER, `$1${REDACTED}`).replace(API_KEY, REDACTED);

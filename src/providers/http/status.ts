@@ -22,11 +22,25 @@ export function statusError(provider: string, status: number, body: Buffer, reda
   if (status === 429) err = Errors.UPSTREAM_RATE_LIMIT(provider, message);
   else if (status >= 400 && status < 500) err = Errors.UPSTREAM_REJECTED(provider, status, message);
   else err = Errors.UPSTREAM_STATUS(provider, status, message);
-  // A status outside HTTP's error range (a 3xx, a 1xx) would confuse the client more than a 502 does.
-  if (status >= 400 && status <= 599) err.statusCode = status;
+  err.statusCode = clientStatus(status);
   err.upstream = { status, ...info };
-  if (retryAfterMs !== undefined) err.retryAfter = Math.ceil(retryAfterMs / 1000);
+  if (retryAfterMs !== undefined) err.retryAfter = Math.min(Math.ceil(retryAfterMs / 1000), MAX_RETRY_AFTER_S);
   return err;
+}
+
+/**
+ * The statuses passed to the client as they are: each means the same from the gateway as from the upstream, and
+ * every SDK and HTTP client handles them. Others are not: a 407 would make a fetch-based client think its proxy
+ * refused it, a 499 is the gateway's own (the client left), a 1xx or 3xx would confuse it. Another 4xx is the
+ * client's 400, another 5xx (or anything else) the gateway's 502.
+ */
+const KEPT_STATUSES = new Set([400, 401, 402, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529]);
+/** A day: an upstream's retry-after beyond it is not a wait, it is a mistake. */
+const MAX_RETRY_AFTER_S = 86_400;
+
+function clientStatus(status: number): number {
+  if (KEPT_STATUSES.has(status)) return status;
+  return status >= 400 && status < 500 ? 400 : 502;
 }
 
 /** The upstream's own reason, from a JSON error body, or else a preview of the body; redacted either way. */

@@ -60,7 +60,8 @@ export function anthropicRoutes(
       return sendError(reply, toAbiError(e));
     });
     scope.post(ROUTE, pipelineHandler(pipeline, ROUTE, (req, reply, run, body) => handle(req, reply, run, body, defaultProvider)));
-    scope.post(`${ROUTE}/count_tokens`, (req, reply) => countTokens(req, reply, providers, defaultProvider));
+    const COUNT = `${ROUTE}/count_tokens`;
+    scope.post(COUNT, pipelineHandler(pipeline, COUNT, (_req, reply, run, body) => countTokens(reply, run, body, providers, defaultProvider)));
     scope.get(`${PREFIX}/models`, async () => modelList(providers));
     scope.get<{ Params: { id: string } }>(`${PREFIX}/models/*`, async (req) => {
       const id = (req.params as Record<string, string>)['*'] ?? '';
@@ -79,7 +80,7 @@ async function handle(
   defaultProvider: string | undefined,
 ): Promise<FastifyReply> {
   const { request, raw } = parseMessagesRequest(body);
-  const native = nativeRequest(req, body, request, raw);
+  const native = nativeRequest(run, raw as JsonObject);
   const { stream } = run.prepare(toCanonical(request), { defaultProvider, native });
 
   if (!stream) {
@@ -114,25 +115,38 @@ function parseMessagesRequest(body: Buffer): { request: MessagesRequest; raw: un
   return { request: parsed.data, raw };
 }
 
-/** The client's request for the provider's lossless path: its bytes, without the gateway's own `fallbacks`. */
-function nativeRequest(req: FastifyRequest, body: Buffer, request: MessagesRequest, raw: unknown): NativeRequest {
-  let bytes = body;
-  if (request.fallbacks !== undefined) {
-    const { fallbacks: _, ...rest } = raw as JsonObject;
-    bytes = Buffer.from(JSON.stringify(rest));
+/**
+ * The client's request for the provider's lossless path, without the gateway's own `fallbacks`, and the headers it
+ * forwards as they are after TransportInterceptors (a plugin that removes anthropic-beta removes it upstream too).
+ */
+function nativeRequest(run: PipelineRun, raw: JsonObject): NativeRequest {
+  let value = raw;
+  if (raw.fallbacks !== undefined) {
+    const { fallbacks: _, ...rest } = raw;
+    value = rest;
   }
   const headers: Record<string, string> = {};
+  const seen = run.ctx.allHeaders;
   for (const name of FORWARDED_HEADERS) {
-    const value = req.headers[name];
-    if (typeof value === 'string') headers[name] = value;
-    else if (Array.isArray(value)) headers[name] = value.join(',');
+    const v = seen[name];
+    if (typeof v === 'string') headers[name] = v;
+    else if (Array.isArray(v)) headers[name] = v.join(',');
   }
-  return { format: 'anthropic', body: bytes, model: request.model, headers };
+  return { format: 'anthropic', value, headers };
 }
 
-/** count_tokens has no plugin hooks (it is not a model call): the upstream's count, or a 400 naming the provider. */
-async function countTokens(req: FastifyRequest, reply: FastifyReply, providers: ProviderRegistry, defaultProvider: string | undefined): Promise<FastifyReply> {
-  const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+/**
+ * count_tokens runs the TransportInterceptors (authentication, rate limits and audit plugins see it), but no
+ * PreHook or PostHook: it is not a model call, and has no answer to hook. The upstream's count, or a 400 naming the
+ * provider when it can't count.
+ */
+async function countTokens(
+  reply: FastifyReply,
+  run: PipelineRun,
+  body: Buffer,
+  providers: ProviderRegistry,
+  defaultProvider: string | undefined,
+): Promise<FastifyReply> {
   const value = parseJsonBody(body);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw Errors.BAD_REQUEST('the request body must be a JSON object');
   const request = value as JsonObject;
@@ -147,7 +161,7 @@ async function countTokens(req: FastifyRequest, reply: FastifyReply, providers: 
     if (!reply.raw.writableFinished) cancel.abort();
   });
   const meta = newUpstreamMeta();
-  const native = nativeRequest(req, body, request as unknown as MessagesRequest, request);
+  const native = nativeRequest(run, request);
   let answer: Payload;
   try {
     answer = await provider.countTokens({ model: target.model, request: Payload.fromBytes(body, request), unchanged: true, signal: cancel, meta, native });
