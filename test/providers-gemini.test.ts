@@ -146,7 +146,7 @@ t.test('failures: statuses, mid-stream errors, a stream cut before it finished',
 
   up.queue({ streamError: true });
   const errored = sseData((await postJson(url, chat('gemini/g', 'a b c', { stream: true }))).text);
-  t.match(JSON.parse(errored.at(-1) as string).error, { code: 'HEIMDALL_ERR_UPSTREAM_STATUS', message: /Overloaded/ });
+  t.match(JSON.parse(errored.at(-1) as string).error, { code: 'UNAVAILABLE', type: 'server_error', heimdall_code: 'HEIMDALL_ERR_UPSTREAM_STATUS', message: /Overloaded/ });
 
   up.queue({ reset: 'mid-stream' });
   const cut = sseData((await postJson(url, chat('gemini/g', 'a b c', { stream: true }))).text);

@@ -4,14 +4,14 @@
  * response.ts.
  */
 import type { GeminiProviderConfig } from '../../config/schema.js';
-import { Errors } from '../../errors.js';
+import { Errors, type HeimdallError } from '../../errors.js';
 import { assertJsonDepth } from '../../json-depth.js';
 import { Payload } from '../../payload.js';
 import type { z } from 'zod';
 import { UpstreamClient, type BuildRequest } from '../http/client.js';
 import { basePath, upstreamSettings } from '../http/settings.js';
 import type { SseEvent } from '../http/sse.js';
-import { preview, upstreamMessage } from '../http/status.js';
+import { preview, statusError } from '../http/status.js';
 import type { JsonObject } from '../../plugins/plugin.js';
 import { leaveOut } from '../canonical.js';
 import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from '../provider.js';
@@ -88,10 +88,19 @@ class GeminiProvider implements Provider {
     return parsed.data;
   }
 
+  /**
+   * An error sent as a stream event: as the answer it would have been (its status from the error's `code`, 502
+   * without one), so one that arrives before anything else is answered with it, and its status name is kept.
+   */
+  private streamedError(data: string): HeimdallError {
+    const status = /"code"\s*:\s*(\d{3})\b/.exec(data)?.[1];
+    return statusError(this.name, status !== undefined ? Number(status) : 502, Buffer.from(data), this.client.redact);
+  }
+
   private async *chunks(events: AsyncIterable<SseEvent>, model: string): AsyncGenerator<StreamChunk> {
     const translator = new StreamTranslator(model);
     for await (const { data } of events) {
-      if (data.includes('"error"') && /^\s*[[{]\s*"error"/.test(data)) throw Errors.UPSTREAM_STATUS(this.name, 200, upstreamMessage(data, this.client.redact));
+      if (data.includes('"error"') && /^\s*[[{]\s*"error"/.test(data)) throw this.streamedError(data);
       yield* translator.translate(this.parse(data, generateContentResponse));
     }
     // Gemini's stream has no end marker: an answer that never finished was cut off.

@@ -68,8 +68,9 @@ function readUpstreamError(body: Buffer | string, redact: Redact): { message: st
       const first = (Array.isArray(parsed) ? parsed[0] : parsed) as ErrorShape | undefined;
       const e = first?.error;
       if (typeof e === 'object' && e !== null) {
-        const type = identifier(e.type, redact);
-        const code = identifier(e.code, redact) ?? identifier(e.status, redact);
+        const status = identifier(e.status, redact);
+        const type = identifier(e.type, redact) ?? (status !== undefined ? GEMINI_TYPES[status] : undefined);
+        const code = identifier(e.code, redact) ?? status;
         if (type !== undefined) info.type = type;
         if (code !== undefined) info.code = code;
         if (e.param === null) info.param = null;
@@ -84,6 +85,20 @@ function readUpstreamError(body: Buffer | string, redact: Redact): { message: st
   }
   return { message: preview(text, redact) || '(empty body)', info };
 }
+
+/** Gemini's error status names (Google's RPC codes), as the OpenAI error type a client switches on. */
+const GEMINI_TYPES: Record<string, string> = {
+  INVALID_ARGUMENT: 'invalid_request_error',
+  FAILED_PRECONDITION: 'invalid_request_error',
+  OUT_OF_RANGE: 'invalid_request_error',
+  NOT_FOUND: 'invalid_request_error',
+  UNAUTHENTICATED: 'authentication_error',
+  PERMISSION_DENIED: 'permission_error',
+  RESOURCE_EXHAUSTED: 'rate_limit_error',
+  UNAVAILABLE: 'server_error',
+  INTERNAL: 'server_error',
+  DEADLINE_EXCEEDED: 'server_error',
+};
 
 function identifier(v: unknown, redact: Redact): string | undefined {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_IDENTIFIER ? redact(v) : undefined;
