@@ -136,6 +136,19 @@ function markdown(r) {
     `| isolated | ${us(r.hook_call_modes.isolated_ns)} | ${us(r.hook_call_modes.isolated_added_ns)} |`,
     `| floor: an empty round trip through libuv's thread pool (fs.access) | ${us(r.hook_call_modes.thread_hop_floor_ns)} | |`,
     `| floor: the same bytes echoed through a child process (cat) | ${us(r.hook_call_modes.process_hop_floor_ns)} | |`,
+    '',
+    '### Validating a chat request',
+    '',
+    wrap(
+      'The gateway checks every chat request before any plugin sees it (docs/requests.md). Its cost, next to ' +
+        'JSON.parse of the same body, which every request pays anyway. Microseconds.',
+    ),
+    '',
+    '| request | messages | bytes | validation | JSON.parse | validation / parse |',
+    '|---|--:|--:|--:|--:|--:|',
+    ...(r.validation ?? []).map(
+      (v) => `| ${v.request} | ${v.messages} | ${v.bytes} | ${us(v.validate_ns)} | ${us(v.json_parse_ns)} | ${v.validate_to_parse.toFixed(2)} |`,
+    ),
   ];
   return lines.join('\n');
 }

@@ -152,6 +152,7 @@ const results = {
     sizes: micro.sizes.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, round(v, 1)]))),
   },
   hook_call_modes: Object.fromEntries(Object.entries(modes).map(([k, v]) => [k, round(v, 1)])),
+  validation: micro.validation.map((v) => ({ ...v, validate_ns: round(v.validate_ns, 1), json_parse_ns: round(v.json_parse_ns, 1), validate_to_parse: round(v.validate_to_parse, 3) })),
 };
 const h3 = results.targets.find((t) => t.name === 'heimdall-3');
 const oneKb = results.hook_call.sizes[0];
