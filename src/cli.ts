@@ -5,7 +5,10 @@
  *   heimdall start [--config config.json] [--host H] [--port N]
  *   heimdall plugin inspect FILE [--json]
  */
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
+import { runPrimary, workerCount } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
 import { formatReport, inspectPlugin } from './commands/inspect.js';
 import { loadConfigFile } from './config/load.js';
 import { HeimdallError } from './errors.js';
@@ -45,7 +48,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function start(configFile: string, host?: string, port?: string): Promise<number> {
+  // A worker of the pool (forked by the primary with the same arguments) takes its config from the primary.
+  if (cluster.isWorker) return runWorker();
   const loaded = loadConfigFile(configFile);
+  const workers = workerCount(loaded.config.server);
+  if (workers > 1) return runPrimary(loaded, workers, host, port !== undefined ? Number(port) : undefined);
   const log = createLogger(loaded.config.log.level);
   const gateway = await createGateway(loaded, { logger: log });
   const { adminUrl } = await gateway.listen(host, port !== undefined ? Number(port) : undefined);
@@ -71,12 +78,16 @@ async function start(configFile: string, host?: string, port?: string): Promise<
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exit(code),
   (err: unknown) => {
     if (err instanceof HeimdallError) console.error(`heimdall: ${err.code}: ${err.message}`);
     else console.error('heimdall:', err);
-    process.exitCode = 1;
+    exit(1);
   },
 );
+
+function exit(code: number): void {
+  process.exitCode = code;
+  // A worker's channel to the primary would keep it alive.
+  if (cluster.isWorker) process.exit(code);
+}

@@ -229,6 +229,21 @@ export const configSchema = z.strictObject({
       max_connections: z.number().int().positive().max(1_000_000).default(4096),
       /** On SIGTERM/SIGINT, requests and streams in flight get this long to finish; then the rest are closed. */
       shutdown_timeout_ms: z.number().int().nonnegative().max(600_000).default(10_000),
+      /**
+       * Worker processes sharing the port, each running the whole gateway with its own plugins (docs/workers.md): a
+       * number, or "auto" for one per CPU. Unset: 1, the gateway runs in the `heimdall` process itself.
+       */
+      workers: z.union([z.number().int().min(1).max(1024), z.literal('auto')]).optional(),
+      /**
+       * With several workers: one whose event loop has not answered the primary for this long is killed and replaced;
+       * 0 turns the watchdog off. Unset: DEFAULT_WATCHDOG_MS.
+       */
+      watchdog_ms: z
+        .number()
+        .int()
+        .max(600_000)
+        .refine((ms) => ms === 0 || ms >= 100, 'must be 0 (off) or at least 100')
+        .optional(),
     })
     .default({
       host: '127.0.0.1', port: 8080, body_limit: 4 * 1024 * 1024, plugin_threads: 16, headers_timeout_ms: 10_000,
@@ -248,7 +263,22 @@ export const configSchema = z.strictObject({
   admin: adminSchema.default({
     enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [], allow_remote: false, body_limit: 1024 * 1024,
   }),
+}).superRefine((config, ctx) => {
+  // Each worker loads plugins itself, and nothing yet applies a run-time change to every worker at once.
+  const { workers } = config.server;
+  if (workers === undefined || workers === 1) return;
+  const notYet = 'is not supported yet with server.workers other than 1 (each worker loads its own plugins, and a ' +
+    'change cannot yet be applied to all of them together)';
+  if (config.admin.enabled) {
+    ctx.addIssue({ code: 'custom', path: ['admin', 'enabled'], message: `the admin API ${notYet}: set "workers": 1, or turn the admin API off` });
+  }
+  config.plugins.forEach((plugin, i) => {
+    if (plugin.watch) ctx.addIssue({ code: 'custom', path: ['plugins', i, 'watch'], message: `"watch" ${notYet}: set "workers": 1 to develop with it` });
+  });
 });
+
+/** server.watchdog_ms when unset. */
+export const DEFAULT_WATCHDOG_MS = 5000;
 
 export type Config = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof providerSchema>;

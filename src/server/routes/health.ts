@@ -3,12 +3,16 @@
  * and errors are for the admin API. A plugin whose circuit breaker is open shows "quarantined".
  */
 import type { FastifyInstance } from 'fastify';
+import cluster from 'node:cluster';
 import type { PluginRegistry } from '../../plugins/registry.js';
 
 export function healthRoutes(app: FastifyInstance, plugins: PluginRegistry): void {
   const started = Date.now();
+  // In a pool of workers (docs/workers.md), whichever worker took the request answers, and says which it is.
+  const worker = cluster.isWorker && cluster.worker !== undefined ? { worker: { id: cluster.worker.id, pid: process.pid } } : {};
   app.get('/health', async () => ({
     status: 'ok',
+    ...worker,
     uptime_seconds: Math.round((Date.now() - started) / 1000),
     plugins: plugins.status().map(({ name, status, language, abi_version, hooks, mode, quarantine }) => ({
       name,

@@ -1,0 +1,243 @@
+/**
+ * The primary of the worker pool (docs/workers.md). It reads the config, forks the workers (node:cluster: they share
+ * the port, and the primary hands each new connection to a worker that is free to take it), replaces a worker that
+ * dies, kills one whose event loop stalls, and drains them all on SIGTERM/SIGINT. It loads no plugin and no provider:
+ * it only supervises, so nothing a plugin does can take it down.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import type { LoadedConfig } from '../config/load.js';
+import { DEFAULT_WATCHDOG_MS, type Config } from '../config/schema.js';
+import { createLogger } from '../logger.js';
+import { isMessage, type InProcessPlugin, type PrimaryMessage, type WorkerMessage } from './messages.js';
+
+/** The first death of a worker is replaced at once, the next ones after this, doubling up to MAX_BACKOFF_MS. */
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 10_000;
+/** More deaths than this within CRASH_WINDOW_MS in one slot is a crash loop: the slot rests for COOLDOWN_MS. */
+const CRASH_LOOP_DEATHS = 5;
+const CRASH_WINDOW_MS = 60_000;
+const COOLDOWN_MS = 60_000;
+/** How often a worker beats: often enough that a missed beat or two never trips the watchdog. */
+const MAX_BEAT_MS = 250;
+/** Past server.shutdown_timeout_ms, what a draining worker gets to clean up its plugins before it is killed. */
+const KILL_MARGIN_MS = 5000;
+
+/** server.workers as a number: "auto" is one per CPU; unset is 1. */
+export function workerCount(server: Config['server']): number {
+  const { workers } = server;
+  if (workers === 'auto') return availableParallelism();
+  return workers ?? 1;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | undefined;
+  /** When the current worker said it was ready (0: not yet); the watchdog watches only ready workers. */
+  readyAt: number;
+  lastBeat: number;
+  plugins: InProcessPlugin[];
+  /** Set when the watchdog killed the current worker: how long its event loop had been stuck. */
+  stalledMs: number | undefined;
+  /** Recent deaths, for the backoff and the crash-loop limit. */
+  deaths: number[];
+  restart: NodeJS.Timeout | undefined;
+}
+
+/** Run the pool until a signal stops it; resolves to the exit code. */
+export async function runPrimary(loaded: LoadedConfig, count: number, host?: string, port?: number): Promise<number> {
+  const { server } = loaded.config;
+  const log = createLogger(loaded.config.log.level).child({ role: 'primary' });
+  const watchdogMs = server.watchdog_ms ?? DEFAULT_WATCHDOG_MS;
+  const beatMs = watchdogMs > 0 ? Math.max(10, Math.min(MAX_BEAT_MS, Math.floor(watchdogMs / 4))) : 0;
+  const listen = { host: host ?? server.host, port: port ?? server.port };
+
+  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({
+    index, worker: undefined, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, deaths: [], restart: undefined,
+  }));
+  const slotOf = new Map<number, Slot>();
+  let phase: 'starting' | 'serving' | 'stopping' = 'starting';
+  let failed = false;
+  let settle: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => (settle = resolve));
+
+  const fork = (slot: Slot) => {
+    slot.restart = undefined;
+    const worker = cluster.fork();
+    Object.assign(slot, { worker, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined });
+    slotOf.set(worker.id, slot);
+    worker.on('message', (message: unknown) => {
+      if (!isMessage<WorkerMessage>(message)) return;
+      if (message.type === 'beat') {
+        slot.lastBeat = Date.now();
+      } else if (message.type === 'hello') {
+        const start: PrimaryMessage = { type: 'start', loaded, host: listen.host, port: listen.port, beatMs };
+        worker.send(start);
+      } else if (message.type === 'ready') {
+        slot.readyAt = slot.lastBeat = Date.now();
+        slot.plugins = message.plugins;
+        // Port 0: the first worker's port is the pool's, for the workers that replace it later too.
+        if (listen.port === 0) listen.port = Number(new URL(message.url).port);
+        log.info({ worker: worker.id, worker_pid: worker.process.pid, slot: slot.index }, `worker ${worker.id} ready`);
+        if (phase === 'starting' && slots.every((s) => s.readyAt > 0)) {
+          phase = 'serving';
+          log.info({ workers: count, url: message.url, watchdog_ms: watchdogMs }, `${count} workers serving at ${message.url}`);
+        }
+      }
+    });
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const slot = slotOf.get(worker.id);
+    if (slot === undefined) return;
+    slotOf.delete(worker.id);
+    if (slot.worker === worker) slot.worker = undefined;
+    const about = { worker: worker.id, worker_pid: worker.process.pid, slot: slot.index, code, signal };
+    if (phase === 'stopping') {
+      if (code !== 0) failed = true;
+      log.info(about, `worker ${worker.id} exited`);
+      if (slots.every((s) => s.worker === undefined)) settle(failed ? 1 : 0);
+      return;
+    }
+    if (phase === 'starting' && slot.readyAt === 0) {
+      // As in a single process, a config the gateway can't start with (a plugin that fails to load, a port in use)
+      // stops the start; the worker has said why on stderr.
+      log.error(about, `worker ${worker.id} could not start (${how(code, signal)}); stopping`);
+      failed = true;
+      stop(0);
+      return;
+    }
+    const cause = describe(worker, slot, code, signal);
+    log.error({ ...about, ...cause.fields }, cause.message);
+    replace(slot);
+  });
+
+  const replace = (slot: Slot) => {
+    const now = Date.now();
+    slot.deaths = slot.deaths.filter((t) => now - t < CRASH_WINDOW_MS);
+    slot.deaths.push(now);
+    if (slot.deaths.length > CRASH_LOOP_DEATHS) {
+      slot.deaths = [];
+      log.error(
+        { slot: slot.index, cooldown_ms: COOLDOWN_MS },
+        `worker slot ${slot.index} is crash-looping (more than ${CRASH_LOOP_DEATHS} deaths within ${CRASH_WINDOW_MS / 1000} s): ` +
+          `not restarting it for ${COOLDOWN_MS / 1000} s; the other workers keep serving`,
+      );
+      if (slots.every((s) => s.worker === undefined)) log.error('no worker is serving: connections wait for one to start');
+      slot.restart = setTimeout(() => fork(slot), COOLDOWN_MS);
+      return;
+    }
+    const delay = slot.deaths.length === 1 ? 0 : Math.min(FIRST_BACKOFF_MS * 2 ** (slot.deaths.length - 2), MAX_BACKOFF_MS);
+    if (delay === 0) fork(slot);
+    else slot.restart = setTimeout(() => fork(slot), delay);
+  };
+
+  // The watchdog. A check that itself comes late (the primary was starved of CPU) is skipped: the beats waiting in
+  // the pipes have not been read yet, and every worker would look stuck.
+  let lastCheck = Date.now();
+  const checkEvery = beatMs;
+  const watchdog =
+    watchdogMs > 0
+      ? setInterval(() => {
+          const now = Date.now();
+          const late = now - lastCheck > Math.max(checkEvery * 4, watchdogMs / 2);
+          lastCheck = now;
+          if (late) return;
+          for (const slot of slots) {
+            const { worker } = slot;
+            if (worker === undefined || slot.readyAt === 0 || slot.stalledMs !== undefined) continue;
+            const stalled = now - slot.lastBeat;
+            if (stalled <= watchdogMs) continue;
+            slot.stalledMs = stalled;
+            log.error(
+              { worker: worker.id, worker_pid: worker.process.pid, slot: slot.index, stalled_ms: stalled, watchdog_ms: watchdogMs, plugins: names(slot.plugins, 'inline') },
+              `watchdog: worker ${worker.id}'s event loop has been stuck for ${stalled} ms (server.watchdog_ms ${watchdogMs}); killing it with SIGKILL${suspects(slot.plugins, 'inline')}`,
+            );
+            worker.process.kill('SIGKILL');
+          }
+        }, checkEvery)
+      : undefined;
+  watchdog?.unref();
+
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = (timeoutMs: number) => {
+    phase = 'stopping';
+    if (watchdog !== undefined) clearInterval(watchdog);
+    for (const slot of slots) {
+      if (slot.restart !== undefined) clearTimeout(slot.restart);
+      slot.restart = undefined;
+      const { worker } = slot;
+      if (worker === undefined) continue;
+      // A worker still starting has nothing in flight, and may not be listening for the order yet.
+      if (slot.readyAt === 0) worker.process.kill('SIGKILL');
+      else worker.send({ type: 'shutdown', timeoutMs } satisfies PrimaryMessage);
+    }
+    if (slots.every((s) => s.worker === undefined)) settle(failed ? 1 : 0);
+    killTimer = setTimeout(() => {
+      for (const slot of slots) {
+        if (slot.worker === undefined) continue;
+        log.warn({ worker: slot.worker.id, worker_pid: slot.worker.process.pid }, `worker ${slot.worker.id} did not stop in time; killing it`);
+        slot.worker.process.kill('SIGKILL');
+      }
+    }, timeoutMs + KILL_MARGIN_MS);
+    killTimer.unref();
+  };
+
+  // The first signal drains every worker (up to server.shutdown_timeout_ms); another one kills them at once.
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signals++ === 0) {
+      log.info({ signal }, 'shutting down: every worker finishes its requests, then cleans up its plugins');
+      stop(server.shutdown_timeout_ms);
+    } else {
+      log.warn({ signal }, 'shutting down now: killing every worker');
+      failed = true;
+      for (const slot of slots) slot.worker?.process.kill('SIGKILL');
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  log.info({ workers: count }, `starting ${count} workers`);
+  for (const slot of slots) fork(slot);
+  const code = await done;
+  if (killTimer !== undefined) clearTimeout(killTimer);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  log.info('stopped');
+  return code;
+}
+
+function how(code: number | null, signal: string | null): string {
+  return signal !== null ? `signal ${signal}` : `exit code ${code}`;
+}
+
+/** Why a worker died, as far as the primary can tell. */
+function describe(worker: Worker, slot: Slot, code: number | null, signal: string | null): { message: string; fields: Record<string, unknown> } {
+  const head = `worker ${worker.id} (pid ${worker.process.pid})`;
+  if (slot.stalledMs !== undefined) {
+    return {
+      message: `${head} killed by the watchdog after its event loop was stuck for ${slot.stalledMs} ms; replacing it`,
+      fields: { watchdog: true, stalled_ms: slot.stalledMs, plugins: names(slot.plugins, 'inline') },
+    };
+  }
+  if (signal !== null) {
+    // A native crash (SIGSEGV, SIGBUS, SIGABRT...) comes from native code: the plugins loaded into the worker itself
+    // are the first suspects. Which hook was running is not tracked: see docs/workers.md.
+    return {
+      message: `${head} died of ${signal}; replacing it${suspects(slot.plugins)}`,
+      fields: { plugins: names(slot.plugins) },
+    };
+  }
+  return { message: `${head} exited with code ${code}; replacing it`, fields: {} };
+}
+
+function names(plugins: InProcessPlugin[], mode?: string): string[] {
+  return plugins.filter((p) => mode === undefined || p.mode === mode).map((p) => p.name);
+}
+
+function suspects(plugins: InProcessPlugin[], mode?: string): string {
+  const list = plugins.filter((p) => mode === undefined || p.mode === mode);
+  return list.length === 0 ? '' : ` (plugins running in it: ${list.map((p) => `${p.name} (${p.mode})`).join(', ')})`;
+}

@@ -1,0 +1,63 @@
+/**
+ * A worker of the pool (docs/workers.md). It runs the gateway exactly as the single-process `heimdall start` does,
+ * plugins and providers included, on the config the primary hands it, and listens on the port the workers share. It
+ * tells the primary when it is ready and, on a timer, that its event loop still turns. It knows nothing of the other
+ * workers.
+ */
+import cluster from 'node:cluster';
+import { createLogger } from '../logger.js';
+import { createGateway } from '../server/app.js';
+import { isMessage, type InProcessPlugin, type PrimaryMessage, type WorkerMessage } from './messages.js';
+
+function send(message: WorkerMessage): void {
+  // The channel is gone when the primary is: the worker is on its way out then (cluster ends it).
+  if (process.connected) process.send?.(message);
+}
+
+/** Serve until told to stop; resolves to the exit code. */
+export async function runWorker(): Promise<number> {
+  const start = await new Promise<Extract<PrimaryMessage, { type: 'start' }>>((resolve) => {
+    const onMessage = (message: unknown) => {
+      if (!isMessage<PrimaryMessage>(message) || message.type !== 'start') return;
+      process.off('message', onMessage);
+      resolve(message);
+    };
+    process.on('message', onMessage);
+    send({ type: 'hello' });
+  });
+  const { config } = start.loaded;
+  const id = cluster.worker?.id ?? 0;
+  const log = createLogger(config.log.level).child({ worker: id });
+
+  const gateway = await createGateway(start.loaded, { logger: log });
+  const { url } = await gateway.listen(start.host, start.port);
+  const plugins: InProcessPlugin[] = gateway.plugins
+    .status()
+    .filter((p) => p.status === 'active' && p.mode !== undefined && p.mode !== 'isolated')
+    .map((p) => ({ name: p.name, mode: p.mode as string }));
+  send({ type: 'ready', url, plugins });
+  // A timer, not a thread: a beat that does not come means the event loop is stuck (an inline hook that never
+  // returns), which is what the watchdog is for. unref'd: it never keeps a draining worker alive.
+  if (start.beatMs > 0) setInterval(() => send({ type: 'beat' }), start.beatMs).unref();
+
+  // The primary orders the drain; a signal sent to the worker itself (a terminal's Ctrl-C reaches the whole process
+  // group) does the same. Another one cuts the drain short, as in a single process.
+  await new Promise<void>((resolve, reject) => {
+    let orders = 0;
+    const stop = (why: string, timeoutMs?: number) => {
+      if (orders++ === 0) {
+        log.info({ reason: why }, 'worker shutting down: finishing requests, then cleaning up plugins');
+        gateway.close(timeoutMs === undefined ? {} : { timeoutMs }).then(resolve, reject);
+      } else {
+        void gateway.close({ timeoutMs: 0 });
+      }
+    };
+    process.on('message', (message: unknown) => {
+      if (isMessage<PrimaryMessage>(message) && message.type === 'shutdown') stop('the primary asked', message.timeoutMs);
+    });
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  log.info('worker stopped');
+  return 0;
+}
