@@ -49,6 +49,9 @@ t.test('the decoder refuses header names and values HTTP cannot carry', async (t
     message: /"response.headers.x-reason" is not a valid HTTP header value/,
   });
   t.throws(() => decodeTransport(JSON.stringify({ response: { headers: { '': 'x' } } })), { message: /not a valid HTTP header name/ });
+  for (const framing of ['Transfer-Encoding', 'content-length', 'connection']) {
+    t.throws(() => decodeTransport(JSON.stringify({ response: { headers: { [framing]: 'chunked' } } })), { message: /which the gateway sets itself/ }, framing);
+  }
   t.same(decodeTransport(JSON.stringify({ headers: { 'x-team': 'search', 'x-debug': null } })).kind, 'continue', 'valid headers, and null, are accepted');
 });
 

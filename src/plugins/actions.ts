@@ -81,6 +81,11 @@ export function decodeTransport(output: string): TransportResult {
     const status = r.status_code ?? 200;
     if (!isStatus(status)) throw new ActionError('"response.status_code" must be an HTTP status (100-599)');
     const headers = r.headers === undefined ? {} : stringRecord(r.headers, 'response.headers', false);
+    for (const name of Object.keys(headers)) {
+      if (FRAMING_HEADERS.has(name.toLowerCase())) {
+        throw new ActionError(`"response.headers" has ${name}, which the gateway sets itself (it frames the body): leave it out`);
+      }
+    }
     return {
       kind: 'response',
       response: { status_code: status, headers: headers as Record<string, string>, body: r.body ?? null },
@@ -132,6 +137,13 @@ function stringRecord(value: Json | undefined, name: string, allowNull: boolean)
   }
   return o as Record<string, string | null>;
 }
+
+/**
+ * Headers that describe the connection or the body's framing, not the answer: the gateway writes the body, so a
+ * plugin's value would contradict it (a `transfer-encoding: chunked` on a body sent whole leaves the client waiting
+ * for chunks that never come).
+ */
+const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection']);
 
 /** RFC 9110's token: what Node accepts as a header name. */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
