@@ -124,7 +124,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
         `worker slot ${slot.index} is crash-looping (more than ${CRASH_LOOP_DEATHS} deaths within ${CRASH_WINDOW_MS / 1000} s): ` +
           `not restarting it for ${COOLDOWN_MS / 1000} s; the other workers keep serving`,
       );
-      if (slots.every((s) => s.worker === undefined)) log.error('no worker is serving: connections wait for one to start');
+      if (slots.every((s) => s.worker === undefined)) log.error('no worker is serving: nothing listens on the port until one starts');
       slot.restart = setTimeout(() => fork(slot), COOLDOWN_MS);
       return;
     }

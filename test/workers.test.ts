@@ -1,0 +1,293 @@
+/**
+ * The worker pool (docs/workers.md), as users run it: the real `heimdall start` with server.workers 2. Two workers
+ * share the port; one killed by a segfault is replaced while traffic goes on; one wedged by an inline plugin's
+ * infinite loop is killed by the watchdog and replaced while the other keeps serving; SIGTERM drains a slow request
+ * before the primary exits; and what the pool can't do yet is refused at config load.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { waitFor } from './helpers/cli.js';
+import { REPO, probePlugins } from './helpers/fixtures.js';
+import { chat } from './helpers/gateway.js';
+
+const probes = await probePlugins();
+const BIN = path.join(REPO, 'bin', 'heimdall.cjs');
+const WATCHDOG_MS = 1000;
+
+interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  pid: number;
+  role?: string;
+  worker_pid?: number;
+  signal?: string | null;
+  [key: string]: unknown;
+}
+
+/** A port nothing listens on now: the workers of a pool share a port the config names. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Every process of a pool seen so far, killed at teardown whatever happened (only if it is still a heimdall). */
+const spawned = new Set<number>();
+t.teardown(() => {
+  for (const pid of spawned) {
+    try {
+      if (process.platform === 'linux' && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('heimdall')) continue;
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+});
+
+interface Pool {
+  child: ChildProcess;
+  url: string;
+  logs: LogLine[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Start `heimdall start` (the installed command's entry) on a config; resolves once every worker is ready. */
+async function startPool(t: Test, raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<Pool> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(raw));
+  const child = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  spawned.add(child.pid as number);
+  const logs: LogLine[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      const parsed = JSON.parse(line) as LogLine;
+      logs.push(parsed);
+      if (parsed.role !== 'primary') spawned.add(parsed.pid);
+      if (typeof parsed.worker_pid === 'number') spawned.add(parsed.worker_pid);
+    }
+  });
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  const port = (raw.server as { port: number }).port;
+  await waitFor(() => logs.some((l) => /workers serving at/.test(l.msg)) || child.exitCode !== null, 'the workers to be ready', 30000);
+  if (child.exitCode !== null) throw new Error(`the pool exited: ${stderr}`);
+  return { child, url: `http://127.0.0.1:${port}`, logs, stderr: () => stderr, exited };
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One request on a connection of its own (no keep-alive: each goes to whichever worker the primary picks). */
+function request(url: string, options: { body?: unknown; timeoutMs?: number } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const data = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const req = http.request(url, {
+      method: data === undefined ? 'GET' : 'POST',
+      agent: false,
+      headers: { connection: 'close', ...(data === undefined ? {} : { 'content-type': 'application/json' }) },
+      timeout: options.timeoutMs ?? 5000,
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.end(data);
+  });
+}
+
+async function workerPids(url: string, requests = 30): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (let i = 0; i < requests; i++) {
+    const res = await request(`${url}/health`);
+    const body = JSON.parse(res.body) as { worker: { id: number; pid: number } };
+    pids.add(body.worker.pid);
+    spawned.add(body.worker.pid);
+  }
+  return pids;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a pool of two workers', async (t) => {
+  const port = await freePort();
+  // Without UV_THREADPOOL_SIZE, so that the command sizes it (4 + plugin_threads) and the workers inherit it.
+  const env = { ...process.env };
+  delete env.UV_THREADPOOL_SIZE;
+  const pool = await startPool(
+    t,
+    {
+      server: { port, workers: 2, watchdog_ms: WATCHDOG_MS, plugin_threads: 6 },
+      log: { level: 'info', requests: false },
+      providers: { mock: { type: 'mock' } },
+      plugins: [{ path: probes.misbehave }],
+    },
+    env,
+  );
+
+  let pids = new Set<number>();
+  t.test('both workers serve, each with its own id and pid in /health', async (t) => {
+    pids = await workerPids(pool.url);
+    t.equal(pids.size, 2, 'two different pids answered');
+    t.notOk(pids.has(pool.child.pid as number), 'the primary serves no request itself');
+    const res = await request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', 'through a worker') });
+    t.equal(res.status, 200);
+    t.match(res.body, /through a worker/);
+    if (process.platform === 'linux') {
+      for (const pid of pids) {
+        const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+        t.ok(environ.includes('UV_THREADPOOL_SIZE=10'), `worker ${pid} has the thread pool the command sized`);
+      }
+    }
+  });
+
+  t.test('a worker that segfaults under traffic is replaced; only what it held is lost', async (t) => {
+    const [victim] = [...pids];
+    if (victim === undefined) throw new Error('no worker pid from the test before');
+    const CONCURRENCY = 4;
+    const TOTAL = 160;
+    let sent = 0;
+    let killedAt = Infinity;
+    const results: { sentAt: number; ok: boolean }[] = [];
+    const client = async () => {
+      while (sent < TOTAL) {
+        sent++;
+        if (sent === 30) {
+          killedAt = Date.now();
+          process.kill(victim, 'SIGSEGV');
+        }
+        const sentAt = Date.now();
+        try {
+          const res = await request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', 'steady traffic'), timeoutMs: 2000 });
+          results.push({ sentAt, ok: res.status === 200 });
+        } catch {
+          results.push({ sentAt, ok: false });
+        }
+        await sleep(10);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, client));
+    const failed = results.filter((r) => !r.ok);
+    const afterKill = results.filter((r) => r.sentAt >= killedAt);
+    t.ok(afterKill.length >= 100, `traffic went on after the kill (${afterKill.length} requests)`);
+    t.ok(failed.length <= CONCURRENCY, `at most the requests in flight at the kill were lost (${failed.length} of ${results.length})`);
+    t.comment(`requests lost to the segfault: ${failed.length} of ${results.length}`);
+
+    await waitFor(() => pool.logs.some((l) => l.role === 'primary' && l.worker_pid === victim && l.signal === 'SIGSEGV'), 'the primary to log the death', 5000);
+    const death = pool.logs.find((l) => l.role === 'primary' && l.worker_pid === victim && l.signal === 'SIGSEGV') as LogLine;
+    t.equal(death.level, 50, 'logged as an error');
+    t.match(death.msg, /died of SIGSEGV; replacing it.*misbehave \(inline\)/, 'it names the signal and the plugins running in the worker');
+
+    let now = new Set<number>();
+    await waitFor(() => pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).length >= 3, 'a new worker', 10000);
+    now = await workerPids(pool.url);
+    t.equal(now.size, 2, 'two workers again');
+    t.notOk(now.has(victim), 'the dead one is gone');
+    const ready = pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).at(-1) as LogLine;
+    t.comment(`a crashed worker was replaced (ready to serve) ${ready.time - death.time} ms after the primary saw it die`);
+    pids = now;
+  });
+
+  t.test('an inline plugin that loops forever: the watchdog kills its worker, the other keeps serving', async (t) => {
+    const readyBefore = pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).length;
+    const wedgedAt = Date.now();
+    const wedged = request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', 'trigger:loop'), timeoutMs: 10000 }).then(
+      (res) => res.status,
+      () => 'lost',
+    );
+    let ok = 0;
+    let lost = 0;
+    const until = Date.now() + WATCHDOG_MS + 1500;
+    while (Date.now() < until) {
+      try {
+        const res = await request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', 'meanwhile'), timeoutMs: 500 });
+        if (res.status === 200) ok++;
+        else lost++;
+      } catch {
+        lost++;
+      }
+      await sleep(20);
+    }
+    t.ok(ok >= 20, `requests kept flowing while a worker was wedged (${ok} answered, ${lost} lost)`);
+    t.ok(lost <= 2, 'at most the connection handed to the wedged worker was lost');
+    t.equal(await wedged, 'lost', 'the request that wedged its worker gets no answer');
+
+    await waitFor(() => pool.logs.some((l) => l.role === 'primary' && /^watchdog:/.test(l.msg)), 'the watchdog', WATCHDOG_MS + 3000);
+    const kill = pool.logs.find((l) => l.role === 'primary' && /^watchdog:/.test(l.msg)) as LogLine;
+    t.equal(kill.level, 50);
+    t.match(kill, { watchdog_ms: WATCHDOG_MS, plugins: ['misbehave'] });
+    t.ok((kill.stalled_ms as number) > WATCHDOG_MS && (kill.stalled_ms as number) < WATCHDOG_MS + 1000, `killed after ${String(kill.stalled_ms)} ms stuck`);
+    t.match(kill.msg, /stuck for \d+ ms.*killing it with SIGKILL.*misbehave \(inline\)/);
+    t.ok(kill.time - wedgedAt < WATCHDOG_MS + 1000, `the kill came ${kill.time - wedgedAt} ms after the request that wedged it`);
+    const death = pool.logs.find((l) => l.role === 'primary' && l.watchdog === true);
+    t.match(death, { signal: 'SIGKILL', msg: /killed by the watchdog/ });
+
+    await waitFor(() => pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).length > readyBefore, 'a new worker', 10000);
+    const ready = pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).at(-1) as LogLine;
+    t.comment(`watchdog: killed ${kill.time - wedgedAt} ms after the wedging request (stalled_ms ${String(kill.stalled_ms)}), ` +
+      `replacement ready ${ready.time - kill.time} ms after the kill; ${ok} requests answered and ${lost} lost meanwhile`);
+    t.equal((await workerPids(pool.url)).size, 2, 'two workers again');
+  });
+});
+
+t.test('SIGTERM drains every worker: a slow request in flight completes, then the primary exits 0', async (t) => {
+  const port = await freePort();
+  const pool = await startPool(t, {
+    server: { port, workers: 2, shutdown_timeout_ms: 5000 },
+    log: { level: 'info', requests: false },
+    providers: { slow: { type: 'mock', latency_ms: 1200 } },
+  });
+  const slow = request(`${pool.url}/v1/chat/completions`, { body: chat('slow/echo', 'take your time'), timeoutMs: 8000 });
+  await sleep(300);
+  pool.child.kill('SIGTERM');
+  const res = await slow;
+  t.equal(res.status, 200, 'the request in flight was answered');
+  t.match(res.body, /take your time/);
+  const code = await Promise.race([pool.exited, sleep(10000).then(() => 'still running')]);
+  t.equal(code, 0, 'the primary exits 0');
+  t.equal(pool.logs.filter((l) => l.role === 'primary' && /^worker \d+ exited$/.test(l.msg) && l.code === 0).length, 2, 'both workers exited 0');
+});
+
+t.test('what the pool cannot do yet is refused at config load', async (t) => {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({
+    server: { port, workers: 2 },
+    providers: { mock: { type: 'mock' } },
+    plugins: [{ path: probes.p1, watch: true }],
+    admin: { enabled: true, token: 'env.HEIMDALL_ADMIN_TOKEN' },
+  }));
+  const child = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.add(child.pid as number);
+  t.teardown(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.equal(code, 1);
+  t.match(stderr, /HEIMDALL_ERR_CONFIG/);
+  t.match(stderr, /admin\.enabled: the admin API is not supported yet with server\.workers other than 1/);
+  t.match(stderr, /plugins\[0\]\.watch: "watch" is not supported yet with server\.workers other than 1/);
+});
