@@ -29,7 +29,8 @@ export function createLogger(
   pretty = destination === undefined && process.stdout.isTTY === true,
 ): Logger {
   const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
-  if (!pretty) return pino(options, destination as pino.DestinationStream | undefined);
+  if (destination !== undefined && !pretty) return pino(options, destination as pino.DestinationStream);
+  if (!pretty) return bufferedStdout(options);
   return pino(
     options,
     pinoPretty({
@@ -39,6 +40,48 @@ export function createLogger(
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname',
     }),
+  );
+}
+
+/** Lines kept before one write to stdout: a write per access line was most of the logging's cost. */
+const BUFFER_BYTES = 4096;
+/** The longest a line waits in the buffer when traffic is light. */
+const FLUSH_MS = 200;
+/** warn and above. */
+const WARN = 40;
+
+/**
+ * JSON lines to stdout through a buffer: one write a few kilobytes at a time, not one per line, which under load
+ * costs a system call per request. A warning or an error is written at once (synchronously: the line that explains
+ * a crash must not die in the buffer with the process); the rest within FLUSH_MS, and all of it when the process
+ * exits normally (pino flushes its destination then).
+ */
+function bufferedStdout(options: pino.LoggerOptions): Logger {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES });
+  setInterval(() => {
+    try {
+      dest.flush();
+    } catch {
+      // not ready yet, or already closed: the next interval (or the exit) writes it
+    }
+  }, FLUSH_MS).unref();
+  return pino(
+    {
+      ...options,
+      hooks: {
+        logMethod(args, method, level) {
+          method.apply(this, args);
+          if (level >= WARN) {
+            try {
+              dest.flushSync();
+            } catch {
+              // a write already in progress: it carries the buffer
+            }
+          }
+        },
+      },
+    },
+    dest,
   );
 }
 
