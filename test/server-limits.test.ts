@@ -211,3 +211,26 @@ t.test('shutdown', async (t) => {
     t.match(cli.out(), /"msg":"stopped"/);
   });
 });
+
+t.test('probes: /livez while the event loop answers, /readyz until shutdown begins', async (t) => {
+  const gw = await startGateway(t, { providers: { mock: { type: 'mock', models: ['echo'] } } });
+  const live = await fetch(`${gw.url}/livez`);
+  t.equal(live.status, 200);
+  t.equal(await live.text(), 'ok');
+  const ready = await fetch(`${gw.url}/readyz`);
+  t.equal(ready.status, 200);
+  t.equal(await ready.text(), 'ready');
+
+  const Fastify = (await import('fastify')).default;
+  const { healthRoutes } = await import('../src/server/routes/health.js');
+  let draining = false;
+  const app = Fastify();
+  healthRoutes(app, gw.gateway.plugins, () => draining);
+  t.teardown(() => app.close());
+  t.equal((await app.inject({ url: '/readyz' })).statusCode, 200);
+  draining = true;
+  const refused = await app.inject({ url: '/readyz' });
+  t.equal(refused.statusCode, 503, 'a draining gateway is not ready');
+  t.equal(refused.body, 'draining');
+  t.equal((await app.inject({ url: '/livez' })).statusCode, 200, 'but still alive');
+});

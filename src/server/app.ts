@@ -132,7 +132,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   modelRoutes(app, providers);
   openaiCompatRoutes(app, pipeline, providers);
   anthropicRoutes(app, pipeline, providers, (err) => toHttpError(err, config.server.body_limit));
-  healthRoutes(app, plugins);
+  healthRoutes(app, plugins, () => connections.isDraining);
   metricsRoutes(app, metrics);
 
   let admin: FastifyInstance | undefined;

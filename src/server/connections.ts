@@ -28,6 +28,12 @@ export class Connections {
   private readonly latest = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
   private draining = false;
   private closing: Promise<void> | undefined;
+
+  /** True once shutdown has begun: the gateway finishes what it holds and takes nothing new. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
   private deadline = Infinity;
   private timer: NodeJS.Timeout | undefined;
   private refused = 0;
