@@ -1,4 +1,4 @@
-// The two loads the benchmark applies to every target, from the benchmark's own process (never the target's).
+// The three loads the benchmark applies to every target, from the benchmark's own process (never the target's).
 //
 // saturate(): autocannon with many connections, each sending its next request as soon as the last is answered:
 // the most requests per second the target can serve.
@@ -7,6 +7,9 @@
 // send to last byte with sub-microsecond resolution. autocannon's own rate limit is not used for this: it sends
 // each second's quota as fast as it can and then waits, so its latencies are those of bursts at saturation, and it
 // records them in whole milliseconds, too coarse for a gateway that adds tens of microseconds.
+//
+// oneAtATime(): one connection, each request sent when the last one is answered: the latency a lone client sees,
+// with no queueing behind other requests (the figure gateway comparisons usually quote as "added latency").
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
 
@@ -64,4 +67,26 @@ export async function paced(url, body, { rate, seconds }) {
   latencies.sort();
   const at = (q) => latencies[Math.min(total - 1, Math.floor(q * total))];
   return { rate: (total * 1000) / (sentAll - start), requests: total, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: latencies[total - 1] };
+}
+
+/** Latency (milliseconds) of `requests` requests sent one at a time, after `warmup` more that are not counted. */
+export async function oneAtATime(url, body, { requests, warmup }) {
+  const pool = new Pool(url, { connections: 1, pipelining: 1 });
+  const latencies = new Float64Array(requests);
+  try {
+    for (let i = -warmup; i < requests; i++) {
+      const t0 = performance.now();
+      const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body });
+      await res.body.text();
+      const t1 = performance.now();
+      if (res.statusCode !== 200) throw new Error(`${url}: status ${res.statusCode} one request at a time`);
+      if (i >= 0) latencies[i] = t1 - t0;
+    }
+  } finally {
+    await pool.close();
+  }
+  const mean = latencies.reduce((a, b) => a + b, 0) / requests;
+  latencies.sort();
+  const at = (q) => latencies[Math.min(requests - 1, Math.floor(q * requests))];
+  return { requests, mean, p50: at(0.5), p99: at(0.99), max: latencies[requests - 1] };
 }

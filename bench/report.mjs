@@ -30,6 +30,13 @@ const size = (bytes) => `${bytes / 1024} KB`;
 const targetCells = (t) => [
   t.label, String(t.rps), t.vs_floor.toFixed(2), ms(t.p50_ms), ms(t.p99_ms), ms(t.added_p50_ms), ms(t.added_p99_ms),
 ];
+const cpuCells = (t) => [t.label, t.cpu_us_per_request.toFixed(1), t.cpu_vs_floor.toFixed(2)];
+const singleCells = (t) => {
+  const o = t.one_at_a_time;
+  return [t.label, ms(o.mean_ms), ms(o.p50_ms), ms(o.p99_ms), ms(o.added_mean_ms)];
+};
+const workerCells = (w) => [String(w.workers), String(w.rps), w.vs_first === null ? '-' : w.vs_first.toFixed(2)];
+const firstWorkers = (r) => `vs ${r.workers[0].workers} worker${r.workers[0].workers === 1 ? '' : 's'}`;
 const hookCells = (h) => [
   size(h.bytes), us(h.koffi_call_ns), us(h.hook_call_ns), us(h.hook_call_with_metrics_ns), us(h.json_parse_ns),
   us(h.json_stringify_ns),
@@ -44,6 +51,13 @@ export function printTable(r) {
   const rows = r.targets.map(targetCells);
   console.log(columns([head, ...rows]));
   console.log(`(req/s at saturation, ${r.settings.connections} connections; latency at ${r.settings.rate} requests/s; + is added to the direct call)\n`);
+  console.log(columns([['target', 'CPU µs/request', 'vs floor'], ...r.targets.filter((t) => t.cpu_us_per_request !== null).map(cpuCells)]));
+  console.log(`(the target process's CPU time, user + system, at ${r.settings.rate} requests/s, per request answered)\n`);
+  console.log(columns([['target', 'mean ms', 'p50 ms', 'p99 ms', '+mean ms'], ...r.targets.map(singleCells)]));
+  console.log(`(${r.settings.one_at_a_time.requests} requests one at a time on one connection; + is added to the direct call)\n`);
+  const w = r.settings.workers;
+  console.log(columns([['workers', 'req/s', firstWorkers(r)], ...r.workers.map(workerCells)]));
+  console.log(`(heimdall start, ${w.plugins} C plugins, at saturation: ${w.connections} connections, upstream ${w.upstream_latency_ms} ms)\n`);
   const hookHead = ['request', 'koffi call µs', 'hook call µs', 'with metrics µs', 'JSON.parse µs', 'JSON.stringify µs'];
   const hookRows = r.hook_call.sizes.map(hookCells);
   console.log(columns([hookHead, ...hookRows]));
@@ -110,6 +124,47 @@ function markdown(r) {
     '| target | req/s | vs floor | p50 ms | p99 ms | added p50 ms | added p99 ms |',
     '|---|--:|--:|--:|--:|--:|--:|',
     ...r.targets.map((t) => `| ${targetCells(t).join(' | ')} |`),
+    '',
+    '### CPU per request',
+    '',
+    wrap(
+      `The target's own CPU time (user + system, every thread of its process: V8's GC helpers and libuv's pool ` +
+        `included) over the measured run at ${s.rate} requests per second above, read from the target itself right ` +
+        'before and right after it, divided by the requests answered; the lowest of the rounds. At a rate every target ' +
+        'keeps up with, this is what a request costs, independent of how many cores the machine has.',
+    ),
+    '',
+    '| target | CPU µs per request | vs floor |',
+    '|---|--:|--:|',
+    ...r.targets.filter((t) => t.cpu_us_per_request !== null).map((t) => `| ${cpuCells(t).join(' | ')} |`),
+    '',
+    '### One request at a time',
+    '',
+    wrap(
+      `${s.one_at_a_time.requests} requests on one connection, each sent when the last one was answered (after ` +
+        `${s.one_at_a_time.warmup} not counted): the latency a lone client sees, with nothing queued ahead of it. ` +
+        '"Added" is the target\'s mean minus the direct call\'s. The round with the lowest mean. Milliseconds.',
+    ),
+    '',
+    '| target | mean | p50 | p99 | added mean |',
+    '|---|--:|--:|--:|--:|',
+    ...r.targets.map((t) => `| ${singleCells(t).join(' | ')} |`),
+    '',
+    '### Worker processes',
+    '',
+    wrap(
+      `Heimdall started by its own command (\`heimdall start\`) with \`server.workers\` set, ${s.workers.plugins} C ` +
+        `plugins, log level warn (no access lines), against an upstream that answers after ` +
+        `${s.workers.upstream_latency_ms} ms, at saturation with ${s.workers.connections} connections: with no gateway ` +
+        `in between that is at most ${Math.round((s.workers.connections * 1000) / Math.max(1, s.workers.upstream_latency_ms))} ` +
+        'requests per second, so a lower rate is set by the CPU the gateway gets. With 1 worker the gateway runs in ' +
+        'the `heimdall` process itself; with more, a primary forks them. Best of the rounds. The load generator and ' +
+        `the upstream run on the same ${m.cores} cores as the workers (see "Workers and cores" below).`,
+    ),
+    '',
+    `| workers | req/s | ${firstWorkers(r)} |`,
+    '|--:|--:|--:|',
+    ...r.workers.map((w) => `| ${workerCells(w).join(' | ')} |`),
     '',
     '### One hook call through koffi',
     '',

@@ -41,6 +41,7 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => process.send?.({ url: `http://127.0.0.1:${server.address().port}` }));
 process.on('message', (m) => {
+  if (m === 'cpu') return process.send?.({ cpu: process.cpuUsage() });
   if (m !== 'stop') return;
   server.close(() => process.exit(0));
   server.closeAllConnections();
