@@ -145,3 +145,25 @@ t.test('watch: true reloads the plugin when its file changes', async (t) => {
   t.equal((await postJson(url, chat())).json.choices[0].message.content, 'pre=B post=B');
   t.equal(gw.logs.filter((l) => l.msg === 'plugin reloaded').length, 1, 'one reload for one build (debounced)');
 });
+
+t.test('closeAll lets a run that still holds a plugin finish with it before cleaning it up', async (t) => {
+  const { PluginRegistry } = await import('../src/plugins/registry.js');
+  const { createLogger } = await import('../src/logger.js');
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-closeall-'));
+  const trace = path.join(dir, 'trace.jsonl');
+  const registry = new PluginRegistry(createLogger('silent'));
+  await registry.loadAll([pluginSchema.parse({ path: probes.p1, config: { trace } })], dir);
+  const cleanups = () => readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('"cleanup"')).length;
+
+  const lease = registry.acquire();
+  const closing = registry.closeAll();
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(cleanups(), 0, 'not cleaned up while a run holds it');
+  await lease.plugins[0]?.preHook(Buffer.from('{}'), Buffer.from('{"messages":[]}'));
+  t.ok(readFileSync(trace, 'utf8').includes('"hook":"pre"'), 'the run can still call it');
+  const started = Date.now();
+  lease.release();
+  await closing;
+  t.equal(cleanups(), 1, 'cleaned up once the run let go');
+  t.ok(Date.now() - started < 1000, 'at once, not at the bound');
+});

@@ -68,7 +68,15 @@ interface Instance {
   inflight: number;
   retired: boolean;
   closed: boolean;
+  /** Set by closeAll while it waits for the last run holding this instance. */
+  onIdle?: () => void;
 }
+
+/**
+ * How long closeAll waits for runs that still hold plugins (a client that left mid-request: its run goes on to
+ * PostHook after its connection is gone) before cleaning up under them.
+ */
+const LAST_RUNS_MS = 5_000;
 
 /** One configured plugin. Its name is GetName's answer once loaded, the file's base name before that. */
 interface Entry {
@@ -139,7 +147,7 @@ export class PluginRegistry {
         released = true;
         for (const instance of instances) {
           instance.inflight -= 1;
-          if (instance.retired && instance.inflight === 0) void this.close(instance);
+          if (instance.retired && instance.inflight === 0) void this.close(instance).then(instance.onIdle);
         }
       },
     };
@@ -313,13 +321,29 @@ export class PluginRegistry {
   private async closeAllNow(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.snapshot = [];
+    this.activePlugins = [];
+    const held: Instance[] = [];
+    const idle: Promise<void>[] = [];
     for (let i = this.entries.length - 1; i >= 0; i--) {
       const instance = (this.entries[i] as Entry).instance;
       (this.entries[i] as Entry).instance = undefined;
-      if (instance !== undefined) {
-        instance.retired = true;
+      if (instance === undefined) continue;
+      instance.retired = true;
+      if (instance.inflight === 0) {
         await this.close(instance);
+      } else {
+        // Its last run's release cleans it up, then says so here.
+        held.push(instance);
+        idle.push(new Promise<void>((resolve) => (instance.onIdle = resolve)));
       }
+    }
+    if (held.length > 0) {
+      // Runs still under way finish with their plugins, up to a bound; then they are cleaned up regardless.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(idle), new Promise<void>((resolve) => (timer = setTimeout(resolve, LAST_RUNS_MS)))]);
+      clearTimeout(timer);
+      for (const instance of held) await this.close(instance);
     }
     this.snapshot = [];
     this.activePlugins = [];
