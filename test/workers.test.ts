@@ -270,6 +270,28 @@ t.test('SIGTERM drains every worker: a slow request in flight completes, then th
   t.equal(pool.logs.filter((l) => l.role === 'primary' && /^worker \d+ exited$/.test(l.msg) && l.code === 0).length, 2, 'both workers exited 0');
 });
 
+t.test('a worker that cannot start stops the start, as a single process does', async (t) => {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({
+    server: { port, workers: 2 },
+    providers: { mock: { type: 'mock' } },
+    plugins: [{ path: probes.p1, config: { init_status: '1', init_output: 'api_url is required' } }],
+  }));
+  const child = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.add(child.pid as number);
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await Promise.race([new Promise<number | null>((resolve) => child.on('exit', resolve)), sleep(20000).then(() => 'still running')]);
+  t.equal(code, 1, 'the primary exits 1');
+  t.match(stderr, /HEIMDALL_ERR_PLUGIN_INIT: plugin p1 .* refused to start: Init failed: api_url is required/, 'the worker says why');
+  t.match(stdout, /worker \d+ could not start \(exit code 1\); stopping/);
+});
+
 t.test('what the pool cannot do yet is refused at config load', async (t) => {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
