@@ -304,3 +304,24 @@ t.test('GatewayMetrics: prom-client and plain series in one valid exposition; pr
   t.equal(await gcs(a), before, 'the closed one no longer observes');
   t.ok(exposition(await a.render()).length > 0, 'a closed gateway still renders');
 });
+
+t.test('merging workers\' expositions: one heading per family, every sample labelled with its worker, families kept whole', async (t) => {
+  const { mergeExpositions } = await import('../src/metrics/merge.js');
+  const one = [
+    '# HELP a_total A.', '# TYPE a_total counter', 'a_total{route="/x"} 1',
+    '# HELP h_seconds H.', '# TYPE h_seconds histogram', 'h_seconds_bucket{le="1"} 2', 'h_seconds_bucket{le="+Inf"} 2', 'h_seconds_sum 0.5', 'h_seconds_count 2',
+    'bare 7',
+  ].join('\n');
+  const two = [
+    '# HELP a_total A.', '# TYPE a_total counter', 'a_total{route="/x"} 3',
+    '# HELP h_seconds H.', '# TYPE h_seconds histogram', 'h_seconds_bucket{le="1"} 1', 'h_seconds_bucket{le="+Inf"} 1', 'h_seconds_sum 0.1', 'h_seconds_count 1',
+  ].join('\n');
+  const merged = mergeExpositions([{ worker: '1', text: one }, { worker: '2', text: two }]);
+  t.equal(merged, [
+    '# HELP a_total A.', '# TYPE a_total counter', 'a_total{worker="1",route="/x"} 1', 'a_total{worker="2",route="/x"} 3',
+    '# HELP h_seconds H.', '# TYPE h_seconds histogram',
+    'h_seconds_bucket{worker="1",le="1"} 2', 'h_seconds_bucket{worker="1",le="+Inf"} 2', 'h_seconds_sum{worker="1"} 0.5', 'h_seconds_count{worker="1"} 2',
+    'h_seconds_bucket{worker="2",le="1"} 1', 'h_seconds_bucket{worker="2",le="+Inf"} 1', 'h_seconds_sum{worker="2"} 0.1', 'h_seconds_count{worker="2"} 1',
+    'bare{worker="1"} 7',
+  ].join('\n') + '\n');
+});

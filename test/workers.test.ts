@@ -163,6 +163,22 @@ t.test('a pool of two workers', async (t) => {
     }
   });
 
+  t.test('/metrics and /health answer for the whole pool, whichever worker is asked', async (t) => {
+    for (let i = 0; i < 6; i++) await request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', `count me ${i}`) });
+    const health = JSON.parse((await request(`${pool.url}/health`)).body) as { status: string; workers: { worker: { pid: number } }[]; missing: unknown[] };
+    t.equal(health.status, 'ok');
+    t.same(new Set(health.workers.map((w) => w.worker.pid)), pids, 'every worker\'s own body');
+    t.same(health.missing, []);
+    for (let i = 0; i < 4; i++) {
+      const scrape = (await request(`${pool.url}/metrics`)).body;
+      const requests = [...scrape.matchAll(/^heimdall_requests_total\{worker="(\d+)",[^}]*route="\/v1\/chat\/completions"[^}]*\} (\d+)/gm)];
+      t.same(new Set(requests.map((m) => m[1])).size, 2, 'a scrape holds both workers\' counters');
+      t.equal(requests.reduce((sum, m) => sum + Number(m[2]), 0) >= 6, true, 'which add up to what the pool served');
+      t.equal(scrape.match(/^# TYPE heimdall_requests_total /gm)?.length, 1, 'each family is declared once');
+      t.match(scrape, /^heimdall_pool_workers_unanswered 0$/m);
+    }
+  });
+
   t.test('a worker that segfaults under traffic is replaced; only what it held is lost', async (t) => {
     const [victim] = [...pids];
     if (victim === undefined) throw new Error('no worker pid from the test before');

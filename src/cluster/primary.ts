@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { DEFAULT_WATCHDOG_MS, type Config } from '../config/schema.js';
 import { createLogger } from '../logger.js';
-import { isMessage, type InProcessPlugin, type PrimaryMessage, type WorkerMessage } from './messages.js';
+import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage } from './messages.js';
 
 /** The first death of a worker is replaced at once, the next ones after this, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 100;
@@ -23,6 +23,19 @@ const COOLDOWN_MS = 60_000;
 const MAX_BEAT_MS = 250;
 /** Past server.shutdown_timeout_ms, what a draining worker gets to clean up its plugins before it is killed. */
 const KILL_MARGIN_MS = 5000;
+/** How long a gathering (a scrape of /metrics, a look at /health) waits for the workers' parts. */
+const GATHER_MS = 1000;
+/** Gatherings under way at once: scrapes beyond it are answered from the asking worker alone. */
+const MAX_GATHERINGS = 64;
+
+/** A gathering under way: who asked (and its number for it), and the parts so far. */
+interface Gathering {
+  asker: Worker;
+  askerId: number;
+  waiting: Set<number>;
+  parts: ReportPart[];
+  timer: NodeJS.Timeout;
+}
 
 /** server.workers as a number: "auto" is one per CPU; unset is 1. */
 export function workerCount(server: Config['server']): number {
@@ -57,6 +70,37 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     index, worker: undefined, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, deaths: [], restart: undefined,
   }));
   const slotOf = new Map<number, Slot>();
+  const gatherings = new Map<number, Gathering>();
+  let nextGathering = 1;
+
+  // A worker's /metrics or /health speaks for the pool: every ready worker's report, or as many as answer in time.
+  const gather = (asker: Worker, askerId: number, what: ReportKind) => {
+    const ready = slots.filter((s) => s.worker !== undefined && s.readyAt > 0).map((s) => s.worker as Worker);
+    if (gatherings.size >= MAX_GATHERINGS) {
+      asker.send({ type: 'gathered', id: askerId, parts: [], missing: [] } satisfies PrimaryMessage);
+      return;
+    }
+    const id = nextGathering++;
+    const g: Gathering = { asker, askerId, waiting: new Set(ready.map((w) => w.id)), parts: [], timer: setTimeout(() => finish(id), GATHER_MS) };
+    gatherings.set(id, g);
+    for (const w of ready) w.send({ type: 'report', id, what } satisfies PrimaryMessage);
+    if (g.waiting.size === 0) finish(id);
+  };
+  const finish = (id: number) => {
+    const g = gatherings.get(id);
+    if (g === undefined) return;
+    gatherings.delete(id);
+    clearTimeout(g.timer);
+    const missing = [...g.waiting].map((w) => ({ worker: w, pid: cluster.workers?.[w]?.process.pid }));
+    g.parts.sort((a, b) => a.worker - b.worker);
+    if (g.asker.isConnected()) g.asker.send({ type: 'gathered', id: g.askerId, parts: g.parts, missing } satisfies PrimaryMessage);
+  };
+  const reported = (worker: Worker, id: number, body: string | Record<string, unknown>) => {
+    const g = gatherings.get(id);
+    if (g === undefined || !g.waiting.delete(worker.id)) return;
+    g.parts.push({ worker: worker.id, pid: worker.process.pid, body });
+    if (g.waiting.size === 0) finish(id);
+  };
   let phase: 'starting' | 'serving' | 'stopping' = 'starting';
   let failed = false;
   let settle: (code: number) => void = () => {};
@@ -71,6 +115,10 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       if (!isMessage<WorkerMessage>(message)) return;
       if (message.type === 'beat') {
         slot.lastBeat = Date.now();
+      } else if (message.type === 'gather') {
+        gather(worker, message.id, message.what);
+      } else if (message.type === 'reported') {
+        reported(worker, message.id, message.body);
       } else if (message.type === 'hello') {
         const start: PrimaryMessage = { type: 'start', loaded, host: listen.host, port: listen.port, beatMs };
         worker.send(start);

@@ -7,7 +7,47 @@
 import cluster from 'node:cluster';
 import { createLogger } from '../logger.js';
 import { createGateway } from '../server/app.js';
-import { isMessage, type InProcessPlugin, type PrimaryMessage, type WorkerMessage } from './messages.js';
+import type { Pool } from '../server/pool.js';
+import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage } from './messages.js';
+
+/** Past the primary's own wait for the workers' parts: a primary that does not answer at all. */
+const GATHERED_MS = 3000;
+
+/**
+ * The pool as this worker sees it: a gathering asked of the primary. Without an answer in time (the primary is
+ * gone, or swamped), the worker answers for itself alone.
+ */
+function poolOf(report: (what: ReportKind) => Promise<string | Record<string, unknown>>): Pool {
+  let next = 1;
+  const waiting = new Map<number, (parts: Extract<PrimaryMessage, { type: 'gathered' }> | undefined) => void>();
+  process.on('message', (message: unknown) => {
+    if (!isMessage<PrimaryMessage>(message)) return;
+    if (message.type === 'gathered') waiting.get(message.id)?.(message);
+    else if (message.type === 'report') {
+      report(message.what).then(
+        (body) => send({ type: 'reported', id: message.id, body }),
+        () => {}, // no part: the gathering lists this worker as missing
+      );
+    }
+  });
+  return {
+    gather: async (what) => {
+      const id = next++;
+      const answer = await new Promise<Extract<PrimaryMessage, { type: 'gathered' }> | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), GATHERED_MS);
+        waiting.set(id, (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        });
+        send({ type: 'gather', id, what });
+      });
+      waiting.delete(id);
+      if (answer !== undefined && answer.parts.length > 0) return { parts: answer.parts, missing: answer.missing };
+      const own: ReportPart = { worker: cluster.worker?.id ?? 0, pid: process.pid, body: await report(what) };
+      return { parts: [own], missing: answer?.missing ?? [] };
+    },
+  };
+}
 
 function send(message: WorkerMessage): void {
   // The channel is gone when the primary is: the worker is on its way out then (cluster ends it).
@@ -29,7 +69,9 @@ export async function runWorker(): Promise<number> {
   const id = cluster.worker?.id ?? 0;
   const log = createLogger(config.log.level).child({ worker: id });
 
-  const gateway = await createGateway(start.loaded, { logger: log });
+  let report: (what: ReportKind) => Promise<string | Record<string, unknown>> = () => Promise.reject(new Error('not started'));
+  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what) => report(what)) });
+  report = gateway.report;
   const { url } = await gateway.listen(start.host, start.port);
   const plugins: InProcessPlugin[] = gateway.plugins
     .status()

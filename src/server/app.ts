@@ -19,6 +19,7 @@ import { ProviderRegistry } from '../providers/registry.js';
 import { anthropicRoutes } from './routes/anthropic.js';
 import { chatRoutes } from './routes/chat.js';
 import { embeddingsRoutes } from './routes/embeddings.js';
+import type { Pool, ReportKind } from './pool.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { modelRoutes } from './routes/models.js';
@@ -34,6 +35,8 @@ export interface Gateway {
   providers: ProviderRegistry;
   /** Start the gateway (and the admin API) listening; resolves to their addresses. */
   listen(host?: string, port?: number): Promise<{ url: string; adminUrl: string | undefined }>;
+  /** This gateway's own report for its pool: its metrics (Prometheus text) or its /health body. */
+  report(what: ReportKind): Promise<string | Record<string, unknown>>;
   /**
    * Stop listening and close idle connections; let requests and streams in flight finish for up to `timeoutMs`
    * (server.shutdown_timeout_ms by default), then close every connection left, then Cleanup every plugin. Called
@@ -43,6 +46,8 @@ export interface Gateway {
 }
 
 export interface GatewayOptions {
+  /** Set when this gateway is one worker of a pool: /metrics and /health then answer for every worker. */
+  pool?: Pool;
   /**
    * The logger every line goes to (default: one from config.log). Its redaction applies to every line but the
    * access line, whose fields are fixed (request id, method, path, status, time) and carry no credentials.
@@ -132,8 +137,8 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   modelRoutes(app, providers);
   openaiCompatRoutes(app, pipeline, providers);
   anthropicRoutes(app, pipeline, providers, (err) => toHttpError(err, config.server.body_limit));
-  healthRoutes(app, plugins, () => connections.isDraining);
-  metricsRoutes(app, metrics);
+  const health = healthRoutes(app, plugins, () => connections.isDraining, options.pool);
+  metricsRoutes(app, metrics, options.pool);
 
   let admin: FastifyInstance | undefined;
   app.addHook('onClose', async () => {
@@ -167,6 +172,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
         throw err;
       }
     },
+    report: async (what) => (what === 'metrics' ? metrics.render() : health()),
     close: (options = {}) => connections.close(() => app.close(), options.timeoutMs),
   };
 }
