@@ -61,7 +61,7 @@ interface Pool {
 }
 
 /** Start `heimdall start` (the installed command's entry) on a config; resolves once every worker is ready. */
-async function startPool(t: Test, raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<Pool> {
+async function startPool(t: Test, raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env, portFromLog = false): Promise<Pool> {
   const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
   const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(raw));
@@ -84,10 +84,11 @@ async function startPool(t: Test, raw: Record<string, unknown>, env: NodeJS.Proc
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => child.kill('SIGKILL'));
-  const port = (raw.server as { port: number }).port;
   await waitFor(() => logs.some((l) => /workers serving at/.test(l.msg)) || child.exitCode !== null, 'the workers to be ready', 30000);
   if (child.exitCode !== null) throw new Error(`the pool exited: ${stderr}`);
-  return { child, url: `http://127.0.0.1:${port}`, logs, stderr: () => stderr, exited };
+  const serving = logs.find((l) => /workers serving at/.test(l.msg)) as LogLine;
+  const url = portFromLog ? new URL(String(serving.url)).origin : `http://127.0.0.1:${(raw.server as { port: number }).port}`;
+  return { child, url, logs, stderr: () => stderr, exited };
 }
 
 interface Answer {
@@ -284,6 +285,47 @@ t.test('SIGTERM drains every worker: a slow request in flight completes, then th
   const code = await Promise.race([pool.exited, sleep(10000).then(() => 'still running')]);
   t.equal(code, 0, 'the primary exits 0');
   t.equal(pool.logs.filter((l) => l.role === 'primary' && /^worker \d+ exited$/.test(l.msg) && l.code === 0).length, 2, 'both workers exited 0');
+});
+
+t.test('a signal to every process at once (Ctrl-C, systemd) is one drain, not a cut', async (t) => {
+  const port = await freePort();
+  const pool = await startPool(t, {
+    server: { port, workers: 2, shutdown_timeout_ms: 5000 },
+    log: { level: 'info', requests: false },
+    providers: { slow: { type: 'mock', latency_ms: 1200 } },
+  });
+  const pids = await workerPids(pool.url);
+  const slow = [0, 1, 2, 3].map((i) => request(`${pool.url}/v1/chat/completions`, { body: chat('slow/echo', `slow ${i}`), timeoutMs: 8000 }));
+  await sleep(300);
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  pool.child.kill('SIGTERM');
+  const answers = await Promise.all(slow.map((p) => p.catch((err: Error) => ({ status: 0, body: err.message }))));
+  t.same(answers.map((a) => a.status), [200, 200, 200, 200], 'every request in flight was answered');
+  t.equal(await Promise.race([pool.exited, sleep(10000).then(() => 'still running')]), 0);
+});
+
+t.test('port 0, a replaced worker, and /health while a slot is down', async (t) => {
+  const pool = await startPool(t, {
+    server: { port: 0, workers: 2 },
+    log: { level: 'info', requests: false },
+    providers: { mock: { type: 'mock' } },
+  }, process.env, true);
+  const pids = await workerPids(pool.url);
+  const [victim] = [...pids];
+  process.kill(victim as number, 'SIGKILL');
+  // Once the primary knows (a connection handed to a worker that has just died waits for nothing: see workers.md).
+  await waitFor(() => pool.logs.some((l) => l.role === 'primary' && l.worker_pid === victim && /died of SIGKILL/.test(l.msg)), 'the death to be seen', 5000);
+  const during = JSON.parse((await request(`${pool.url}/health`)).body) as { status: string; missing: { state: string }[] };
+  t.equal(during.status, 'degraded', 'a slot without a serving worker is not "ok"');
+  t.equal(during.missing.length, 1);
+  let replaced = false;
+  for (const until = Date.now() + 15000; !replaced && Date.now() < until; await sleep(200)) {
+    const now = await workerPids(pool.url, 10);
+    replaced = now.size === 2 && !now.has(victim as number);
+  }
+  t.ok(replaced, 'a replacement serves beside the other worker');
+  t.notOk(pool.logs.some((l) => /EADDRINUSE/.test(l.msg) || /crash-looping/.test(l.msg)), 'the replacement listens on the same port 0 gave');
+  t.equal(JSON.parse((await request(`${pool.url}/health`)).body).status, 'ok');
 });
 
 t.test('a worker that cannot start stops the start, as a single process does', async (t) => {

@@ -44,7 +44,15 @@ export type PrimaryMessage =
   /** Send your part of gathering `id`. */
   | { type: 'report'; id: number; what: ReportKind }
   /** Gathering `id` (the asking worker's own number for it) is done: the parts that came in time, and who missed it. */
-  | { type: 'gathered'; id: number; parts: ReportPart[]; missing: { worker: number; pid: number | undefined }[] };
+  | { type: 'gathered'; id: number; parts: ReportPart[]; missing: MissingWorker[] };
+
+/** A slot of the pool that gave no part: why (starting, restarting, resting after a crash loop, not answering). */
+export interface MissingWorker {
+  slot: number;
+  worker: number | undefined;
+  pid: number | undefined;
+  state: string;
+}
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';

@@ -28,6 +28,19 @@ const GATHER_MS = 1000;
 /** Gatherings under way at once: scrapes beyond it are answered from the asking worker alone. */
 const MAX_GATHERINGS = 64;
 
+/** How long a worker may take to start (load its plugins, listen) before it is killed as stuck. */
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * A message to a worker, unless its channel is closed (it is dying, or a plugin closed the descriptor): a send on
+ * a closed channel is an 'error' event, which must never take the primary down.
+ */
+function tell(worker: Worker, message: PrimaryMessage): boolean {
+  if (!worker.isConnected()) return false;
+  worker.send(message, (err: Error | null) => void err); // a failure is the worker's exit, handled there
+  return true;
+}
+
 /** A gathering under way: who asked (and its number for it), and the parts so far. */
 interface Gathering {
   asker: Worker;
@@ -56,6 +69,17 @@ interface Slot {
   /** Recent deaths, for the backoff and the crash-loop limit. */
   deaths: number[];
   restart: NodeJS.Timeout | undefined;
+  /** When the current worker was forked: one not ready within START_TIMEOUT_MS is stuck, and killed. */
+  startedAt: number;
+  /** Resting after a crash loop. */
+  resting: boolean;
+}
+
+function slotState(s: Slot): string {
+  if (s.resting) return 'resting after a crash loop';
+  if (s.worker === undefined) return 'restarting';
+  if (s.readyAt === 0) return 'starting';
+  return 'not answering';
 }
 
 /** Run the pool until a signal stops it; resolves to the exit code. */
@@ -67,23 +91,29 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
   const listen = { host: host ?? server.host, port: port ?? server.port };
 
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({
-    index, worker: undefined, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, deaths: [], restart: undefined,
+    index, worker: undefined, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, deaths: [], restart: undefined, startedAt: 0, resting: false,
   }));
   const slotOf = new Map<number, Slot>();
   const gatherings = new Map<number, Gathering>();
   let nextGathering = 1;
 
   // A worker's /metrics or /health speaks for the pool: every ready worker's report, or as many as answer in time.
+  // Every slot without a serving worker (starting, restarting, resting after a crash loop) counts as missing.
+  const unserved = (except: Set<number>) =>
+    slots
+      .filter((s) => s.worker === undefined || s.readyAt === 0 || !s.worker.isConnected() || except.has(s.worker.id))
+      .map((s) => ({ slot: s.index, worker: s.worker?.id, pid: s.worker?.process.pid, state: slotState(s) }));
   const gather = (asker: Worker, askerId: number, what: ReportKind) => {
-    const ready = slots.filter((s) => s.worker !== undefined && s.readyAt > 0).map((s) => s.worker as Worker);
+    const ready = slots.filter((s) => s.worker !== undefined && s.readyAt > 0 && s.worker.isConnected()).map((s) => s.worker as Worker);
     if (gatherings.size >= MAX_GATHERINGS) {
-      asker.send({ type: 'gathered', id: askerId, parts: [], missing: [] } satisfies PrimaryMessage);
+      // Too many at once: the asker answers for itself, and says every other slot went unheard.
+      tell(asker, { type: 'gathered', id: askerId, parts: [], missing: unserved(new Set(ready.filter((w) => w !== asker).map((w) => w.id))) });
       return;
     }
     const id = nextGathering++;
-    const g: Gathering = { asker, askerId, waiting: new Set(ready.map((w) => w.id)), parts: [], timer: setTimeout(() => finish(id), GATHER_MS) };
+    const g: Gathering = { asker, askerId, waiting: new Set(), parts: [], timer: setTimeout(() => finish(id), GATHER_MS) };
     gatherings.set(id, g);
-    for (const w of ready) w.send({ type: 'report', id, what } satisfies PrimaryMessage);
+    for (const w of ready) if (tell(w, { type: 'report', id, what })) g.waiting.add(w.id);
     if (g.waiting.size === 0) finish(id);
   };
   const finish = (id: number) => {
@@ -91,9 +121,9 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     if (g === undefined) return;
     gatherings.delete(id);
     clearTimeout(g.timer);
-    const missing = [...g.waiting].map((w) => ({ worker: w, pid: cluster.workers?.[w]?.process.pid }));
+    const missing = unserved(g.waiting);
     g.parts.sort((a, b) => a.worker - b.worker);
-    if (g.asker.isConnected()) g.asker.send({ type: 'gathered', id: g.askerId, parts: g.parts, missing } satisfies PrimaryMessage);
+    tell(g.asker, { type: 'gathered', id: g.askerId, parts: g.parts, missing });
   };
   const reported = (worker: Worker, id: number, body: string | Record<string, unknown>) => {
     const g = gatherings.get(id);
@@ -108,9 +138,12 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
 
   const fork = (slot: Slot) => {
     slot.restart = undefined;
+    slot.resting = false;
     const worker = cluster.fork();
-    Object.assign(slot, { worker, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined });
+    Object.assign(slot, { worker, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, startedAt: Date.now() });
     slotOf.set(worker.id, slot);
+    // A channel that closes under a send: the worker is going, and its exit says why.
+    worker.on('error', (err: Error) => log.warn({ worker: worker.id, err: err.message }, `worker ${worker.id}: ${err.message}`));
     worker.on('message', (message: unknown) => {
       if (!isMessage<WorkerMessage>(message)) return;
       if (message.type === 'beat') {
@@ -120,13 +153,12 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       } else if (message.type === 'reported') {
         reported(worker, message.id, message.body);
       } else if (message.type === 'hello') {
-        const start: PrimaryMessage = { type: 'start', loaded, host: listen.host, port: listen.port, beatMs };
-        worker.send(start);
+        tell(worker, { type: 'start', loaded, host: listen.host, port: listen.port, beatMs });
       } else if (message.type === 'ready') {
         slot.readyAt = slot.lastBeat = Date.now();
-        slot.plugins = message.plugins;
-        // Port 0: the first worker's port is the pool's, for the workers that replace it later too.
-        if (listen.port === 0) listen.port = Number(new URL(message.url).port);
+        slot.plugins = Array.isArray(message.plugins) ? message.plugins : [];
+        // Port 0 stays 0 for replacements too: cluster shares the handle the first worker got by the port asked
+        // for, so asking for 0 again is what lands a replacement on the same port.
         log.info({ worker: worker.id, worker_pid: worker.process.pid, slot: slot.index }, `worker ${worker.id} ready`);
         if (phase === 'starting' && slots.every((s) => s.readyAt > 0)) {
           phase = 'serving';
@@ -165,8 +197,17 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     const now = Date.now();
     slot.deaths = slot.deaths.filter((t) => now - t < CRASH_WINDOW_MS);
     slot.deaths.push(now);
+    // The last slot with any worker is never rested: a pool with nothing listening is no gateway at all. It keeps
+    // restarting at the longest backoff instead.
+    const others = slots.some((s) => s !== slot && s.worker !== undefined);
+    if (slot.deaths.length > CRASH_LOOP_DEATHS && !others) {
+      log.error({ slot: slot.index }, `worker slot ${slot.index} is crash-looping and no other worker is serving: restarting it every ${MAX_BACKOFF_MS / 1000} s`);
+      slot.restart = setTimeout(() => fork(slot), MAX_BACKOFF_MS);
+      return;
+    }
     if (slot.deaths.length > CRASH_LOOP_DEATHS) {
       slot.deaths = [];
+      slot.resting = true;
       log.error(
         { slot: slot.index, cooldown_ms: COOLDOWN_MS },
         `worker slot ${slot.index} is crash-looping (more than ${CRASH_LOOP_DEATHS} deaths within ${CRASH_WINDOW_MS / 1000} s): ` +
@@ -194,6 +235,13 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
           if (late) return;
           for (const slot of slots) {
             const { worker } = slot;
+            if (worker !== undefined && slot.readyAt === 0 && slot.stalledMs === undefined && now - slot.startedAt > START_TIMEOUT_MS) {
+              // Stuck before it ever listened (a plugin's Init that never returns).
+              slot.stalledMs = now - slot.startedAt;
+              log.error({ worker: worker.id, worker_pid: worker.process.pid, slot: slot.index, starting_ms: slot.stalledMs }, `worker ${worker.id} did not start within ${START_TIMEOUT_MS / 1000} s; killing it`);
+              worker.process.kill('SIGKILL');
+              continue;
+            }
             if (worker === undefined || slot.readyAt === 0 || slot.stalledMs !== undefined) continue;
             const stalled = now - slot.lastBeat;
             if (stalled <= watchdogMs) continue;
@@ -219,7 +267,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       if (worker === undefined) continue;
       // A worker still starting has nothing in flight, and may not be listening for the order yet.
       if (slot.readyAt === 0) worker.process.kill('SIGKILL');
-      else worker.send({ type: 'shutdown', timeoutMs } satisfies PrimaryMessage);
+      else if (!tell(worker, { type: 'shutdown', timeoutMs })) worker.process.kill('SIGTERM');
     }
     if (slots.every((s) => s.worker === undefined)) settle(failed ? 1 : 0);
     killTimer = setTimeout(() => {

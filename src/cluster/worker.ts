@@ -44,7 +44,8 @@ function poolOf(report: (what: ReportKind) => Promise<string | Record<string, un
       waiting.delete(id);
       if (answer !== undefined && answer.parts.length > 0) return { parts: answer.parts, missing: answer.missing };
       const own: ReportPart = { worker: cluster.worker?.id ?? 0, pid: process.pid, body: await report(what) };
-      return { parts: [own], missing: answer?.missing ?? [] };
+      // No answer at all: the rest of the pool is unknown, and said to be.
+      return { parts: [own], missing: answer?.missing ?? [{ slot: -1, worker: undefined, pid: undefined, state: 'the primary did not answer' }] };
     },
   };
 }
@@ -95,7 +96,11 @@ export async function runWorker(): Promise<number> {
       }
     };
     process.on('message', (message: unknown) => {
-      if (isMessage<PrimaryMessage>(message) && message.type === 'shutdown') stop('the primary asked', message.timeoutMs);
+      if (!isMessage<PrimaryMessage>(message) || message.type !== 'shutdown') return;
+      // A signal to the whole process group (Ctrl-C, systemd's control-group kill) reaches this worker and the
+      // primary, whose order then follows: the same drain, not a second order to cut it short.
+      if (orders > 0 && message.timeoutMs !== 0) return;
+      stop('the primary asked', message.timeoutMs);
     });
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
