@@ -234,3 +234,25 @@ t.test('probes: /livez while the event loop answers, /readyz until shutdown begi
   t.equal(refused.body, 'draining');
   t.equal((await app.inject({ url: '/livez' })).statusCode, 200, 'but still alive');
 });
+
+t.test('the admin listener keeps the same client limits: a trickled request and an idle connection are cut off', async (t) => {
+  process.env.HEIMDALL_TEST_LIMITS_ADMIN_TOKEN = 'admin-token-for-limits-0123456789abcdef';
+  t.teardown(() => delete process.env.HEIMDALL_TEST_LIMITS_ADMIN_TOKEN);
+  const gw = await startGateway(t, {
+    server: { headers_timeout_ms: 500, request_timeout_ms: 5000, keep_alive_timeout_ms: 300 },
+    providers: mock,
+    admin: { enabled: true, token: 'env.HEIMDALL_TEST_LIMITS_ADMIN_TOKEN' },
+  });
+  const admin = { url: gw.adminUrl as string } as RunningGateway;
+  const slow = await connect(admin);
+  const start = Date.now();
+  trickle(slow, `GET /api/plugins HTTP/1.1\r\nHost: heimdall\r\nX-Slow: ${'x'.repeat(200)}\r\n\r\n`, 50);
+  const closedAt = await within(slow.closed, 3000, 'the slow admin client is cut off');
+  t.ok(closedAt - start >= 450, `not before the timeout (${closedAt - start} ms)`);
+
+  const idle = await connect(admin);
+  idle.socket.write('GET /api/plugins HTTP/1.1\r\nHost: heimdall\r\nAuthorization: Bearer admin-token-for-limits-0123456789abcdef\r\n\r\n');
+  const idleClosedAt = await within(idle.closed, 3000, 'an idle admin keep-alive connection is closed');
+  t.match(idle.received(), /^HTTP\/1\.1 200/, 'after its answer');
+  t.ok(idleClosedAt - start < 3000);
+});

@@ -27,7 +27,14 @@ export interface AdminOptions {
   /** config.json's directory: relative plugin paths resolve against it. */
   baseDir: string;
   log: Logger;
+  /**
+   * The main port's client limits (server.headers_timeout_ms, request_timeout_ms, keep_alive_timeout_ms), which the
+   * admin listener keeps too: a client that trickles its request, or idles on a connection, is cut off here as well.
+   */
+  limits?: { headers_timeout_ms: number; request_timeout_ms: number; keep_alive_timeout_ms: number };
 }
+
+const ADMIN_LIMITS = { headers_timeout_ms: 10_000, request_timeout_ms: 30_000, keep_alive_timeout_ms: 5_000 };
 
 const addBody = pluginSchema.extend({ position: z.number().int().nonnegative().optional() });
 const configBody = z.strictObject({ config: z.record(z.string(), z.unknown()) });
@@ -36,13 +43,19 @@ const orderBody = z.strictObject({ order: z.array(z.string()) });
 /** Shorter tokens are refused at start-up: this one guards loading native code. */
 const MIN_TOKEN_LENGTH = 32;
 
-export function createAdminApp({ config, registry, baseDir, log }: AdminOptions) {
+export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_LIMITS }: AdminOptions) {
   checkHost(config);
   const expected = digest(adminToken(config));
   // Resolved once: a directory re-pointed later does not move the boundary.
   const dirs = config.plugin_dirs.map((d) => realFile(path.resolve(baseDir, d)));
 
+  const requestTimeout = limits.request_timeout_ms;
+  const keepAliveTimeout = limits.keep_alive_timeout_ms;
+  const headersTimeout = Math.min(limits.headers_timeout_ms, requestTimeout);
   const app = Fastify({
+    requestTimeout,
+    keepAliveTimeout,
+    http: { headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, headersTimeout / 4)) },
     bodyLimit: config.body_limit,
     loggerInstance: log.child({ component: 'admin' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),

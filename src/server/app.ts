@@ -148,7 +148,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     await providers.close();
   });
   try {
-    admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log }) : undefined;
+    admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log, limits: config.server }) : undefined;
   } catch (err) {
     await app.close(); // plugins, providers and the metrics' monitors are running already
     throw err;
