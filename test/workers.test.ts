@@ -328,15 +328,11 @@ t.test('port 0, a replaced worker, and /health while a slot is down', async (t) 
   t.equal(JSON.parse((await request(`${pool.url}/health`)).body).status, 'ok');
 });
 
-t.test('a worker that cannot start stops the start, as a single process does', async (t) => {
-  const port = await freePort();
+/** `heimdall start` on a config it must refuse: its exit code (or "still running" after 20 s) and its output. */
+async function startRefused(t: Test, raw: Record<string, unknown>): Promise<{ code: number | null | string; stdout: string; stderr: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
   const file = path.join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({
-    server: { port, workers: 2 },
-    providers: { mock: { type: 'mock' } },
-    plugins: [{ path: probes.p1, config: { init_status: '1', init_output: 'api_url is required' } }],
-  }));
+  writeFileSync(file, JSON.stringify(raw));
   const child = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   spawned.add(child.pid as number);
   t.teardown(() => child.kill('SIGKILL'));
@@ -345,27 +341,27 @@ t.test('a worker that cannot start stops the start, as a single process does', a
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const code = await Promise.race([new Promise<number | null>((resolve) => child.on('exit', resolve)), sleep(20000).then(() => 'still running')]);
+  return { code, stdout, stderr };
+}
+
+t.test('a worker that cannot start stops the start, as a single process does', async (t) => {
+  const { code, stdout, stderr } = await startRefused(t, {
+    server: { port: await freePort(), workers: 2 },
+    providers: { mock: { type: 'mock' } },
+    plugins: [{ path: probes.p1, config: { init_status: '1', init_output: 'api_url is required' } }],
+  });
   t.equal(code, 1, 'the primary exits 1');
   t.match(stderr, /HEIMDALL_ERR_PLUGIN_INIT: plugin p1 .* refused to start: Init failed: api_url is required/, 'the worker says why');
   t.match(stdout, /worker \d+ could not start \(exit code 1\); stopping/);
 });
 
 t.test('what the pool cannot do yet is refused at config load', async (t) => {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'heimdall-workers-'));
-  const file = path.join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({
-    server: { port, workers: 2 },
+  const { code, stderr } = await startRefused(t, {
+    server: { port: await freePort(), workers: 2 },
     providers: { mock: { type: 'mock' } },
     plugins: [{ path: probes.p1, watch: true }],
     admin: { enabled: true, token: 'env.HEIMDALL_ADMIN_TOKEN' },
-  }));
-  const child = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  spawned.add(child.pid as number);
-  t.teardown(() => child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  });
   t.equal(code, 1);
   t.match(stderr, /HEIMDALL_ERR_CONFIG/);
   t.match(stderr, /admin\.enabled: the admin API is not supported yet with server\.workers other than 1/);
