@@ -93,6 +93,8 @@ t.test('a slow client is cut off with 408 and the error body', async (t) => {
     const closedAt = await within(c.closed, 3000, 'the slow client is cut off');
     t.ok(closedAt - start >= 450, `not before the timeout (${closedAt - start} ms)`);
     timeoutAnswer(t, c.received(), /headers did not all arrive within 500 ms \(server\.headers_timeout_ms\)/);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    t.match(metrics, /^heimdall_requests_total\{route="",provider="",model="",status="408"\} 1$/m, 'the 408 is counted');
   });
 
   t.test('a request that is not HTTP gets 400 and the error body', async (t) => {

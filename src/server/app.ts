@@ -86,7 +86,8 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   }
   watcher.sync();
 
-  const connections = new Connections(config.server, log);
+  // Answers written outside fastify (timeouts, broken HTTP) count in heimdall_requests_total too, with no route.
+  const connections = new Connections(config.server, log, (status) => metrics.observeRequest('', status, 0, undefined));
   const app = Fastify({
     ...connections.fastifyOptions(),
     loggerInstance: log as FastifyBaseLogger,

@@ -42,6 +42,8 @@ export class Connections {
   constructor(
     private readonly limits: ServerLimits,
     private readonly log: Logger,
+    /** Told of each answer written here, outside fastify (a 408, a 400 for broken HTTP), for the request metrics. */
+    private readonly onAnswer: (status: number) => void = () => {},
   ) {}
 
   /** Fastify's options for the HTTP server: the timeouts, and the 408 answer. */
@@ -137,6 +139,7 @@ export class Connections {
           : `the request is not valid HTTP (${err.code ?? err.message})`);
       }
       socket.write(rawAnswer(e));
+      this.onAnswer(e.statusCode);
     }
     socket.destroy(err);
   }
