@@ -2,7 +2,7 @@
  * The gateway's Prometheus metrics, one registry per gateway (never prom-client's global one: a process may run
  * several gateways, as the tests do). Names follow Bifrost's where they fit.
  *
- *   heimdall_requests_total{route,provider,model,status}           every HTTP request
+ *   heimdall_requests_total{route,provider,model,status}           every HTTP request (route "" for a 408 or broken HTTP)
  *   heimdall_upstream_latency_seconds{provider,model,outcome}      each provider call (the wait on the upstream)
  *   heimdall_overhead_latency_seconds{route}                       a chat request's total time minus its upstream time
  *   heimdall_input_tokens_total / heimdall_output_tokens_total     from the upstream's usage, by provider and model
