@@ -156,6 +156,28 @@ t.test('a config.json plugin is the operator\'s: not confined', async (t) => {
   t.equal(reload.json.sha256, sha(builds.B));
 });
 
+t.test('a plugin added through the API and persisted stays confined after a restart', async (t) => {
+  const { root, dir, outside, admin } = setup(t);
+  const link = path.join(dir, 'current.so');
+  point(link, path.join(dir, 'A.so'));
+  const file = path.join(root, 'config.json');
+  const raw = { providers: { mock: {} }, admin: { ...admin, persist: true }, plugins: [] };
+  writeFileSync(file, JSON.stringify(raw));
+  const first = await startGateway(t, raw, root, file);
+  t.equal((await api(first.adminUrl, 'POST', '/api/plugins', { path: link })).status, 201);
+  await first.close();
+  const persisted = JSON.parse(readFileSync(file, 'utf8'));
+  t.match(persisted.plugins, [{ path: link, confine: true }], 'the entry says it is confined');
+
+  const second = await startGateway(t, persisted, root, file);
+  t.equal(await servedBy(second), 'A');
+  point(link, path.join(outside, 'B.so'));
+  const reload = await api(second.adminUrl, 'POST', '/api/plugins/versioned/reload');
+  t.equal(reload.status, 403, 'after the restart, a reload is checked as before it');
+  t.match(reload.json, { error: { code: 'HEIMDALL_ERR_ADMIN_PATH' } });
+  t.equal(await servedBy(second), 'A', 'and the old instance keeps serving');
+});
+
 t.test('with watch: true, a link re-pointed outside makes the watch-triggered reload refuse, logged', async (t) => {
   const { dir, outside, admin } = setup(t);
   const link = path.join(dir, 'current.so');

@@ -181,6 +181,12 @@ const pluginSchema = z.strictObject({
   config: z.record(z.string(), z.unknown()).default({}),
   /** Development: reload the plugin when its file changes on disk (a build finished). */
   watch: z.boolean().default(false),
+  /**
+   * Loaded only from inside admin.plugin_dirs, checked at every load (start, reload, watch), as a plugin added
+   * through the admin API is: the admin API writes this on the entries it persists, so that they stay confined
+   * after a restart.
+   */
+  confine: z.boolean().optional(),
 });
 
 /** The admin API loads native code, so it is off by default, token-protected and loopback-bound. */

@@ -157,11 +157,12 @@ export class PluginRegistry {
    * Load every configured plugin, in order. A plugin that fails stops the start-up (the error is thrown) unless
    * its entry says "optional": true, in which case it is logged and kept in the error state.
    */
-  loadAll(specs: readonly PluginConfig[], baseDir: string): Promise<void> {
+  /** `pluginDirs`: admin.plugin_dirs (resolved), to which entries with `confine: true` are confined. */
+  loadAll(specs: readonly PluginConfig[], baseDir: string, pluginDirs: readonly string[] = []): Promise<void> {
     return this.serial(async () => {
       try {
         for (const [index, spec] of specs.entries()) {
-          const entry = this.newEntry(spec, baseDir);
+          const entry = this.newEntry(spec, baseDir, spec.confine === true ? pluginDirs : undefined);
           this.entries.push(entry);
           if (!spec.enabled) continue;
           try {
@@ -182,7 +183,8 @@ export class PluginRegistry {
   /** Register and load a new plugin at `options.position` (default: last), confined if `options.confinedTo` says so. */
   add(spec: PluginConfig, baseDir: string, { position, confinedTo }: AddOptions = {}): Promise<PluginStatus> {
     return this.serial(async () => {
-      const entry = this.newEntry(spec, baseDir, confinedTo);
+      // Persisted (admin.persist), it must stay confined after a restart: the entry says so.
+      const entry = this.newEntry(confinedTo === undefined ? spec : { ...spec, confine: true }, baseDir, confinedTo);
       if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
         throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
       }

@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
@@ -11,6 +12,7 @@ import { accessLogger, createLogger, loggedPath, requestLoggerFactory } from '..
 import { exchangeOf } from '../metrics/exchange.js';
 import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
+import { realFile } from '../plugins/loader.js';
 import { PluginRegistry } from '../plugins/registry.js';
 import { PluginWatcher } from '../plugins/watch.js';
 import { createAdminApp, persistPlugins } from './admin.js';
@@ -79,7 +81,8 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   });
   const watcher = new PluginWatcher(plugins, log);
   try {
-    await plugins.loadAll(config.plugins, loaded.baseDir);
+    const pluginDirs = config.admin.plugin_dirs.map((d) => realFile(path.resolve(loaded.baseDir, d)));
+    await plugins.loadAll(config.plugins, loaded.baseDir, pluginDirs);
   } catch (err) {
     await providers.close();
     throw err;
