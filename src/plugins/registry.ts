@@ -347,8 +347,6 @@ export class PluginRegistry {
       clearTimeout(timer);
       for (const instance of held) await this.close(instance);
     }
-    this.snapshot = [];
-    this.activePlugins = [];
     this.staging.dispose();
   }
 

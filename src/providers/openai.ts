@@ -68,7 +68,8 @@ export class OpenAIProvider implements Provider {
 
   private build(call: ProviderCall, operation: 'chat/completions' | 'embeddings', stream: boolean | undefined): BuildRequest {
     const path = this.dialect.path(operation, call.model);
-    const body = upstreamBody(call, stream, leaveOut(this.name, this.dropUnsupported, call.meta));
+    // Only a drop-in route's request can carry fields the OpenAI format lacks: the policy is built for those alone.
+    const body = upstreamBody(call, stream, call.native === undefined ? undefined : leaveOut(this.name, this.dropUnsupported, call.meta));
     return (key) => ({ path, headers: key === undefined ? {} : this.dialect.auth(key), body });
   }
 
@@ -115,10 +116,11 @@ export class OpenAIProvider implements Provider {
  * The upstream body: the client's bytes when nothing changed them, with only the model name swapped. The swap is
  * safe when the gateway's model name occurs exactly once as a JSON string, since that occurrence must be the
  * "model" value; otherwise (or when "stream" needs forcing, or a gateway field must go) the request is serialised.
- * `stream` undefined leaves the field as it is (embeddings have none).
+ * `stream` undefined leaves the field as it is (embeddings have none). With `leave` (a drop-in route's request), the
+ * fields the OpenAI format lacks are handed to it first (openai-from-native.ts).
  */
-export function upstreamBody(call: ProviderCall, stream: boolean | undefined, leave: LeaveOut): Buffer | string {
-  if (call.native !== undefined) return JSON.stringify(outOf(fromNativeExtensions(call.request.value(), leave, stream), call.model, stream));
+export function upstreamBody(call: ProviderCall, stream: boolean | undefined, leave?: LeaveOut): Buffer | string {
+  if (leave !== undefined) return JSON.stringify(outOf(fromNativeExtensions(call.request.value(), leave, stream), call.model, stream));
   const request = call.request.value();
   const gatewayFields = GATEWAY_FIELDS.some((f) => request[f] !== undefined);
   if (call.unchanged && !gatewayFields && (stream === undefined || (request.stream === true) === stream)) {

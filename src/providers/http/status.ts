@@ -73,8 +73,8 @@ function readUpstreamError(body: Buffer | string, redact: Redact): { message: st
         const code = identifier(e.code, redact) ?? status;
         if (type !== undefined) info.type = type;
         if (code !== undefined) info.code = code;
-        if (e.param === null) info.param = null;
-        else if (identifier(e.param, redact) !== undefined) info.param = identifier(e.param, redact) as string;
+        const param = e.param === null ? null : identifier(e.param, redact);
+        if (param !== undefined) info.param = param;
       }
       if (typeof e === 'string') return { message: redact(e), info };
       if (typeof e?.message === 'string') return { message: redact(e.message), info };
