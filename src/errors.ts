@@ -73,6 +73,17 @@ function define<A extends unknown[]>(
 
 const REBUILD = 'Build the plugin on (or cross-compile it for) the machine that runs the gateway';
 
+/** How to export the ABI's required symbols, by the language the file was written in (inspect.ts detects it). */
+const SYMBOL_FIX: Record<string, string> = {
+  c: 'in C, put HEIMDALL_PLUGIN_DEFINE_ABI() in one source file and define GetName and Cleanup with HEIMDALL_EXPORT ' +
+    '(see native/include/heimdall_plugin.h)',
+  go: 'in Go, build with go build -buildmode=c-shared, register the plugin with heimdall.Register (sdk/go) and run ' +
+    'go generate to write heimdall_exports.go, the file that exports them',
+  rust: 'in Rust, invoke heimdall_plugin::export_plugin!(YourPlugin) once in the crate, whose crate-type is ["cdylib"]',
+};
+const SYMBOL_FIX_ANY = 'see native/include/heimdall_plugin.h; in C HEIMDALL_PLUGIN_DEFINE_ABI(), in Go the SDK\'s ' +
+  'heimdall.Register and go generate, in Rust export_plugin!';
+
 export const Errors = {
   // --- configuration -------------------------------------------------------------------------------------------
   CONFIG_READ: define('HEIMDALL_ERR_CONFIG_READ', 500, 'config_error', (file: string, cause: string) =>
@@ -97,9 +108,17 @@ export const Errors = {
   PLUGIN_OPEN: define('HEIMDALL_ERR_PLUGIN_OPEN', 500, 'plugin_error', (file: string, cause: string) =>
     `plugin ${file}: the dynamic loader refused it: ${cause}. Check that the libraries it links against are ` +
     'installed (ldd on Linux, otool -L on macOS)'),
-  PLUGIN_SYMBOL: define('HEIMDALL_ERR_PLUGIN_SYMBOL', 500, 'plugin_error', (file: string, missing: string[]) =>
+  PLUGIN_OPEN_STUCK: define('HEIMDALL_ERR_PLUGIN_OPEN', 500, 'plugin_error', (file: string, cause: string) =>
+    `plugin ${file}: opening it did not complete: ${cause}. Its initialisers (C constructors, a language runtime's ` +
+    'start-up), heimdall_plugin_abi_version or GetName hang or crash: run them under a debugger (gdb, lldb)'),
+  PLUGIN_SYMBOL: define('HEIMDALL_ERR_PLUGIN_SYMBOL', 500, 'plugin_error', (file: string, missing: string[], language?: string) =>
     `plugin ${file} does not export the required symbol${missing.length > 1 ? 's' : ''} ${missing.join(', ')}. ` +
-    'Export them with C linkage (see native/include/heimdall_plugin.h; //export in Go, #[no_mangle] extern "C" in Rust)'),
+    `Export them with C linkage: ${SYMBOL_FIX[language ?? ''] ?? SYMBOL_FIX_ANY}`),
+  /** A Go plugin built for Go's own loader (Bifrost's way): only a Go program can load it, and dlopen here hangs. */
+  PLUGIN_GO_BUILDMODE: define('HEIMDALL_ERR_PLUGIN_FORMAT', 500, 'plugin_error', (file: string) =>
+    `plugin ${file} is a Go plugin built with -buildmode=plugin, which only a Go program built by the same toolchain ` +
+    'can load (opening it here would hang). Build it with go build -buildmode=c-shared and the Go SDK (sdk/go: ' +
+    'heimdall.Register, and go generate for the C exports); docs/bifrost-migration.md converts a Bifrost plugin'),
   PLUGIN_ABI: define('HEIMDALL_ERR_PLUGIN_ABI', 500, 'plugin_error', (file: string, plugin: string, host: string) =>
     `plugin ${file}: incompatible ABI version: gateway speaks ABI ${host}, plugin was built for ABI ${plugin}. ` +
     `Rebuild the plugin against heimdall_plugin.h for ABI ${host}`),

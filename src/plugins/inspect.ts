@@ -107,6 +107,20 @@ export function checkCompatible(file: string, info: BinaryInfo, host: Host = cur
     const built = shared.map((s) => `${info.platform}/${s.arch ?? s.cpu} (${builtFor(info, s, host)})`).join(' and ');
     throw Errors.PLUGIN_ARCH(file, built, `${host.platform}/${host.arch} (${hostCpu(host)})`);
   }
+  if (isGoPluginBuild(info)) throw Errors.PLUGIN_GO_BUILDMODE(file);
+}
+
+/**
+ * Whether the file is a Go plugin built with -buildmode=plugin (or a Go shared library, -buildmode=shared): Go's
+ * linker exports a package hash per linked package (go.link.pkghash.<pkg>, go.link.pkghashbytes.<pkg>; "go:" since
+ * Go 1.20) for Go's own loader to check, and only in those build modes; a c-shared library has none. They sit in
+ * the dynamic symbol table, which `strip` and -ldflags=-s keep. Such a file's runtime waits forever for a Go host
+ * when dlopen'ed by anything else, so it must be refused before dlopen.
+ */
+export function isGoPluginBuild(info: BinaryInfo): boolean {
+  if (info.language !== 'go') return false;
+  for (const s of info.symbols) if (s.startsWith('go.link.pkghash') || s.startsWith('go:link.pkghash')) return true;
+  return false;
 }
 
 /** One line saying what the file is, e.g. "ELF 64-bit LSB shared object, x86-64 (linux/x64)". */

@@ -93,7 +93,7 @@ export function checkFile(path: string, file = path): BinaryInfo {
   // Name every missing required symbol before any plugin code runs. A file without a readable symbol table
   // (sstrip'ed) is checked after dlopen instead.
   const missing = binary.hasSymbolTable ? REQUIRED_SYMBOLS.filter((s) => !binary.symbols.has(s)) : [];
-  if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing);
+  if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing, binary.language);
   return binary;
 }
 
@@ -115,12 +115,17 @@ export function checkAbiVersion(lib: NativeLibrary, file: string): number {
 
 /** A newer minor version loads with a warning; another major version is refused (checkAbiVersion). */
 function checkMinor(version: number, file: string, warn?: (message: string) => void): void {
-  if ((version & 0xffff) > HOST_ABI_MINOR) {
-    warn?.(
-      `plugin ${file} was built for ABI ${formatAbiVersion(version)}, newer than this gateway's ` +
-        `${HOST_ABI_MAJOR}.${HOST_ABI_MINOR}; exports this gateway does not know are not called`,
-    );
-  }
+  const warning = newerMinorWarning(version, file);
+  if (warning !== undefined) warn?.(warning);
+}
+
+/** The warning for a plugin built for a newer minor ABI version than the gateway's, if it is. */
+export function newerMinorWarning(version: number, file: string): string | undefined {
+  if (version >>> 16 !== HOST_ABI_MAJOR || (version & 0xffff) <= HOST_ABI_MINOR) return undefined;
+  return (
+    `plugin ${file} was built for ABI ${formatAbiVersion(version)}, newer than this gateway's ` +
+    `${HOST_ABI_MAJOR}.${HOST_ABI_MINOR}; exports this gateway does not know are not called`
+  );
 }
 
 function checkMajor(version: number, file: string): void {
@@ -167,7 +172,7 @@ function loadInProcess(path: string, file: string, binary: BinaryInfo, execution
     checkMinor(version, file, options.warn);
     const exported = lib.exports();
     const stillMissing = REQUIRED_SYMBOLS.filter((s) => !exported.has(s));
-    if (stillMissing.length > 0) throw Errors.PLUGIN_SYMBOL(file, stillMissing);
+    if (stillMissing.length > 0) throw Errors.PLUGIN_SYMBOL(file, stillMissing, binary.language);
     const name = checkName(lib.getName(), file, options.takenNames);
     const declared = lib.concurrency();
 
@@ -222,7 +227,7 @@ async function loadIsolated(path: string, file: string, binary: BinaryInfo, exec
     (info: HostInfo) => {
       checkMajor(info.abiVersion, file);
       const missing = REQUIRED_SYMBOLS.filter((s) => !info.exports.has(s));
-      if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing);
+      if (missing.length > 0) throw Errors.PLUGIN_SYMBOL(file, missing, binary.language);
       if (version === 0) {
         checkMinor(info.abiVersion, file, options.warn);
         checkName(info.name, file, options.takenNames);
