@@ -189,6 +189,12 @@ const pluginSchema = z.strictObject({
   confine: z.boolean().optional(),
 });
 
+const dashboardSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Requests the inspector keeps (the last ones, each with its hooks' timeline); 0 turns the inspector off. */
+  requests: z.number().int().min(0).max(5000).default(200),
+});
+
 /** The admin API loads native code, so it is off by default, token-protected and loopback-bound. */
 const adminSchema = z.strictObject({
   enabled: z.boolean().default(false),
@@ -209,6 +215,8 @@ const adminSchema = z.strictObject({
   allow_remote: z.boolean().default(false),
   /** Largest admin API request body, in bytes. */
   body_limit: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
+  /** The dashboard page on the admin listener (docs/dashboard.md), and its request inspector. */
+  dashboard: dashboardSchema.default({ enabled: true, requests: 200 }),
 }).refine((a) => !a.enabled || a.token !== undefined, {
   message: 'the admin API needs a "token" (an environment reference such as "env.HEIMDALL_ADMIN_TOKEN") when enabled',
   path: ['token'],
@@ -268,6 +276,7 @@ export const configSchema = z.strictObject({
   plugins: z.array(pluginSchema).default([]),
   admin: adminSchema.default({
     enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [], allow_remote: false, body_limit: 1024 * 1024,
+    dashboard: { enabled: true, requests: 200 },
   }),
 }).superRefine((config, ctx) => {
   // Each worker loads plugins itself, and nothing yet applies a run-time change to every worker at once.

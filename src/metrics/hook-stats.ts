@@ -6,6 +6,7 @@
  * looks a plugin's series up once, when it wraps the plugin, and a call bumps them in a few nanoseconds.
  */
 import type { HookName } from '../plugins/plugin.js';
+import { RecentWindow, type RecentSnapshot } from './recent.js';
 import { CounterFamily, type CounterSeries, GaugeFamily, HistogramFamily, type HistogramSeries, renderFamilies } from './series.js';
 
 export type { HookName };
@@ -27,19 +28,24 @@ export class HookStats {
     private readonly errors: CounterSeries,
     /** None for a PostHook: it replaces the outcome but skips nothing, so it never short-circuits. */
     private readonly shortCircuits: CounterSeries | undefined,
+    /** The last minutes, for the dashboard's charts. */
+    private readonly recent: RecentWindow,
   ) {}
 
   record(seconds: number): void {
     this.calls.value++;
     this.latency.observe(seconds);
+    this.recent.record(seconds);
   }
 
   failed(): void {
     this.errors.value++;
+    this.recent.failed();
   }
 
   shortCircuited(): void {
     if (this.shortCircuits !== undefined) this.shortCircuits.value++;
+    this.recent.shortCircuited();
   }
 }
 
@@ -74,6 +80,8 @@ export class HookMetrics {
     ['plugin'],
   );
 
+  private readonly windows = new Map<string, { plugin: string; hook: HookName; window: RecentWindow }>();
+
   /** A plugin's breaker opened (true) or closed (false). */
   quarantine(plugin: string, on: boolean): void {
     this.quarantined.labels(plugin).value = on ? 1 : 0;
@@ -83,12 +91,21 @@ export class HookMetrics {
 
   /** Creates the hook's series at zero. A plugin loaded again under the same name (a reload) keeps counting in them. */
   statsFor(plugin: string, hook: HookName): HookStats {
+    const key = `${plugin}\u0000${hook}`;
+    let recent = this.windows.get(key);
+    if (recent === undefined) this.windows.set(key, (recent = { plugin, hook, window: new RecentWindow(HOOK_BUCKETS) }));
     return new HookStats(
       this.calls.labels(plugin, hook),
       this.latency.labels(plugin, hook),
       this.errors.labels(plugin, hook),
       hook === 'PostHook' ? undefined : this.shortCircuits.labels(plugin, hook),
+      recent.window,
     );
+  }
+
+  /** Every hook's last minutes (dashboard), in the order the hooks were first measured. */
+  recent(): ({ plugin: string; hook: HookName } & RecentSnapshot)[] {
+    return [...this.windows.values()].map(({ plugin, hook, window }) => ({ plugin, hook, ...window.snapshot() }));
   }
 
   /** The families in the Prometheus text exposition format (version 0.0.4). */

@@ -23,6 +23,7 @@ import { HookMetrics } from './hook-stats.js';
 import { InstrumentedPlugin } from './instrumented-plugin.js';
 import { InstrumentedProvider, type UpstreamObserver, type Usage } from './instrumented-provider.js';
 import { ProcessMetrics } from './process.js';
+import { RecentWindow, type RecentSnapshot } from './recent.js';
 import { CounterFamily, HistogramFamily, renderFamilies } from './series.js';
 
 /** Gateway overhead is counted in tens of microseconds to milliseconds. */
@@ -41,6 +42,8 @@ export class GatewayMetrics implements UpstreamObserver {
   readonly registry = new Registry();
   private readonly hooks = new HookMetrics();
   private readonly modelLabels = new Set<string>();
+  /** The last minutes of each provider/model's upstream calls, for the dashboard. */
+  private readonly upstreamRecent = new Map<string, { provider: string; model: string; window: RecentWindow }>();
   private process: ProcessMetrics | undefined;
   private closed = false;
   private readonly requests = new CounterFamily(
@@ -106,7 +109,23 @@ export class GatewayMetrics implements UpstreamObserver {
   }
 
   upstreamCall(provider: string, model: string, ms: number, ok: boolean): void {
-    this.upstream.labels(provider, this.modelLabel(model), ok ? 'success' : 'error').observe(ms / 1000);
+    const label = this.modelLabel(model);
+    this.upstream.labels(provider, label, ok ? 'success' : 'error').observe(ms / 1000);
+    const key = `${provider}\u0000${label}`;
+    let recent = this.upstreamRecent.get(key);
+    if (recent === undefined) this.upstreamRecent.set(key, (recent = { provider, model: label, window: new RecentWindow(UPSTREAM_BUCKETS) }));
+    recent.window.record(ms / 1000);
+    if (!ok) recent.window.failed();
+  }
+
+  /** Each plugin hook's last minutes: calls, errors, short-circuits, p50 and p99 per interval. */
+  recentHooks(): ReturnType<HookMetrics['recent']> {
+    return this.hooks.recent();
+  }
+
+  /** Each provider/model's upstream calls over the last minutes. */
+  recentUpstream(): ({ provider: string; model: string } & RecentSnapshot)[] {
+    return [...this.upstreamRecent.values()].map(({ provider, model, window }) => ({ provider, model, ...window.snapshot() }));
   }
 
   tokens(provider: string, model: string, usage: Usage): void {

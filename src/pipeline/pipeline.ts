@@ -26,6 +26,7 @@ import type { ProviderRegistry, ResolvedModel } from '../providers/registry.js';
 import { flatHeaders, type RequestContext } from './context.js';
 import { fallbackRequest, modelName, parseFallbacks } from './fallbacks.js';
 import { responseToChunks, StreamAssembler } from './stream-shapes.js';
+import type { Decision, Trace, TraceRecorder } from './trace.js';
 import { validateChatRequest } from './validate.js';
 
 /**
@@ -86,6 +87,8 @@ export interface PipelineOptions {
    * through the gateway's logger and so its redaction. Off by default: message content stays out of the logs.
    */
   logBodies?: boolean;
+  /** The request inspector's ring (trace.ts): each run records its hooks' decisions and provider attempts there. */
+  traces?: TraceRecorder;
 }
 
 export class Pipeline {
@@ -102,7 +105,9 @@ export class Pipeline {
    */
   start(ctx: RequestContext, signal: CancelSignal): PipelineRun {
     const lease = this.plugins.acquire();
-    return new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release, this.options.logBodies === true);
+    const run = new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release, this.options.logBodies === true);
+    run.trace = this.options.traces?.start(ctx.requestId, ctx.route);
+    return run;
   }
 }
 
@@ -114,6 +119,8 @@ export class PipelineRun {
   private defaultProvider: string | undefined;
   private native: NativeRequest | undefined;
   private streaming = false;
+  /** This run's record for the request inspector, when one is kept. */
+  trace: Trace | undefined;
 
   constructor(
     readonly ctx: RequestContext,
@@ -144,17 +151,19 @@ export class PipelineRun {
       if (!plugin.info.hooks.transport) continue;
       http ??= Buffer.from(JSON.stringify({ method, path, headers: flatHeaders(ctx.allHeaders) }));
       let r;
+      const start = this.trace === undefined ? 0 : performance.now();
       try {
         r = plugin.transportInterceptor(ctx.bytes(), http, body);
         if (r instanceof Promise) r = await r;
       } catch (err) {
-        const refusal = this.failed(plugin, 'TransportInterceptor', err);
+        const refusal = this.failed(plugin, 'TransportInterceptor', err, start);
         if (refusal !== undefined) {
           return { kind: 'response', status: refusal.status_code, headers: {}, body: Buffer.from(JSON.stringify(errorBody(refusal))) };
         }
         continue;
       }
       ctx.apply(r.context);
+      this.trace?.hook('TransportInterceptor', plugin.info.name, r.kind === 'response' ? 'short-circuit' : r.headers !== undefined || r.body !== undefined ? 'modified' : 'continue', start);
       if (r.kind === 'response') {
         const { status_code, headers, body: answer } = r.response;
         return { kind: 'response', status: status_code, headers, body: Buffer.from(JSON.stringify(answer)) };
@@ -193,6 +202,7 @@ export class PipelineRun {
     this.primary = target;
     this.fallbacks = parseFallbacks(request.fallbacks, (name) => this.resolve(name));
     this.streaming = operation === 'chat' && request.stream === true;
+    if (this.trace !== undefined) this.trace.stream = this.streaming;
     this.ctx.setTarget(target.provider.name, target.model, this.streaming);
     return { stream: this.streaming };
   }
@@ -237,7 +247,10 @@ export class PipelineRun {
     for (let i = 0; ; i++) {
       const outcome = await run(this.attempt(i));
       const error = outcome.error;
-      if (error === undefined) return outcome;
+      if (error === undefined) {
+        this.trace?.servedByModel((outcome as { servedBy?: string }).servedBy);
+        return outcome;
+      }
       first ??= outcome;
       if (error.allow_fallbacks === false) return outcome;
       if (i >= this.fallbacks.length || this.signal.aborted) return first;
@@ -248,6 +261,7 @@ export class PipelineRun {
     const original = this.original;
     const primary = this.primary;
     if (original === undefined || primary === undefined) throw Errors.INTERNAL('prepare() must run before the provider call');
+    this.trace?.nextAttempt(modelName(index === 0 ? primary : (this.fallbacks[index - 1] as ResolvedModel)));
     if (index === 0) {
       this.ctx.setTarget(primary.provider.name, primary.model, this.streaming);
       return { request: original, unchanged: true, target: primary, executed: 0 };
@@ -268,11 +282,13 @@ export class PipelineRun {
     } else {
       const call = this.call(attempt);
       meta = call.meta;
+      const start = this.trace === undefined ? 0 : performance.now();
       try {
         result = { response: await send(call), servedBy: modelName(attempt.target), meta };
       } catch (err) {
         result = { error: toAbiError(err), meta };
       }
+      this.trace?.provider(modelName(attempt.target), start, result.error?.code);
     }
     let after = this.runPostHooks(attempt, result);
     if (after instanceof Promise) after = await after;
@@ -293,13 +309,16 @@ export class PipelineRun {
     if (failure === undefined) {
       const call = this.call(attempt);
       meta = call.meta;
+      const start = this.trace === undefined ? 0 : performance.now();
       try {
         const upstream = await attempt.target.provider.stream(call);
         const started = await firstChunk(upstream);
+        this.trace?.provider(modelName(attempt.target), start);
         const untouched = !this.plugins.slice(0, attempt.executed).some((p) => p.info.hooks.chunk);
         return { kind: 'stream', events: this.streamThroughHooks(attempt, started), servedBy: modelName(attempt.target), meta, untouched };
       } catch (err) {
         failure = toAbiError(err);
+        this.trace?.provider(modelName(attempt.target), start, failure.code);
       }
     }
     let result = this.runPostHooks(attempt, { error: failure });
@@ -319,35 +338,37 @@ export class PipelineRun {
       attempt.executed = i + 1;
       if (!plugin.info.hooks.pre) continue;
       let r;
+      const start = this.trace === undefined ? 0 : performance.now();
       try {
         r = plugin.preHook(this.ctx.bytes(), attempt.request.bytes());
       } catch (err) {
-        const refusal = this.failed(plugin, 'PreHook', err);
+        const refusal = this.failed(plugin, 'PreHook', err, start);
         if (refusal !== undefined) return { error: refusal };
         continue;
       }
-      if (r instanceof Promise) return this.awaitPreHook(attempt, i, r);
-      const outcome = this.applyPreHook(attempt, r);
+      if (r instanceof Promise) return this.awaitPreHook(attempt, i, r, start);
+      const outcome = this.applyPreHook(attempt, r, plugin, start);
       if (outcome !== undefined) return outcome;
     }
     return undefined;
   }
 
-  private async awaitPreHook(attempt: Attempt, i: number, pending: Promise<PreHookResult>): Promise<Result | undefined> {
+  private async awaitPreHook(attempt: Attempt, i: number, pending: Promise<PreHookResult>, start: number): Promise<Result | undefined> {
     let r;
     try {
       r = await pending;
     } catch (err) {
-      const refusal = this.failed(this.plugins[i] as Plugin, 'PreHook', err);
+      const refusal = this.failed(this.plugins[i] as Plugin, 'PreHook', err, start);
       if (refusal !== undefined) return { error: refusal };
       return this.runPreHooks(attempt, i + 1);
     }
-    return this.applyPreHook(attempt, r) ?? this.runPreHooks(attempt, i + 1);
+    return this.applyPreHook(attempt, r, this.plugins[i] as Plugin, start) ?? this.runPreHooks(attempt, i + 1);
   }
 
   /** A PreHook's answer: undefined to go on to the next plugin, or the short-circuit's result. */
-  private applyPreHook(attempt: Attempt, r: PreHookResult): Result | undefined {
+  private applyPreHook(attempt: Attempt, r: PreHookResult, plugin: Plugin, start: number): Result | undefined {
     this.ctx.apply(r.context);
+    this.trace?.hook('PreHook', plugin.info.name, PRE_DECISION[r.kind], start);
     switch (r.kind) {
       case 'continue':
         return undefined;
@@ -371,6 +392,7 @@ export class PipelineRun {
       const plugin = this.plugins[i] as Plugin;
       if (!plugin.info.hooks.post) continue;
       let r;
+      const start = this.trace === undefined ? 0 : performance.now();
       try {
         if (result.response !== undefined) {
           r = plugin.postHook(this.ctx.bytes(), result.response.bytes(), null);
@@ -379,39 +401,40 @@ export class PipelineRun {
           r = plugin.postHook(this.ctx.bytes(), null, errorBytes);
         }
       } catch (err) {
-        const next = this.postHookFailed(plugin, err, result);
+        const next = this.postHookFailed(plugin, err, result, start);
         if (next !== result) errorBytes = undefined;
         result = next;
         continue;
       }
-      if (r instanceof Promise) return this.awaitPostHook(attempt, result, i, r);
-      const next = this.applyPostHook(r, result);
+      if (r instanceof Promise) return this.awaitPostHook(attempt, result, i, r, start);
+      const next = this.applyPostHook(r, result, plugin, start);
       if (next !== result && next.error !== undefined) errorBytes = undefined;
       result = next;
     }
     return result;
   }
 
-  private async awaitPostHook(attempt: Attempt, result: Result, i: number, pending: Promise<PostHookResult>): Promise<Result> {
+  private async awaitPostHook(attempt: Attempt, result: Result, i: number, pending: Promise<PostHookResult>, start: number): Promise<Result> {
     let next: Result;
     try {
-      next = this.applyPostHook(await pending, result);
+      next = this.applyPostHook(await pending, result, this.plugins[i] as Plugin, start);
     } catch (err) {
-      next = this.postHookFailed(this.plugins[i] as Plugin, err, result);
+      next = this.postHookFailed(this.plugins[i] as Plugin, err, result, start);
     }
     return this.runPostHooks(attempt, next, i - 1);
   }
 
-  private applyPostHook(r: PostHookResult, result: Result): Result {
+  private applyPostHook(r: PostHookResult, result: Result, plugin: Plugin, start: number): Result {
     this.ctx.apply(r.context);
+    this.trace?.hook('PostHook', plugin.info.name, r.kind === 'continue' ? 'continue' : 'modified', start);
     if (r.kind === 'response') return { response: Payload.fromValue(r.response) };
     if (r.kind === 'error') return { error: r.error };
     return result;
   }
 
   /** Failing closed keeps a response from going out unchecked; an error already on its way stays as it is. */
-  private postHookFailed(plugin: Plugin, err: unknown, result: Result): Result {
-    const refusal = this.failed(plugin, 'PostHook', err);
+  private postHookFailed(plugin: Plugin, err: unknown, result: Result, start: number): Result {
+    const refusal = this.failed(plugin, 'PostHook', err, start);
     return refusal !== undefined && result.response !== undefined ? { error: refusal } : result;
   }
 
@@ -435,10 +458,12 @@ export class PipelineRun {
         let bytes: Buffer | undefined;
         for (const plugin of chunkPlugins) {
           let r;
+          const start = this.trace === undefined ? 0 : performance.now();
           try {
             r = plugin.streamChunk(ctx.bytes(), (bytes ??= Buffer.from(chunk.text)));
             if (r instanceof Promise) r = await r;
           } catch (err) {
+            this.trace?.chunk(plugin.info.name, start, 'error');
             const refusal = this.failed(plugin, 'StreamChunkHook', err);
             if (refusal !== undefined) {
               error = refusal;
@@ -446,6 +471,7 @@ export class PipelineRun {
             }
             continue;
           }
+          this.trace?.chunk(plugin.info.name, start, r.kind === 'chunk' ? 'modified' : r.kind === 'drop' ? 'dropped' : r.kind === 'error' ? 'error' : 'continue');
           if (r.kind === 'chunk') {
             chunk = chunkOf(r.chunk);
             bytes = undefined;
@@ -513,6 +539,7 @@ export class PipelineRun {
 
   /** One line with the request as the pipeline received it (canonical shape) and the answer, or the error. */
   private logExchange(response: JsonObject | undefined, error: AbiError | undefined): void {
+    if (this.trace?.redact !== undefined) this.trace.recordBodies(this.original?.value(), response, error as Json | undefined);
     this.log.info({ request_id: this.ctx.requestId, request: this.original?.value(), response, error }, 'bodies');
   }
 
@@ -520,10 +547,11 @@ export class PipelineRun {
    * Logs a plugin's failure under its name. Returns the error to answer with when the plugin's policy is to fail
    * closed (on_error: "fail"), else undefined: the request goes on without the hook.
    */
-  private failed(plugin: Plugin, hook: string, err: unknown): AbiError | undefined {
+  private failed(plugin: Plugin, hook: string, err: unknown, start?: number): AbiError | undefined {
     const answer = err instanceof PluginFailure ? err.answer : undefined;
     // A PluginFailure's message is bounded where it is made; anything else (a bug) is bounded here.
     const message = err instanceof PluginFailure ? err.message : bounded((err as Error)?.message ?? String(err));
+    if (start !== undefined) this.trace?.hook(hook as 'PreHook', plugin.info.name, 'error', start, message);
     // A quarantine was logged when it began: the requests it refuses are not, one by one.
     const level = answer?.code === Errors.PLUGIN_QUARANTINED.code ? 'debug' : 'warn';
     this.log[level](
@@ -535,6 +563,9 @@ export class PipelineRun {
     return answer;
   }
 }
+
+/** What a PreHook's answer did, for the request inspector. */
+const PRE_DECISION: Record<PreHookResult['kind'], Decision> = { continue: 'continue', request: 'modified', response: 'short-circuit', error: 'short-circuit' };
 
 /** The body as a JSON object, or the client's 4xx. */
 function parseObject(body: Buffer): JsonObject {

@@ -16,6 +16,8 @@ import { z } from 'zod';
 import { formatPath, resolveEnvRefs } from '../config/load.js';
 import { pluginSchema, type AdminConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/redact.js';
+import { dashboardRoutes, isDashboardShell } from '../dashboard/routes.js';
+import type { DashboardSource } from '../dashboard/source.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { loggedPath } from '../logger.js';
 import { realFile } from '../plugins/loader.js';
@@ -32,6 +34,8 @@ export interface AdminOptions {
    * admin listener keeps too: a client that trickles its request, or idles on a connection, is cut off here as well.
    */
   limits?: { headers_timeout_ms: number; request_timeout_ms: number; keep_alive_timeout_ms: number };
+  /** The dashboard's data; the page (docs/dashboard.md) is served when given. */
+  dashboard?: DashboardSource;
 }
 
 const ADMIN_LIMITS = { headers_timeout_ms: 10_000, request_timeout_ms: 30_000, keep_alive_timeout_ms: 5_000 };
@@ -43,7 +47,7 @@ const orderBody = z.strictObject({ order: z.array(z.string()) });
 /** Shorter tokens are refused at start-up: this one guards loading native code. */
 const MIN_TOKEN_LENGTH = 32;
 
-export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_LIMITS }: AdminOptions) {
+export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_LIMITS, dashboard }: AdminOptions) {
   checkHost(config);
   const expected = digest(adminToken(config));
   // Resolved once: a directory re-pointed later does not move the boundary.
@@ -62,6 +66,7 @@ export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_
   });
 
   app.addHook('onRequest', async (req) => {
+    if (isDashboardShell(req)) return; // the page's shell and files hold no data; everything they read needs the token
     const given = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     // Hashing both sides first makes the comparison constant-time whatever the lengths.
     if (given === undefined || !timingSafeEqual(digest(given), expected)) {
@@ -121,6 +126,7 @@ export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_
     await registry.reorder(parse(orderBody, req.body).order);
     return list();
   });
+  if (dashboard !== undefined) dashboardRoutes(app, dashboard);
   return app;
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { accessLogger, createLogger, loggedPath, requestLoggerFactory } from '../logger.js';
+import { dashboardFor, inspectorFor } from '../dashboard/source.js';
 import { exchangeOf } from '../metrics/exchange.js';
 import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
@@ -135,7 +136,8 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     reply.code(e.statusCode).send(errorBody(e));
   });
 
-  const pipeline = new Pipeline(plugins, providers, log, { logBodies: config.log.bodies });
+  const traces = inspectorFor(config);
+  const pipeline = new Pipeline(plugins, providers, log, { logBodies: config.log.bodies, traces });
   chatRoutes(app, pipeline);
   embeddingsRoutes(app, pipeline);
   modelRoutes(app, providers);
@@ -152,7 +154,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     await providers.close();
   });
   try {
-    admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log, limits: config.server }) : undefined;
+    admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log, limits: config.server, dashboard: dashboardFor(config, { plugins, metrics, traces }) }) : undefined;
   } catch (err) {
     await app.close(); // plugins, providers and the metrics' monitors are running already
     throw err;

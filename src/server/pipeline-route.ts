@@ -47,6 +47,7 @@ export function pipelineHandler(
       }
       return await handle(req, reply, run, transported.body);
     } finally {
+      run.trace?.finish(reply.statusCode);
       run.release();
     }
   };

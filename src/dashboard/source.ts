@@ -1,0 +1,130 @@
+/**
+ * Everything the dashboard shows comes through one interface, DashboardSource, as plain JSON: this file's
+ * implementation reads one gateway process (its registry, metrics, trace ring and providers); a worker pool's primary
+ * can answer the same calls by asking its workers. No method returns a secret: plugin configs are not part of it,
+ * provider keys never are.
+ */
+import type { RecentSnapshot } from '../metrics/recent.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import { logRedactor, TraceRecorder, type TraceDetail, type TraceSummary } from '../pipeline/trace.js';
+import type { PluginRegistry, PluginStatus } from '../plugins/registry.js';
+import type { Config } from '../config/schema.js';
+
+/** What the plugins table shows for a plugin: "failed" is a plugin that could not load. */
+export type DashboardState = 'active' | 'quarantined' | 'failed' | 'disabled' | 'loading' | 'unloaded';
+
+export interface DashboardPlugin {
+  name: string;
+  /** Place in the pipeline, from 0. */
+  position: number;
+  state: DashboardState;
+  language: string | null;
+  abi_version: string | null;
+  mode: string | null;
+  hooks: string[];
+  sha256: string | null;
+  /** The configured file's base name (its directory is the admin API's to show). */
+  file: string;
+  loaded_at: string | null;
+  quarantine: PluginStatus['quarantine'] | null;
+  last_errors: PluginStatus['last_errors'];
+}
+
+export interface HookSeries extends RecentSnapshot {
+  plugin: string;
+  hook: string;
+}
+
+export interface UpstreamSeries extends RecentSnapshot {
+  provider: string;
+  model: string;
+}
+
+export interface DashboardProviders {
+  /** Configured providers, with the models each lists (null: it forwards any model name). */
+  providers: { name: string; type: string; models: string[] | null }[];
+  /** Upstream calls over the last minutes, by provider and model. */
+  upstream: UpstreamSeries[];
+}
+
+export interface DashboardInfo {
+  /** Whether request and response bodies are kept (log.bodies): the inspector shows them only then. */
+  bodies: boolean;
+  /** How many requests the inspector keeps; 0: it is off. */
+  inspector_size: number;
+}
+
+/** The dashboard's data: asynchronous and plain JSON, so another process can answer it. */
+export interface DashboardSource {
+  info(): Promise<DashboardInfo>;
+  /** Every registered plugin, in pipeline order. */
+  plugins(): Promise<DashboardPlugin[]>;
+  /** Each plugin hook's last minutes. */
+  series(): Promise<HookSeries[]>;
+  /** The last requests, newest first, at most `limit`. */
+  requests(limit: number): Promise<TraceSummary[]>;
+  /** One request's timeline; null when it has left the ring (or never was). */
+  request(id: string): Promise<TraceDetail | null>;
+  providers(): Promise<DashboardProviders>;
+}
+
+export interface LocalSourceOptions {
+  plugins: PluginRegistry;
+  metrics: GatewayMetrics;
+  /** config.providers: names, types and model lists are read from it (never keys). */
+  providers: Config['providers'];
+  /** Absent when the inspector is off. */
+  traces: TraceRecorder | undefined;
+  bodies: boolean;
+}
+
+/** The dashboard's data for one gateway process. */
+export function localSource({ plugins, metrics, providers, traces, bodies }: LocalSourceOptions): DashboardSource {
+  return {
+    info: async () => ({ bodies: bodies && traces !== undefined, inspector_size: traces?.size ?? 0 }),
+    plugins: async () => plugins.status().map(dashboardPlugin),
+    series: async () => metrics.recentHooks(),
+    requests: async (limit) => traces?.list(limit) ?? [],
+    request: async (id) => traces?.get(id) ?? null,
+    providers: async () => ({
+      providers: Object.entries(providers).map(([name, p]) => ({ name, type: p.type, models: p.models === undefined ? null : [...p.models] })),
+      upstream: metrics.recentUpstream(),
+    }),
+  };
+}
+
+export function dashboardPlugin(s: PluginStatus): DashboardPlugin {
+  return {
+    name: s.name,
+    position: s.position,
+    state: stateOf(s),
+    language: s.language ?? null,
+    abi_version: s.abi_version ?? null,
+    mode: s.mode ?? null,
+    hooks: s.hooks ?? [],
+    sha256: s.sha256 ?? null,
+    file: s.file.split(/[\\/]/).pop() ?? s.file,
+    loaded_at: s.loaded_at ?? null,
+    quarantine: s.quarantine ?? null,
+    last_errors: s.last_errors,
+  };
+}
+
+function stateOf(s: PluginStatus): DashboardState {
+  if (s.status === 'error') return 'failed';
+  if (s.status === 'active' && s.quarantine !== undefined && s.quarantine.state !== 'closed') return 'quarantined';
+  return s.status;
+}
+
+/** The request inspector's ring, when the dashboard and its inspector are on (admin.dashboard). */
+export function inspectorFor(config: Config): TraceRecorder | undefined {
+  const { enabled, dashboard } = config.admin;
+  if (!enabled || !dashboard.enabled || dashboard.requests === 0) return undefined;
+  return new TraceRecorder(dashboard.requests, config.log.bodies ? logRedactor() : undefined);
+}
+
+/** The dashboard's source for this gateway, or undefined when admin.dashboard is off. */
+export function dashboardFor(config: Config, options: Omit<LocalSourceOptions, 'providers' | 'bodies'>): DashboardSource | undefined {
+  if (!config.admin.dashboard.enabled) return undefined;
+  return localSource({ ...options, providers: config.providers, bodies: config.log.bodies });
+}
