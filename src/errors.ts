@@ -211,6 +211,18 @@ export const Errors = {
     `provider ${provider} does not support ${what}`),
   CLIENT_CLOSED: define('HEIMDALL_ERR_CLIENT_CLOSED', 499, 'invalid_request_error', () =>
     'the client closed the connection before the answer was complete'),
+  /** A plugin's host-service call (ABI 1.2) refused: logged once per plugin and kind; the plugin gets a status. */
+  HOST_CALL_REFUSED: define('HEIMDALL_ERR_HOST_CALL', 500, 'plugin_error', (plugin: string, why: string) =>
+    `plugin ${plugin}: a host service call was refused: ${why}. The plugin got an error status; later refusals of ` +
+    'this kind are not logged'),
+  HOST_KV_UNAVAILABLE: define('HEIMDALL_ERR_HOST_KV_UNAVAILABLE', 503, 'server_error', (plugin: string) =>
+    `plugin ${plugin}: the shared store could not answer (Redis unreachable, or its write backlog full: ` +
+    'host.kv.redis.max_pending); the plugin got HEIMDALL_E_UNAVAILABLE. See docs/host-services.md'),
+  HOST_REDIS_DOWN: define('HEIMDALL_ERR_HOST_REDIS_DOWN', 503, 'server_error', (url: string, cause: string) =>
+    `the shared store's Redis at ${url} is unreachable (${cause}); plugins are served from this process's local ` +
+    'view until it is back (docs/host-services.md says what each call sees meanwhile)'),
+  HOST_REDIS_CONFIG: define('HEIMDALL_ERR_CONFIG', 500, 'config_error', (cause: string) =>
+    `host.kv.redis: ${cause}`),
   INTERNAL: define('HEIMDALL_ERR_INTERNAL', 500, 'server_error', (message: string) => `internal error: ${message}`),
 } as const;
 

@@ -224,6 +224,44 @@ const adminSchema = z.strictObject({
 
 const providerName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'provider names use lower-case letters, digits, "-" and "_"');
 
+// --- host services (ABI 1.2: docs/host-services.md) ------------------------------------------------------------
+
+const redisSchema = z.strictObject({
+  /** redis://[user:password@]host:port[/db]; "env.NAME" reads it from the environment. */
+  url: z.string().min(1).default('redis://127.0.0.1:6379'),
+  /** Every key the gateway writes starts with this, then the plugin's name. */
+  key_prefix: z.string().max(64).default('heimdall:'),
+  /** kv_incr leases this many units of a counter from Redis at a time (docs/host-services.md: the slack). */
+  lease: z.number().int().min(1).max(100_000).default(10),
+  /** Redis operations waiting to be sent or answered; a write past it is refused (HEIMDALL_E_UNAVAILABLE). */
+  max_pending: z.number().int().min(1).max(1_000_000).default(10_000),
+  connect_timeout_ms: z.number().int().positive().max(600_000).default(2000),
+});
+
+const hostSchema = z.strictObject({
+  /** A plugin's log message is cut to this many bytes. */
+  log_max_bytes: z.number().int().min(64).max(1024 * 1024).default(4096),
+  state: z
+    .strictObject({
+      /** Per request and plugin. */
+      max_keys: z.number().int().min(1).max(100_000).default(64),
+      /** Per request and plugin, keys and values counted. */
+      max_bytes: z.number().int().min(64).max(64 * 1024 * 1024).default(64 * 1024),
+    })
+    .prefault({}),
+  kv: z
+    .strictObject({
+      /** memory: this process only; redis: every worker and gateway that points at the same Redis. */
+      backend: z.enum(['memory', 'redis']).default('memory'),
+      /** Keys held in this process (the whole store for memory, the local view for redis); the least recently written go first. */
+      max_keys: z.number().int().min(1).max(100_000_000).default(100_000),
+      max_key_bytes: z.number().int().min(1).max(64 * 1024).default(512),
+      max_value_bytes: z.number().int().min(1).max(64 * 1024 * 1024).default(64 * 1024),
+      redis: redisSchema.prefault({}),
+    })
+    .prefault({}),
+});
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -272,6 +310,8 @@ export const configSchema = z.strictObject({
       bodies: z.boolean().default(false),
     })
     .default({ level: 'info', requests: true, bodies: false }),
+  /** Services plugins call (ABI 1.2): log, metrics, per-request state, the shared key-value store. */
+  host: hostSchema.prefault({}),
   providers: z.record(providerName, providerSchema),
   plugins: z.array(pluginSchema).default([]),
   admin: adminSchema.default({
@@ -307,6 +347,7 @@ export type ProviderKeyConfig = z.infer<typeof providerKey>;
 export type MockProviderConfig = z.infer<typeof mockProvider>;
 export type PluginConfig = z.infer<typeof pluginSchema>;
 export type AdminConfig = z.infer<typeof adminSchema>;
+export type HostConfig = z.infer<typeof hostSchema>;
 /** A plugin entry as written in config.json (defaults not yet applied), e.g. in an admin API request. */
 export type PluginConfigInput = z.input<typeof pluginSchema>;
 export { pluginSchema };

@@ -74,6 +74,13 @@ export class GatewayMetrics implements UpstreamObserver {
     ['provider', 'model'],
   );
 
+  /** More text for /metrics, after everything else (the plugins' own metrics, ABI 1.2). */
+  private readonly sources: (() => string)[] = [];
+
+  addSource(render: () => string): void {
+    this.sources.push(render);
+  }
+
   /** For PluginRegistry: every plugin it registers is measured. */
   readonly decoratePlugin = (plugin: Plugin): Plugin => new InstrumentedPlugin(plugin, this.hooks);
 
@@ -142,7 +149,12 @@ export class GatewayMetrics implements UpstreamObserver {
   async render(): Promise<string> {
     const plain = [this.requests, this.upstream, this.overhead, this.inputTokens, this.outputTokens];
     if (this.process !== undefined) plain.push(this.process.gc);
-    return `${await this.registry.metrics()}\n${renderFamilies(plain)}\n${this.hooks.render()}`;
+    let text = `${await this.registry.metrics()}\n${renderFamilies(plain)}\n${this.hooks.render()}`;
+    for (const render of this.sources) {
+      const more = render();
+      if (more !== '') text += `\n${more}`;
+    }
+    return text;
   }
 
   private modelLabel(model: string): string {

@@ -12,6 +12,11 @@ export class RequestContext {
   provider: string | null = null;
   model: string | null = null;
   stream = false;
+  /**
+   * The request's handle for the host services (ABI 1.2): set when its pipeline run starts, 0 before. Hooks read it
+   * from the context's first field and pass it to state_get, state_set and log.
+   */
+  handle = 0;
   private readonly values: JsonObject = {};
   private headers: Record<string, string> | undefined;
   private cached: Buffer | undefined;
@@ -61,6 +66,7 @@ export class RequestContext {
   bytes(): Buffer {
     return (this.cached ??= Buffer.from(
       JSON.stringify({
+        request_handle: this.handle, // first, always: heimdall_request() in the C header reads it there
         request_id: this.requestId,
         route: this.route,
         provider: this.provider,

@@ -17,6 +17,7 @@
 import type { Logger } from 'pino';
 import type { CancelSignal } from '../cancel.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
+import { requestScope } from '../host/services.js';
 import { parseJsonBody, Payload } from '../payload.js';
 import { bounded } from '../plugins/native-plugin.js';
 import { PluginFailure, type AbiError, type Json, type JsonObject, type Plugin, type PostHookResult, type PreHookResult } from '../plugins/plugin.js';
@@ -105,7 +106,7 @@ export class Pipeline {
    */
   start(ctx: RequestContext, signal: CancelSignal): PipelineRun {
     const lease = this.plugins.acquire();
-    const run = new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, lease.release, this.options.logBodies === true);
+    const run = new PipelineRun(ctx, signal, lease.plugins, this.providers, this.log, requestScope(ctx, lease.release), this.options.logBodies === true);
     run.trace = this.options.traces?.start(ctx.requestId, ctx.route);
     return run;
   }

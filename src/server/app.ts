@@ -11,6 +11,7 @@ import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { accessLogger, createLogger, loggedPath, requestLoggerFactory } from '../logger.js';
 import { dashboardFor, inspectorFor } from '../dashboard/source.js';
 import { exchangeOf } from '../metrics/exchange.js';
+import { configureHost, hostServices, releaseHost } from '../host/services.js';
 import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { realFile } from '../plugins/loader.js';
@@ -63,6 +64,9 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const log = options.logger ?? createLogger(config.log.level);
 
   const metrics = new GatewayMetrics();
+  // Host services for plugins (ABI 1.2), before any plugin loads: their metrics go out with the gateway's.
+  const host = await configureHost(config.host, log);
+  metrics.addSource(() => hostServices().renderMetrics());
   const providers = new ProviderRegistry(config.providers, process.env, (msg) => log.warn(msg), metrics.decorateProvider);
   const persist = config.admin.enabled && config.admin.persist && loaded.file !== '';
   const plugins = new PluginRegistry(log, {
@@ -152,6 +156,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     await admin?.close();
     await plugins.closeAll();
     await providers.close();
+    await releaseHost(host);
   });
   try {
     admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log, limits: config.server, dashboard: dashboardFor(config, { plugins, metrics, traces }) }) : undefined;
