@@ -4,19 +4,25 @@
  *
  *   heimdall start [--config config.json] [--host H] [--port N]
  *   heimdall plugin inspect FILE [--json]
+ *   heimdall plugin new NAME --lang c|go|rust [--dir DIR]
+ *   heimdall plugin test FILE [--fixture F.json]... [--expect E]... [--plugin-config JSON] [--message TEXT] [--stream]
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { runPrimary, workerCount } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { formatReport, inspectPlugin } from './commands/inspect.js';
+import { formatNewPlugin, newPlugin } from './commands/new.js';
+import { pluginTestCommand, PLUGIN_TEST_USAGE } from './commands/plugin-test-command.js';
 import { loadConfigFile } from './config/load.js';
 import { HeimdallError } from './errors.js';
 import { createLogger } from './logger.js';
 import { createGateway } from './server/app.js';
 
 const USAGE = `usage: heimdall start [--config config.json] [--host HOST] [--port PORT]
-       heimdall plugin inspect FILE [--json]`;
+       heimdall plugin inspect FILE [--json]
+       heimdall plugin new NAME --lang c|go|rust [--dir DIR]
+${PLUGIN_TEST_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -28,6 +34,16 @@ async function main(argv: string[]): Promise<number> {
       port: { type: 'string', short: 'p' },
       help: { type: 'boolean', short: 'h' },
       json: { type: 'boolean' },
+      lang: { type: 'string' },
+      dir: { type: 'string' },
+      fixture: { type: 'string', multiple: true },
+      expect: { type: 'string', multiple: true },
+      'plugin-config': { type: 'string' },
+      message: { type: 'string' },
+      stream: { type: 'boolean' },
+      full: { type: 'boolean' },
+      mode: { type: 'string' },
+      'timeout-ms': { type: 'string' },
     },
   });
   const [command] = positionals;
@@ -39,6 +55,14 @@ async function main(argv: string[]): Promise<number> {
     const report = inspectPlugin(positionals[2]);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
     return report.loadable ? 0 : 1;
+  }
+  if (command === 'plugin' && positionals[1] === 'new' && positionals[2] !== undefined) {
+    const created = newPlugin({ name: positionals[2], lang: values.lang, parent: values.dir });
+    console.log(formatNewPlugin(created));
+    return 0;
+  }
+  if (command === 'plugin' && positionals[1] === 'test' && positionals[2] !== undefined) {
+    return pluginTestCommand(positionals[2], values);
   }
   if (command !== 'start') {
     console.error(`unknown command ${JSON.stringify(positionals.join(' '))}\n${USAGE}`);

@@ -132,6 +132,12 @@ export const Errors = {
     'log has what the child wrote, under the plugin\'s name; the host program is build/Release/heimdall-plugin-host, ' +
     'which npm install builds (npx node-gyp rebuild builds it again)'),
 
+  // --- plugin author kit (heimdall plugin new, heimdall plugin test) ----------------------------------------
+  SCAFFOLD: define('HEIMDALL_ERR_SCAFFOLD', 500, 'config_error', (what: string, fix: string) =>
+    `heimdall plugin new: ${what}. ${fix}`),
+  PLUGIN_TEST_INPUT: define('HEIMDALL_ERR_PLUGIN_TEST_INPUT', 500, 'config_error', (source: string, cause: string, fix: string) =>
+    `heimdall plugin test: ${source}: ${cause}. ${fix}`),
+
   // --- plugins at run time ----------------------------------------------------------------------------------
   PLUGIN_FAILED: define('HEIMDALL_ERR_PLUGIN_FAILED', 503, 'server_error', (name: string, hook: string) =>
     `plugin ${name} failed in ${hook}, and its policy is to refuse the request when it fails (on_error: "fail"); ` +
@@ -149,6 +155,8 @@ export const Errors = {
   ADMIN_PLUGIN_UNKNOWN: define('HEIMDALL_ERR_ADMIN_PLUGIN_UNKNOWN', 404, 'not_found_error', (name: string, known: string[]) =>
     `no plugin named ${JSON.stringify(name)}; registered: ${known.join(', ') || '(none)'}`),
   ADMIN_CONFLICT: define('HEIMDALL_ERR_ADMIN_CONFLICT', 409, 'invalid_request_error', (message: string) => message),
+  /** The worker pool could not act as one on an admin request (no worker serving, one that did not answer in time). */
+  ADMIN_POOL: define('HEIMDALL_ERR_ADMIN_POOL', 503, 'server_error', (message: string) => message),
   ADMIN_BAD_REQUEST: define('HEIMDALL_ERR_ADMIN_BAD_REQUEST', 400, 'invalid_request_error', (message: string) => message),
   ADMIN_BODY_TOO_LARGE: define('HEIMDALL_ERR_ADMIN_BODY_TOO_LARGE', 413, 'invalid_request_error', (limit: number) =>
     `the admin API request body is larger than the limit of ${limit} bytes (admin.body_limit)`),
