@@ -50,8 +50,8 @@
       "cflags_c": ["-std=c11"],
       "xcode_settings": {"GCC_C_LANGUAGE_STANDARD": "c11"},
       "conditions": [
-        # dlopen lives in libdl before glibc 2.34 (and -ldl is harmless after).
-        ["OS=='linux'", {"libraries": ["-ldl"]}]
+        # dlopen and pthreads live in libdl and libpthread before glibc 2.34 (and the flags are harmless after).
+        ["OS=='linux'", {"libraries": ["-ldl", "-lpthread"]}]
       ]
     }
   ]

@@ -13,13 +13,18 @@ import type { Logger } from 'pino';
 import { Errors } from '../../errors.js';
 import type { CallResult } from '../abi.js';
 import { PluginFailure, type HookName } from '../plugin.js';
+import { hostServices } from '../../host/services.js';
+import { serveHostCall } from './host-calls.js';
 import {
+  FLAG_CALL,
   FLAG_HOST,
   HostStatus,
   MISSING_SYMBOLS,
   Op,
   ProtocolError,
   ResponseReader,
+  decodeHostCall,
+  encodeHostReply,
   encodeRequest,
   encodeRequestHeader,
   outputOf,
@@ -368,6 +373,10 @@ export class HostProcess {
   }
 
   private onResponse(r: Response): void {
+    if (r.flags & FLAG_CALL) {
+      this.onHostCall(r);
+      return;
+    }
     const p = this.inFlight;
     if (p === undefined) {
       this.child?.kill({ reason: 'protocol', message: 'was killed: it answered a call that was not made' });
@@ -379,6 +388,26 @@ export class HostProcess {
     else this.settle(p, r);
     this.pump();
     if (this.inFlight === undefined) this.child?.hold(false);
+  }
+
+  /**
+   * The plugin called a host service (ABI 1.2) in the middle of a call: answered at once, from this process's
+   * services; the call's deadline runs on meanwhile. A malformed one is the child breaking the protocol.
+   */
+  private onHostCall(r: Response): void {
+    const child = this.child;
+    if (child === undefined) return;
+    let answer;
+    let oneway;
+    try {
+      const call = decodeHostCall(r);
+      oneway = call.oneway;
+      answer = serveHostCall(hostServices().plugin(this.name), call);
+    } catch (err) {
+      child.kill({ reason: 'protocol', message: `was killed: it sent a malformed host call (${(err as Error).message})` });
+      return;
+    }
+    if (!oneway) child.write([encodeHostReply(answer.status, answer.num, answer.value)]);
   }
 
   private settle(p: Pending & { hook: HookName }, r: Response): void {

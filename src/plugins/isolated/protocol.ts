@@ -26,6 +26,8 @@ export const Op = {
   CHUNK: 6,
   /** Run Cleanup, answer, exit 0. */
   CLEANUP: 7,
+  /** The answer to a host call (ABI 1.2): (i32 status | i64 num) and the value, or ABSENT. */
+  HOST_REPLY: 8,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -36,6 +38,76 @@ export const ABSENT = 0xffffffff;
 export const FLAG_OUTPUT = 1;
 /** The status is the host's own (a refusal), not the plugin's; the output is the host's message. */
 export const FLAG_HOST = 2;
+
+/**
+ * A host call from the plugin (ABI 1.2 host services), not a response: the frame's status is the function, and the
+ * child waits for the answer (an Op.HOST_REPLY request) unless FLAG_ONEWAY is set too.
+ */
+export const FLAG_CALL = 4;
+export const FLAG_ONEWAY = 8;
+
+/** Host functions, as numbered in a host call frame (native/plugin-host/host.c). */
+export const HostFn = {
+  LOG: 1,
+  METRIC_DEFINE: 2,
+  METRIC_RECORD: 3,
+  STATE_GET: 4,
+  STATE_SET: 5,
+  KV_GET: 6,
+  KV_SET: 7,
+  KV_INCR: 8,
+  KV_CAS: 9,
+} as const;
+
+/** A host call's arguments: u64 request | i64 num | u64 ttl_ms | f64 real | u32 nbufs | u32 len[nbufs] | buffers. */
+export interface HostCall {
+  fn: number;
+  oneway: boolean;
+  request: number;
+  num: bigint;
+  ttl: number;
+  real: number;
+  /** null for a NULL buffer (ABSENT). */
+  bufs: (Buffer | null)[];
+}
+
+const MAX_CALL_BUFS = 4;
+
+export function decodeHostCall(r: Response): HostCall {
+  const b = r.body;
+  let at = r.offset;
+  if (b.length - at < 36) throw new ProtocolError(`a host call of ${b.length - at} bytes, shorter than its arguments`);
+  const request = Number(b.readBigUInt64LE(at));
+  const num = b.readBigInt64LE(at + 8);
+  const ttl = Number(b.readBigUInt64LE(at + 16));
+  const real = b.readDoubleLE(at + 24);
+  const n = b.readUInt32LE(at + 32);
+  at += 36;
+  if (n > MAX_CALL_BUFS || b.length - at < 4 * n) throw new ProtocolError(`a host call with ${n} buffers`);
+  const lens: number[] = [];
+  for (let i = 0; i < n; i++) lens.push(b.readUInt32LE(at + 4 * i));
+  at += 4 * n;
+  const bufs: (Buffer | null)[] = [];
+  for (const len of lens) {
+    if (len === ABSENT) {
+      bufs.push(null);
+      continue;
+    }
+    if (b.length - at < len) throw new ProtocolError('a host call whose buffer lengths do not add up');
+    // Copied: the view is only valid until the next read.
+    bufs.push(Buffer.from(b.subarray(at, at + len)));
+    at += len;
+  }
+  if (at !== b.length) throw new ProtocolError('a host call whose buffer lengths do not add up');
+  return { fn: r.status, oneway: (r.flags & FLAG_ONEWAY) !== 0, request, num, ttl, real, bufs };
+}
+
+export function encodeHostReply(status: number, num: bigint, value: Buffer | undefined): Buffer {
+  const result = Buffer.allocUnsafe(12);
+  result.writeInt32LE(status, 0);
+  result.writeBigInt64LE(BigInt.asIntN(64, num), 4);
+  return encodeRequest(Op.HOST_REPLY, [result, value ?? null]);
+}
 
 /** The host's own statuses, with FLAG_HOST. */
 export const HostStatus = {
