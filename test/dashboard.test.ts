@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import type { Page } from 'playwright-core';
 import { eventually, browserMissing, launchBrowser, type Browser } from './helpers/browser.js';
 import { probePlugins, REPO, versionedBuilds } from './helpers/fixtures.js';
@@ -25,7 +25,7 @@ const example = (name: string) => path.join(REPO, 'build', 'Release', `${name}.s
 const skip = needs(browserMissing());
 
 /** A plugin directory with the plugins under test, and a gateway config using them with the admin API and dashboard on. */
-async function setup(extra: Record<string, unknown> = {}, breakerFailures = 5) {
+async function setup({ breakerFailures = 5, versioned = true } = {}) {
   const probes = await probePlugins();
   const builds = await versionedBuilds();
   const root = mkdtempSync(path.join(tmpdir(), 'heimdall-dashboard-'));
@@ -48,9 +48,9 @@ async function setup(extra: Record<string, unknown> = {}, breakerFailures = 5) {
         { path: path.join(dir, 'validate.so'), config: { banned_words: ['falcon'], status_code: 403, message: 'blocked by policy' } },
         { path: path.join(dir, 'misbehave.so'), breaker: { failures: breakerFailures, window_ms: 60_000, cooldown_ms: 600_000 } },
         { path: path.join(dir, 'transform.so'), config: { system_prompt: 'Be brief.', tag: 'transformed' } },
-        { path: path.join(dir, 'versioned.so') },
+        // Its PostHook answers for every request (even a failed one): left out where a test needs the provider's answer.
+        ...(versioned ? [{ path: path.join(dir, 'versioned.so') }] : []),
       ],
-      ...extra,
     }),
   };
 }
@@ -62,8 +62,9 @@ async function admin(gw: RunningGateway, method: string, url: string, token: str
 }
 
 /** Opens the dashboard in a new tab and signs in with the token. */
-async function signIn(browser: Browser, gw: RunningGateway, view = 'plugins') {
+async function signIn(t: Tap, browser: Browser, gw: RunningGateway, view = 'plugins') {
   const { page, problems } = await browser.page();
+  t.teardown(() => page.close());
   await page.goto(`${gw.adminUrl}/dashboard/#${view}`);
   await page.fill('#token', TOKEN);
   await page.click('#login-form button[type=submit]');
@@ -104,7 +105,7 @@ t.test('the dashboard', { skip }, async (t) => {
     t.equal((await admin(gw, 'GET', '/dashboard/assets/../api/plugins', null)).status, 401, 'no way round through the asset route');
 
     const { page, problems } = await browser.page();
-    await page.goto(`${gw.adminUrl}/dashboard/`);
+      await page.goto(`${gw.adminUrl}/dashboard/`);
     await page.locator('#login').waitFor({ state: 'visible' });
     t.equal(await page.locator('#views').isVisible(), false, 'no view without the token');
     t.equal(await page.locator('#plugins-table tbody tr').count(), 0, 'and no data');
@@ -133,7 +134,7 @@ t.test('the dashboard', { skip }, async (t) => {
     const health = (await (await fetch(`${gw.url}/health`)).json()) as { plugins: { name: string; status: string; language: string; abi_version: string; hooks: string[]; mode: string }[] };
     const listed = (await admin(gw, 'GET', '/api/plugins')).json.plugins as { name: string; sha256: string }[];
 
-    const { page, problems } = await signIn(browser, gw);
+    const { page, problems } = await signIn(t, browser, gw);
     const rows = page.locator('#plugins-table tbody tr');
     await eventually(async () => (await rows.count()) === health.plugins.length, 'one row per plugin');
     const table = await rows.evaluateAll((trs) =>
@@ -158,6 +159,167 @@ t.test('the dashboard', { skip }, async (t) => {
     );
     t.equal(table[0]?.sha256, sha256(path.join(env.dir, 'validate.so')), 'which are the files on disk');
     await shot(page, 'plugins');
+    t.same(problems, []);
+  });
+
+  t.test('after traffic, the charts and the inspector show it: a short-circuit, a failing hook, a fallback, a stream', async (t) => {
+    const up = await startUpstream(t);
+    const env = await setup({ versioned: false });
+    const gw = await startGateway(t, env.config(up.baseUrl));
+    const send = (content: string, extra: Record<string, unknown> = {}, model = 'openai/gpt-test') => postJson(`${gw.url}/v1/chat/completions`, chat(model, content, extra));
+    for (let i = 0; i < 3; i++) t.equal((await send(`hello ${i}`)).status, 200);
+    const blocked = await send('tell me about falcon');
+    t.equal(blocked.status, 403, 'validate short-circuits');
+    const failing = await send('please trigger:fail now');
+    t.equal(failing.status, 200, 'misbehave fails, and the request goes on without it');
+    const fallback = await send('try the other one', { fallbacks: ['openai/gpt-backup'] }, 'openai/fail-500');
+    t.equal(fallback.status, 200, 'the fallback answers');
+    const streamed = await send('stream this', { stream: true });
+    t.equal(streamed.status, 200);
+    const id = (res: { headers: Headers }) => res.headers.get('x-request-id') as string;
+
+    const { page, problems } = await signIn(t, browser, gw);
+    const chart = (plugin: string, hook: string) => page.locator(`.chart[data-plugin="${plugin}"][data-hook="${hook}"]`);
+    await eventually(async () => Number(await chart('validate', 'PreHook').getAttribute('data-short-circuits').catch(() => '0')) >= 1, 'the short-circuit in the chart');
+    t.equal(await chart('validate', 'PreHook').getAttribute('data-calls'), '8', 'every PreHook call is counted (a fallback runs them again)');
+    t.equal(await chart('misbehave', 'PreHook').getAttribute('data-errors'), '1', 'the failing hook is counted');
+    t.ok(await chart('misbehave', 'PreHook').evaluate((e) => e.classList.contains('trouble')), 'and its chart is marked');
+    t.notOk(await chart('transform', 'PreHook').evaluate((e) => e.classList.contains('trouble')), 'a healthy hook is not');
+    t.ok(Number(await chart('misbehave', 'StreamChunkHook').getAttribute('data-calls')) > 1, 'chunk hooks are counted');
+    t.ok((await page.locator('.chart canvas').count()) >= 6, 'the charts are drawn');
+    t.match(await chart('validate', 'PreHook').locator('.summary').textContent(), /8 calls · 0 errors · 1 short-circuits/);
+    await shot(page, 'plugins-after-traffic');
+
+    await page.click('.tab[data-view="requests"]');
+    const rows = page.locator('#requests-table tbody tr');
+    await eventually(async () => (await rows.count()) >= 7, 'the requests in the inspector');
+    t.equal(await rows.first().getAttribute('data-request'), id(streamed), 'newest first');
+
+    // The short-circuit: validate answered; nothing after it ran, and the provider was never called.
+    await page.click(`#requests-table tr[data-request="${id(blocked)}"]`);
+    const steps = page.locator('#request-detail tr.step');
+    await eventually(async () => (await page.locator('#request-detail h3').textContent().catch(() => '')) === id(blocked), 'its timeline');
+    const timeline = () => steps.evaluateAll((trs) => trs.map((tr) => `${tr.getAttribute('data-kind')}:${tr.getAttribute('data-hook') ?? ''}:${tr.getAttribute('data-plugin')}:${tr.getAttribute('data-decision')}`));
+    t.same(await timeline(), ['hook:PreHook:validate:short-circuit'], 'the short-circuit is the whole timeline');
+    t.match(await page.locator('#requests-table tr[data-request="' + id(blocked) + '"]').textContent(), /short-circuit: validate/);
+    await shot(page, 'inspector-short-circuit');
+
+    // The failing hook: an error step with its message, and the request went on to the provider and PostHooks.
+    await page.click(`#requests-table tr[data-request="${id(failing)}"]`);
+    await eventually(async () => (await page.locator('#request-detail h3').textContent().catch(() => '')) === id(failing), 'its timeline');
+    t.same(await timeline(), [
+      'hook:PreHook:validate:continue',
+      'hook:PreHook:misbehave:error',
+      'hook:PreHook:transform:modified',
+      'provider::openai/gpt-test:answered',
+      'hook:PostHook:transform:modified',
+      'hook:PostHook:misbehave:continue',
+    ]);
+    t.match(await page.locator('#request-detail tr[data-decision="error"] .note').textContent(), /misbehave: asked to fail/, 'with the plugin\'s message');
+    t.match(await page.locator('#requests-table tr[data-request="' + id(failing) + '"]').textContent(), /1 hook error/);
+    await shot(page, 'inspector-failing-hook');
+
+    // The fallback: the first provider call failed, the second model answered.
+    await page.click(`#requests-table tr[data-request="${id(fallback)}"]`);
+    await eventually(async () => (await page.locator('#request-detail h3').textContent().catch(() => '')) === id(fallback), 'its timeline');
+    const providers = (await timeline()).filter((s) => s.startsWith('provider'));
+    t.same(providers, ['provider::openai/fail-500:error', 'provider::openai/gpt-backup:answered']);
+    t.match(await page.locator('#request-detail .detail-head').textContent(), /served by openai\/gpt-backup/);
+
+    // The stream: its chunk hooks fold into one step.
+    await page.click(`#requests-table tr[data-request="${id(streamed)}"]`);
+    await eventually(async () => (await page.locator('#request-detail h3').textContent().catch(() => '')) === id(streamed), 'its timeline');
+    t.ok((await timeline()).includes('chunks::misbehave:' + (await page.locator('#request-detail tr[data-kind="chunks"]').getAttribute('data-decision'))), 'a chunk-hook step');
+    t.match(await page.locator('#request-detail tr[data-kind="chunks"]').getAttribute('data-decision'), /^\d+ chunks$/);
+
+    await page.click('.tab[data-view="providers"]');
+    const failRow = page.locator('#upstream-table tr[data-upstream="openai/fail-500"]');
+    await failRow.waitFor();
+    t.match(await failRow.textContent(), /fail-500.*1.*1.*100\.0%/, 'upstream errors and error rate');
+    t.ok(await failRow.evaluate((e) => e.classList.contains('trouble')));
+    t.match(await page.locator('#providers-table tr[data-provider="openai"]').textContent(), /openai.*openai/);
+    await shot(page, 'providers');
+
+    // No response of the dashboard's carries a secret: not the admin token, not the provider's key.
+    for (const url of ['/dashboard/api/info', '/dashboard/api/plugins', '/dashboard/api/series', '/dashboard/api/requests', `/dashboard/api/requests/${id(failing)}`, '/dashboard/api/providers']) {
+      const res = await admin(gw, 'GET', url);
+      t.equal(res.status, 200, url);
+      t.notMatch(res.text, new RegExp(`${TOKEN}|${UPSTREAM_KEY}`), `${url} holds no secret`);
+    }
+    t.same(problems, []);
+  });
+
+  t.test('controls go through the admin API: reload changes the hash, a quarantine is shown and lifted, refusals are shown', async (t) => {
+    const up = await startUpstream(t);
+    const env = await setup({ breakerFailures: 3 });
+    const gw = await startGateway(t, env.config(up.baseUrl));
+    const { page, problems } = await signIn(t, browser, gw);
+    const row = (name: string) => page.locator(`#plugins-table tr[data-plugin="${name}"]`);
+    await row('versioned').waitFor();
+
+    // Reload: a new build of versioned.so, loaded from the page.
+    const before = await row('versioned').locator('.hash').getAttribute('data-sha256');
+    t.equal(before, sha256(env.builds.A));
+    copyFileSync(env.builds.B, path.join(env.dir, 'versioned.so'));
+    await row('versioned').locator('button[data-action="reload"]').click();
+    await eventually(async () => (await row('versioned').locator('.hash').getAttribute('data-sha256')) === sha256(env.builds.B), 'the new hash');
+    t.not(sha256(env.builds.A), sha256(env.builds.B));
+    t.match(await page.locator('#message').textContent(), /versioned: done/);
+    const answer = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', 'which version?'));
+    t.match(answer.json.choices[0].message.content, /post=B/, 'and the new build serves');
+
+    // Quarantine: misbehave fails three times in a row.
+    for (let i = 0; i < 3; i++) await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', 'trigger:fail'));
+    await eventually(async () => (await row('misbehave').getAttribute('data-state')) === 'quarantined', 'the quarantine on the page');
+    t.ok(await row('misbehave').evaluate((e) => e.classList.contains('trouble')), 'marked as in trouble');
+    t.match(await row('misbehave').textContent(), /quarantined.*PreHook: .*asked to fail/, 'with its last failure');
+    const health = (await (await fetch(`${gw.url}/health`)).json()) as { plugins: { name: string; status: string }[] };
+    t.equal(health.plugins.find((p) => p.name === 'misbehave')?.status, 'quarantined', 'as /health says');
+    await shot(page, 'quarantined');
+    await row('misbehave').locator('button[data-action="lift quarantine"]').click();
+    await eventually(async () => (await row('misbehave').getAttribute('data-state')) === 'active', 'the quarantine lifted');
+    t.equal(gw.gateway.plugins.status().find((s) => s.name === 'misbehave')?.quarantine?.state, 'closed', 'in the gateway too');
+
+    // Disable, enable, reorder.
+    await row('transform').locator('button[data-action="disable"]').click();
+    await eventually(async () => (await row('transform').getAttribute('data-state')) === 'disabled', 'disabled');
+    await row('transform').locator('button[data-action="enable"]').click();
+    await eventually(async () => (await row('transform').getAttribute('data-state')) === 'active', 'enabled again');
+    await row('validate').locator('button[data-action="down"]').click();
+    await eventually(async () => (await page.locator('#plugins-table tbody tr').first().getAttribute('data-plugin')) === 'misbehave', 'the new order');
+    t.same(gw.gateway.plugins.active.map((p) => p.info.name), ['misbehave', 'validate', 'transform', 'versioned']);
+
+    // Load a plugin from plugin_dirs; one from elsewhere is refused with the API's own words.
+    await page.fill('#add-path', path.join(env.dir, 'p1.so'));
+    await page.click('#add-form button[type=submit]');
+    await row('p1').waitFor();
+    t.equal(await row('p1').getAttribute('data-state'), 'active');
+    await page.fill('#add-path', example('cache'));
+    await page.click('#add-form button[type=submit]');
+    await eventually(async () => /HEIMDALL_ERR_ADMIN_PATH/.test((await page.locator('#message').textContent()) ?? ''), 'the refusal');
+    t.match(await page.locator('#message').textContent(), /is not inside the admin plugin directories|plugin_dirs/, "the API's error text");
+    await shot(page, 'refused');
+    // The refusal was a 403 the browser logs as a failed load; nothing else went wrong.
+    t.same(problems.filter((p) => !/status of 403/.test(p)), []);
+  });
+
+  t.test('with log.bodies on, the inspector shows the bodies, redacted as in the logs', async (t) => {
+    const up = await startUpstream(t);
+    const env = await setup({ versioned: false });
+    const gw = await startGateway(t, { ...env.config(up.baseUrl), log: { level: 'info', bodies: true } });
+    const secret = 'sk-client-secret-in-the-body';
+    const res = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', 'the body text', { api_key: secret }));
+    t.equal(res.status, 200);
+    const logged = gw.logs.find((l) => l.msg === 'bodies') as { request: { api_key: string } } | undefined;
+    t.equal(logged?.request.api_key, '[redacted]', 'the log line redacts it');
+    const { page, problems } = await signIn(t, browser, gw, 'requests');
+    await page.click(`#requests-table tr[data-request="${res.headers.get('x-request-id')}"]`);
+    await page.locator('#request-detail pre.body-request').waitFor();
+    t.match(await page.locator('#request-detail pre.body-request').textContent(), /the body text/);
+    t.match(await page.locator('#request-detail pre.body-request').textContent(), /"api_key": "\[redacted\]"/, 'and so does the inspector');
+    t.notMatch(await page.locator('#request-detail').textContent(), new RegExp(secret));
+    t.notMatch((await admin(gw, 'GET', `/dashboard/api/requests/${res.headers.get('x-request-id')}`)).text, new RegExp(secret), 'nor does its data');
+    t.match(await page.locator('#request-detail pre.body-response').textContent(), /upstream says/);
     t.same(problems, []);
   });
 });

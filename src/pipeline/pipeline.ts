@@ -248,10 +248,7 @@ export class PipelineRun {
     for (let i = 0; ; i++) {
       const outcome = await run(this.attempt(i));
       const error = outcome.error;
-      if (error === undefined) {
-        this.trace?.servedByModel((outcome as { servedBy?: string }).servedBy);
-        return outcome;
-      }
+      if (error === undefined) return outcome;
       first ??= outcome;
       if (error.allow_fallbacks === false) return outcome;
       if (i >= this.fallbacks.length || this.signal.aborted) return first;

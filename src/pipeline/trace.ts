@@ -33,7 +33,7 @@ export interface TraceSummary {
   /** The HTTP status sent, once the answer is complete; null while it runs. */
   status: number | null;
   ms: number | null;
-  /** Which provider/model's answer the client got (absent: a plugin answered, or it failed). */
+  /** The provider/model whose call answered (null: none did, or a plugin answered first). */
   served_by: string | null;
   /** The plugin whose hook answered instead of the provider, if one did. */
   short_circuit: string | null;
@@ -102,6 +102,7 @@ export class Trace {
   provider(model: string, start: number, error?: string): void {
     const event: TraceEvent = { kind: 'provider', model, at_ms: start - this.started, ms: performance.now() - start, attempt: this.attempt, outcome: error === undefined ? 'ok' : 'error' };
     if (error !== undefined) event.error = error;
+    else this.servedBy = model;
     this.model = model;
     this.push(event);
   }
@@ -123,10 +124,6 @@ export class Trace {
       event.errors++;
       this.hookErrors++;
     }
-  }
-
-  servedByModel(model: string | undefined): void {
-    this.servedBy = model ?? null;
   }
 
   /** The request and its answer, when log.bodies is on (the caller checks `redact` first: nothing is built otherwise). */
