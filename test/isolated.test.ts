@@ -197,7 +197,7 @@ t.test('start-up says what the plugin is; a plain call continues', async (t) => 
   const { host } = await startHost(t, {}, (info) => void seen.push(info));
   t.equal(seen.length, 1, 'check ran once, before Init');
   t.equal(host.info.name, 'misbehave');
-  t.equal(host.info.abiVersion, 0x00010001);
+  t.equal(host.info.abiVersion, 0x00010002);
   t.equal(host.info.concurrency, 1);
   t.same([...host.info.exports].sort(), [
     'Cleanup', 'GetName', 'Init', 'PostHook', 'PreHook', 'StreamChunkHook', 'heimdall_plugin_abi_version', 'heimdall_plugin_free',
@@ -658,7 +658,7 @@ t.test('the host answers "not exported" for a hook the plugin lacks, and exits 3
   const host = rawHost(probes.misbehave, 4096);
   const hello = await host.ask(Op.HELLO, []);
   t.equal(hello.status, 0);
-  t.match(JSON.parse(outputOf(hello)!), { abi_version: 65537, name: 'misbehave', concurrency: 1 });
+  t.match(JSON.parse(outputOf(hello)!), { abi_version: 0x00010002, name: 'misbehave', concurrency: 1 });
   t.equal((await host.ask(Op.INIT, [Buffer.from('{}')])).status, 0);
   const transport = await host.ask(Op.TRANSPORT, [CTX, Buffer.from('{}'), Buffer.from('')]);
   t.equal(transport.status, HostStatus.NOT_EXPORTED);
