@@ -307,7 +307,7 @@ t.test('a non-loopback admin.host needs admin.allow_remote', async (t) => {
   // Allowed remote: checked without listening, to open no port beyond this machine.
   const config = parseConfig({ providers: { mock: {} }, admin: { ...admin, host: '0.0.0.0', allow_remote: true } }, 'test config');
   const registry = new PluginRegistry(createLogger('silent'));
-  const app = createAdminApp({ config: config.admin, registry, baseDir: process.cwd(), log: createLogger('silent') });
+  const app = createAdminApp({ config: config.admin, control: registry, baseDir: process.cwd(), log: createLogger('silent') });
   t.ok(app, 'with allow_remote: true it starts');
   await app.close();
 });

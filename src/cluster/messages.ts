@@ -1,9 +1,12 @@
 /**
  * What the primary and its workers say to each other over cluster IPC (docs/workers.md). Few messages, none of them
- * on a chat request's path: the config at start, a heartbeat on a timer, the order to drain, and, for a scrape of
- * /metrics or a look at /health, a gathering of every worker's own report.
+ * on a chat request's path: the config at start, a heartbeat on a timer, the order to drain, for a scrape of
+ * /metrics or a look at /health a gathering of every worker's own report, and the two steps of a plugin change
+ * made through the admin API (prepare everywhere, then commit everywhere or abort everywhere).
  */
 import type { LoadedConfig } from '../config/load.js';
+import type { ChangeResult, PluginChange } from '../plugins/changes.js';
+import type { PluginConfig } from '../config/schema.js';
 
 /** A plugin loaded into a worker's own process (inline or threaded): the code that can crash or stall it. */
 export interface InProcessPlugin {
@@ -14,17 +17,29 @@ export interface InProcessPlugin {
 export type WorkerMessage =
   /** The worker listens for the primary's messages and waits for its config. */
   | { type: 'hello' }
-  /** The gateway listens; the watchdog is armed from now. */
-  | { type: 'ready'; url: string; plugins: InProcessPlugin[] }
+  /** The gateway listens; the watchdog is armed from now. `generation`: that of the plugin set it started with. */
+  | { type: 'ready'; url: string; plugins: InProcessPlugin[]; generation: number }
   /** The event loop turned. */
   | { type: 'beat' }
   /** A client asked this worker for something the whole pool answers: the primary collects it from every worker. */
   | { type: 'gather'; id: number; what: ReportKind }
   /** This worker's own part of a gathering. */
-  | { type: 'reported'; id: number; body: string | Record<string, unknown> };
+  | { type: 'reported'; id: number; body: string | Record<string, unknown> }
+  /** Change `id` is prepared here (no `error`), or this worker refused it, and why. */
+  | { type: 'prepared'; id: number; error?: WireError }
+  /** Change `id` is visible here: its result and the plugin list now; or committing it failed. */
+  | { type: 'committed'; id: number; result?: ChangeResult; specs?: PluginConfig[]; plugins?: InProcessPlugin[]; error?: WireError };
 
-/** What a gathering collects: each worker's metrics (Prometheus text) or its /health body. */
-export type ReportKind = 'metrics' | 'health';
+/** A catalogue error, as it crosses the channel. */
+export interface WireError {
+  code: string;
+  statusCode: number;
+  type: string;
+  message: string;
+}
+
+/** What a gathering collects: each worker's metrics (Prometheus text), its /health body, or its plugins' status. */
+export type ReportKind = 'metrics' | 'health' | 'plugins';
 
 /** One worker's part of a gathering, as the primary hands them back. */
 export interface ReportPart {
@@ -38,13 +53,19 @@ export type PrimaryMessage =
    * The config the primary read and validated at start: every worker, a replacement too, runs that one, not what the
    * file says later. `beatMs` 0: no heartbeats (the watchdog is off).
    */
-  | { type: 'start'; loaded: LoadedConfig; host: string; port: number; beatMs: number }
+  | { type: 'start'; loaded: LoadedConfig; host: string; port: number; beatMs: number; generation: number }
   /** Drain as a single gateway does on SIGTERM; `timeoutMs` 0: close every connection now. */
   | { type: 'shutdown'; timeoutMs?: number }
   /** Send your part of gathering `id`. */
   | { type: 'report'; id: number; what: ReportKind }
   /** Gathering `id` (the asking worker's own number for it) is done: the parts that came in time, and who missed it. */
-  | { type: 'gathered'; id: number; parts: ReportPart[]; missing: MissingWorker[] };
+  | { type: 'gathered'; id: number; parts: ReportPart[]; missing: MissingWorker[] }
+  /** Prepare change `id`: do everything that can fail, make nothing visible, and answer `prepared`. */
+  | { type: 'change'; id: number; change: PluginChange }
+  /** Every worker prepared change `id`: make it visible, and answer `committed`. */
+  | { type: 'commit'; id: number }
+  /** Some worker refused change `id`: undo its preparation. */
+  | { type: 'abort'; id: number };
 
 /** A slot of the pool that gave no part: why (starting, restarting, resting after a crash loop, not answering). */
 export interface MissingWorker {

@@ -1,16 +1,21 @@
 /**
  * The primary of the worker pool (docs/workers.md). It reads the config, forks the workers (node:cluster: they share
  * the port, and the primary hands each new connection to a worker that is free to take it), replaces a worker that
- * dies, kills one whose event loop stalls, and drains them all on SIGTERM/SIGINT. It loads no plugin and no provider:
- * it only supervises, so nothing a plugin does can take it down.
+ * dies, kills one whose event loop stalls, and drains them all on SIGTERM/SIGINT. It serves the admin API, applying
+ * each plugin change to every worker as one operation (changes.ts), and watches plugin files for the pool. It loads
+ * no plugin and no provider: it only supervises and coordinates, so nothing a plugin does can take it down.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
 import type { LoadedConfig } from '../config/load.js';
-import { DEFAULT_WATCHDOG_MS, type Config } from '../config/schema.js';
+import { DEFAULT_WATCHDOG_MS, type Config, type PluginConfig } from '../config/schema.js';
 import { createLogger } from '../logger.js';
-import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage } from './messages.js';
+import { PluginWatcher } from '../plugins/watch.js';
+import { createAdminApp, persistPlugins } from '../server/admin.js';
+import { PoolControl } from './changes.js';
+import { isMessage, type InProcessPlugin, type MissingWorker, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage } from './messages.js';
 
 /** The first death of a worker is replaced at once, the next ones after this, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 100;
@@ -41,10 +46,9 @@ function tell(worker: Worker, message: PrimaryMessage): boolean {
   return true;
 }
 
-/** A gathering under way: who asked (and its number for it), and the parts so far. */
+/** A gathering under way: where its parts go (the worker that asked, or the primary itself), and the parts so far. */
 interface Gathering {
-  asker: Worker;
-  askerId: number;
+  deliver: (parts: ReportPart[], missing: MissingWorker[]) => void;
   waiting: Set<number>;
   parts: ReportPart[];
   timer: NodeJS.Timeout;
@@ -73,6 +77,10 @@ interface Slot {
   startedAt: number;
   /** Resting after a crash loop. */
   resting: boolean;
+  /** The plugin set the current worker was started with (see changes.ts). */
+  generation: number;
+  /** Being replaced on purpose (it was on an older plugin set): its exit is no death, and it is replaced at once. */
+  retiring: boolean;
 }
 
 function slotState(s: Slot): string {
@@ -92,7 +100,15 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
 
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({
     index, worker: undefined, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, deaths: [], restart: undefined, startedAt: 0, resting: false,
+    generation: 0, retiring: false,
   }));
+  // The plugin set every worker starts with: config.json's, then each change the admin API or a watch made.
+  let current = loaded;
+  let generation = 0;
+  const admin = loaded.config.admin;
+  const persist = admin.enabled && admin.persist && loaded.file !== '';
+  // Workers serve no admin API (the primary does) and watch no file (the primary does, for all of them).
+  const forWorkers = (l: LoadedConfig): LoadedConfig => ({ ...l, config: { ...l.config, admin: { ...l.config.admin, enabled: false, persist: false } } });
   const slotOf = new Map<number, Slot>();
   const gatherings = new Map<number, Gathering>();
   let nextGathering = 1;
@@ -103,15 +119,16 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     slots
       .filter((s) => s.worker === undefined || s.readyAt === 0 || !s.worker.isConnected() || except.has(s.worker.id))
       .map((s) => ({ slot: s.index, worker: s.worker?.id, pid: s.worker?.process.pid, state: slotState(s) }));
-  const gather = (asker: Worker, askerId: number, what: ReportKind) => {
-    const ready = slots.filter((s) => s.worker !== undefined && s.readyAt > 0 && s.worker.isConnected()).map((s) => s.worker as Worker);
+  const serving = () => slots.filter((s) => s.worker !== undefined && s.readyAt > 0 && s.worker.isConnected()).map((s) => s.worker as Worker);
+  const gather = (asker: Worker | undefined, deliver: Gathering['deliver'], what: ReportKind) => {
+    const ready = serving();
     if (gatherings.size >= MAX_GATHERINGS) {
       // Too many at once: the asker answers for itself, and says every other slot went unheard.
-      tell(asker, { type: 'gathered', id: askerId, parts: [], missing: unserved(new Set(ready.filter((w) => w !== asker).map((w) => w.id))) });
+      deliver([], unserved(new Set(ready.filter((w) => w !== asker).map((w) => w.id))));
       return;
     }
     const id = nextGathering++;
-    const g: Gathering = { asker, askerId, waiting: new Set(), parts: [], timer: setTimeout(() => finish(id), GATHER_MS) };
+    const g: Gathering = { deliver, waiting: new Set(), parts: [], timer: setTimeout(() => finish(id), GATHER_MS) };
     gatherings.set(id, g);
     for (const w of ready) if (tell(w, { type: 'report', id, what })) g.waiting.add(w.id);
     if (g.waiting.size === 0) finish(id);
@@ -123,7 +140,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     clearTimeout(g.timer);
     const missing = unserved(g.waiting);
     g.parts.sort((a, b) => a.worker - b.worker);
-    tell(g.asker, { type: 'gathered', id: g.askerId, parts: g.parts, missing });
+    g.deliver(g.parts, missing);
   };
   const reported = (worker: Worker, id: number, body: string | Record<string, unknown>) => {
     const g = gatherings.get(id);
@@ -131,6 +148,72 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     g.parts.push({ worker: worker.id, pid: worker.process.pid, body });
     if (g.waiting.size === 0) finish(id);
   };
+
+  /** Replace a worker on purpose (an older plugin set): it drains, and its slot forks a new one as it exits. */
+  const retire = (slot: Slot, why: string) => {
+    const { worker } = slot;
+    if (worker === undefined || slot.retiring) return;
+    slot.retiring = true;
+    log.info({ worker: worker.id, worker_pid: worker.process.pid, slot: slot.index }, `worker ${worker.id}: ${why}; replacing it`);
+    if (!tell(worker, { type: 'shutdown', timeoutMs: server.shutdown_timeout_ms })) worker.process.kill('SIGTERM');
+  };
+  // Made before any worker starts: a token too short or a host off loopback stops the start, as in a single process.
+  const adminApp: FastifyInstance | undefined = admin.enabled
+    ? createAdminApp({ config: admin, control: { list: () => control.list(), apply: (c) => control.apply(c) }, baseDir: loaded.baseDir, log, limits: server })
+    : undefined;
+  let watcher: PluginWatcher | undefined;
+  let watched: { name: string; file: string }[] = [];
+  const control = new PoolControl({
+    log,
+    serving,
+    gather: () => new Promise((resolve) => gather(undefined, (parts, missing) => resolve({ parts, missing }), 'plugins')),
+    tell: (worker, message) => tell(worker, message),
+    committed: (specs: PluginConfig[], participants, inProcess) => {
+      generation += 1;
+      current = { ...current, config: { ...current.config, plugins: specs } };
+      for (const slot of slots) {
+        const { worker } = slot;
+        if (worker === undefined) continue;
+        if (participants.has(worker)) {
+          slot.generation = generation;
+          slot.plugins = inProcess.get(worker) ?? slot.plugins;
+        } else if (slot.generation < generation) {
+          // Started before the change, or while it was under way: it would serve the older plugins.
+          if (slot.readyAt > 0) retire(slot, 'it runs an older plugin set than the pool');
+        }
+      }
+      if (persist) {
+        try {
+          persistPlugins(loaded.file, specs);
+        } catch (err) {
+          log.error({ err, file: loaded.file }, 'could not save the plugin change to the config file');
+        }
+      }
+      void refreshWatched();
+    },
+    outOfStep: (worker, why) => {
+      const slot = slotOf.get(worker.id);
+      log.error({ worker: worker.id, worker_pid: worker.process.pid, reason: why }, `worker ${worker.id} could not make a change the others made`);
+      if (slot !== undefined) retire(slot, 'it is out of step with the pool');
+    },
+  });
+  /** The watched plugins' names and files, as the workers have them. */
+  const refreshWatched = async () => {
+    if (!current.config.plugins.some((p) => p.watch)) {
+      watched = [];
+      watcher?.sync();
+      return;
+    }
+    try {
+      watched = (await control.list())
+        .filter(({ status, spec }) => spec.watch && spec.enabled && status.status !== 'unloaded')
+        .map(({ status }) => ({ name: status.name, file: status.file }));
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not learn which plugin files to watch');
+    }
+    watcher?.sync();
+  };
+
   let phase: 'starting' | 'serving' | 'stopping' = 'starting';
   let failed = false;
   let settle: (code: number) => void = () => {};
@@ -149,20 +232,26 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       if (message.type === 'beat') {
         slot.lastBeat = Date.now();
       } else if (message.type === 'gather') {
-        gather(worker, message.id, message.what);
+        const askerId = message.id;
+        gather(worker, (parts, missing) => tell(worker, { type: 'gathered', id: askerId, parts, missing }), message.what);
+      } else if (message.type === 'prepared' || message.type === 'committed') {
+        control.onReply(worker, message);
       } else if (message.type === 'reported') {
         reported(worker, message.id, message.body);
       } else if (message.type === 'hello') {
-        tell(worker, { type: 'start', loaded, host: listen.host, port: listen.port, beatMs });
+        slot.generation = generation;
+        tell(worker, { type: 'start', loaded: forWorkers(current), host: listen.host, port: listen.port, beatMs, generation });
       } else if (message.type === 'ready') {
         slot.readyAt = slot.lastBeat = Date.now();
         slot.plugins = Array.isArray(message.plugins) ? message.plugins : [];
         // Port 0 stays 0 for replacements too: cluster shares the handle the first worker got by the port asked
         // for, so asking for 0 again is what lands a replacement on the same port.
         log.info({ worker: worker.id, worker_pid: worker.process.pid, slot: slot.index }, `worker ${worker.id} ready`);
+        // A change was made while it started: it serves the plugin set it was given, older than the pool's.
+        if (message.generation !== generation) retire(slot, 'it started on an older plugin set than the pool');
         if (phase === 'starting' && slots.every((s) => s.readyAt > 0)) {
           phase = 'serving';
-          log.info({ workers: count, url: message.url, watchdog_ms: watchdogMs }, `${count} workers serving at ${message.url}`);
+          void startAdmin(message.url);
         }
       }
     });
@@ -174,6 +263,13 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     slotOf.delete(worker.id);
     if (slot.worker === worker) slot.worker = undefined;
     const about = { worker: worker.id, worker_pid: worker.process.pid, slot: slot.index, code, signal };
+    if (slot.retiring && phase !== 'stopping') {
+      slot.retiring = false;
+      log.info(about, `worker ${worker.id} replaced`);
+      fork(slot);
+      return;
+    }
+    slot.retiring = false;
     if (phase === 'stopping') {
       if (code !== 0) failed = true;
       log.info(about, `worker ${worker.id} exited`);
@@ -256,9 +352,32 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       : undefined;
   watchdog?.unref();
 
+  // The admin API and the watch start once every worker serves: a change needs workers to apply it to.
+  const startAdmin = async (url: string) => {
+    try {
+      if (adminApp !== undefined) {
+        const adminUrl = await adminApp.listen({ host: admin.host, port: admin.port });
+        log.warn({ url: adminUrl }, 'admin API enabled: it can load native code; keep it on loopback');
+      }
+      if (current.config.plugins.some((p) => p.watch)) {
+        watcher = new PluginWatcher({ watched: () => watched, reload: (name) => control.apply({ op: 'reload', name }) }, log);
+        await refreshWatched();
+      }
+    } catch (err) {
+      // A pool without the admin API its operator asked for would be half a gateway, as in a single process.
+      log.error({ err: (err as Error).message }, `the admin API could not start: ${(err as Error).message}; stopping`);
+      failed = true;
+      stop(0);
+      return;
+    }
+    log.info({ workers: count, url, watchdog_ms: watchdogMs }, `${count} workers serving at ${url}`);
+  };
+
   let killTimer: NodeJS.Timeout | undefined;
   const stop = (timeoutMs: number) => {
     phase = 'stopping';
+    watcher?.close();
+    void adminApp?.close();
     if (watchdog !== undefined) clearInterval(watchdog);
     for (const slot of slots) {
       if (slot.restart !== undefined) clearTimeout(slot.restart);

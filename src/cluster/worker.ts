@@ -8,7 +8,11 @@ import cluster from 'node:cluster';
 import { createLogger } from '../logger.js';
 import { createGateway } from '../server/app.js';
 import type { Pool } from '../server/pool.js';
-import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage } from './messages.js';
+import type { Logger } from 'pino';
+import { Errors, HeimdallError } from '../errors.js';
+import type { PreparedChange } from '../plugins/changes.js';
+import type { PluginRegistry } from '../plugins/registry.js';
+import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WireError, type WorkerMessage } from './messages.js';
 
 /** Past the primary's own wait for the workers' parts: a primary that does not answer at all. */
 const GATHERED_MS = 3000;
@@ -50,6 +54,57 @@ function poolOf(report: (what: ReportKind) => Promise<string | Record<string, un
   };
 }
 
+/**
+ * This worker's side of a plugin change made through the admin API, which lives in the primary: prepare when told
+ * (load and Init the new code here, make nothing visible), then commit or abort as the primary decides for the
+ * whole pool. A change the primary never decides aborts itself (the registry's bound on a prepared change).
+ */
+function changesOf(registry: PluginRegistry, log: Logger, inProcess: () => InProcessPlugin[]) {
+  const prepared = new Map<number, PreparedChange>();
+  process.on('message', (message: unknown) => {
+    if (!isMessage<PrimaryMessage>(message)) return;
+    if (message.type === 'change') {
+      registry.prepare(message.change).then(
+        (ready) => {
+          prepared.set(message.id, ready);
+          send({ type: 'prepared', id: message.id });
+        },
+        (err: unknown) => send({ type: 'prepared', id: message.id, error: wireError(err) }),
+      );
+    } else if (message.type === 'commit') {
+      const ready = prepared.get(message.id);
+      prepared.delete(message.id);
+      if (ready === undefined) {
+        send({ type: 'committed', id: message.id, error: wireError(Errors.ADMIN_CONFLICT(`change ${message.id} is not prepared in this worker (it aborted itself, or was never asked)`)) });
+        return;
+      }
+      try {
+        const result = ready.commit();
+        send({ type: 'committed', id: message.id, result, specs: registry.specs(), plugins: inProcess() });
+      } catch (err) {
+        log.error({ err }, 'committing a plugin change failed');
+        send({ type: 'committed', id: message.id, error: wireError(err) });
+      }
+    } else if (message.type === 'abort') {
+      const ready = prepared.get(message.id);
+      prepared.delete(message.id);
+      void ready?.abort();
+    }
+  });
+  return {
+    /** On the way out: nothing prepared stays held (the registry's cleanup waits for it otherwise). */
+    abortAll: () => {
+      for (const ready of prepared.values()) void ready.abort();
+      prepared.clear();
+    },
+  };
+}
+
+function wireError(err: unknown): WireError {
+  const e = err instanceof HeimdallError ? err : Errors.INTERNAL(err instanceof Error ? err.message : String(err));
+  return { code: e.code, statusCode: e.statusCode, type: e.type, message: e.message };
+}
+
 function send(message: WorkerMessage): void {
   // The channel is gone when the primary is: the worker is on its way out then (cluster ends it).
   if (process.connected) process.send?.(message);
@@ -71,14 +126,17 @@ export async function runWorker(): Promise<number> {
   const log = createLogger(config.log.level).child({ worker: id });
 
   let report: (what: ReportKind) => Promise<string | Record<string, unknown>> = () => Promise.reject(new Error('not started'));
-  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what) => report(what)) });
+  // The primary watches plugin files, and reloads in every worker at once.
+  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what) => report(what)), watch: false });
   report = gateway.report;
   const { url } = await gateway.listen(start.host, start.port);
-  const plugins: InProcessPlugin[] = gateway.plugins
-    .status()
-    .filter((p) => p.status === 'active' && p.mode !== undefined && p.mode !== 'isolated')
-    .map((p) => ({ name: p.name, mode: p.mode as string }));
-  send({ type: 'ready', url, plugins });
+  const inProcess = (): InProcessPlugin[] =>
+    gateway.plugins
+      .status()
+      .filter((p) => p.status === 'active' && p.mode !== undefined && p.mode !== 'isolated')
+      .map((p) => ({ name: p.name, mode: p.mode as string }));
+  const changes = changesOf(gateway.plugins, log, inProcess);
+  send({ type: 'ready', url, plugins: inProcess(), generation: start.generation });
   // A timer, not a thread: a beat that does not come means the event loop is stuck (an inline hook that never
   // returns), which is what the watchdog is for. unref'd: it never keeps a draining worker alive.
   if (start.beatMs > 0) setInterval(() => send({ type: 'beat' }), start.beatMs).unref();
@@ -90,6 +148,7 @@ export async function runWorker(): Promise<number> {
     const stop = (why: string, timeoutMs?: number) => {
       if (orders++ === 0) {
         log.info({ reason: why }, 'worker shutting down: finishing requests, then cleaning up plugins');
+        changes.abortAll();
         gateway.close(timeoutMs === undefined ? {} : { timeoutMs }).then(resolve, reject);
       } else {
         void gateway.close({ timeoutMs: 0 });

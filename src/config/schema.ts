@@ -318,18 +318,6 @@ export const configSchema = z.strictObject({
     enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [], allow_remote: false, body_limit: 1024 * 1024,
     dashboard: { enabled: true, requests: 200 },
   }),
-}).superRefine((config, ctx) => {
-  // Each worker loads plugins itself, and nothing yet applies a run-time change to every worker at once.
-  const { workers } = config.server;
-  if (workers === undefined || workers === 1) return;
-  const notYet = 'is not supported yet with server.workers other than 1 (each worker loads its own plugins, and a ' +
-    'change cannot yet be applied to all of them together)';
-  if (config.admin.enabled) {
-    ctx.addIssue({ code: 'custom', path: ['admin', 'enabled'], message: `the admin API ${notYet}: set "workers": 1, or turn the admin API off` });
-  }
-  config.plugins.forEach((plugin, i) => {
-    if (plugin.watch) ctx.addIssue({ code: 'custom', path: ['plugins', i, 'watch'], message: `"watch" ${notYet}: set "workers": 1 to develop with it` });
-  });
 });
 
 /** server.watchdog_ms when unset. */

@@ -23,6 +23,7 @@ import { GuardedPlugin, type QuarantineStatus } from './guard.js';
 import { canUnload, loadPlugin, realFile, resolvePluginPath } from './loader.js';
 import type { Plugin, RuntimeStatus } from './plugin.js';
 import { Staging, type StagedFile } from './staging.js';
+import { describeChange, type ChangeResult, type PluginChange, type PluginView, type PreparedChange } from './changes.js';
 
 export type PluginState = 'active' | 'error' | 'disabled' | 'loading' | 'unloaded';
 
@@ -89,6 +90,8 @@ interface Entry {
   errors: PluginStatus['last_errors'];
   /** Real directory paths its file must really be inside at every load; undefined: not confined (config.json). */
   confinedTo: readonly string[] | undefined;
+  /** While a new instance is being prepared: the state to go back to if it is not committed. */
+  stateBefore?: PluginState;
 }
 
 export interface AddOptions {
@@ -99,6 +102,8 @@ export interface AddOptions {
 }
 
 const MAX_ERRORS = 5;
+/** How long a prepared change waits for its commit or abort before it aborts itself. */
+const PREPARED_HOLD_MS = 60_000;
 const NO_LEASE: Lease = { plugins: [], release: () => {} };
 
 export interface RegistryOptions {
@@ -182,21 +187,8 @@ export class PluginRegistry {
 
   /** Register and load a new plugin at `options.position` (default: last), confined if `options.confinedTo` says so. */
   add(spec: PluginConfig, baseDir: string, { position, confinedTo }: AddOptions = {}): Promise<PluginStatus> {
-    return this.serial(async () => {
-      // Persisted (admin.persist), it must stay confined after a restart: the entry says so.
-      const entry = this.newEntry(confinedTo === undefined ? spec : { ...spec, confine: true }, baseDir, confinedTo);
-      if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
-        throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
-      }
-      if (spec.enabled) await this.start(entry, 'config');
-      if (this.entries.some((e) => e.name === entry.name)) {
-        this.retire(entry);
-        throw Errors.ADMIN_CONFLICT(`a plugin named "${entry.name}" is already registered`);
-      }
-      this.entries.splice(Math.max(0, Math.min(position ?? this.entries.length, this.entries.length)), 0, entry);
-      this.publish();
-      return this.statusOf(entry);
-    });
+    const change: PluginChange = { op: 'add', spec, baseDir, position, confinedTo: confinedTo && [...confinedTo] };
+    return this.apply(change) as Promise<PluginStatus>;
   }
 
   /**
@@ -204,86 +196,88 @@ export class PluginRegistry {
    * instance keeps serving and the error is thrown.
    */
   reload(name: string): Promise<PluginStatus> {
-    return this.serial(async () => {
-      const entry = this.find(name);
-      if (!entry.spec.enabled) throw Errors.ADMIN_CONFLICT(`plugin "${name}" is disabled; enable it instead of reloading it`);
-      await this.start(entry, 'config');
-      this.publish();
-      return this.statusOf(entry);
-    });
+    return this.apply({ op: 'reload', name }) as Promise<PluginStatus>;
   }
 
   /** Replace the plugin's config: a new instance is initialised with it, then swapped in. */
   configure(name: string, config: Record<string, unknown>): Promise<PluginStatus> {
-    return this.serial(async () => {
-      const entry = this.find(name);
-      const previous = entry.spec;
-      entry.spec = { ...previous, config };
-      if (entry.spec.enabled && (entry.state === 'active' || entry.state === 'error')) {
-        try {
-          await this.start(entry, 'config');
-        } catch (err) {
-          entry.spec = previous; // the previous instance, with its config, keeps serving
-          throw err;
-        }
-      }
-      this.publish();
-      return this.statusOf(entry);
-    });
+    return this.apply({ op: 'configure', name, config }) as Promise<PluginStatus>;
   }
 
   setEnabled(name: string, enabled: boolean): Promise<PluginStatus> {
-    return this.serial(async () => {
-      const entry = this.find(name);
-      const previous = entry.spec;
-      entry.spec = { ...entry.spec, enabled };
-      if (!enabled) {
-        this.retire(entry);
-        entry.state = 'disabled';
-      } else if (entry.state !== 'active') {
-        try {
-          await this.start(entry, 'config');
-        } catch (err) {
-          entry.spec = previous;
-          throw err;
-        }
-      }
-      this.publish();
-      return this.statusOf(entry);
-    });
+    return this.apply({ op: enabled ? 'enable' : 'disable', name }) as Promise<PluginStatus>;
   }
 
   /** Unload the plugin but keep its entry (it can be reloaded later). */
   unload(name: string): Promise<PluginStatus> {
-    return this.serial(async () => {
-      const entry = this.find(name);
-      this.retire(entry);
-      entry.state = 'unloaded';
-      this.publish();
-      return this.statusOf(entry);
-    });
+    return this.apply({ op: 'unload', name }) as Promise<PluginStatus>;
   }
 
   /** Unload the plugin and forget it. */
-  remove(name: string): Promise<void> {
-    return this.serial(async () => {
-      const entry = this.find(name);
-      this.retire(entry);
-      this.entries = this.entries.filter((e) => e !== entry);
-      this.publish();
-    });
+  async remove(name: string): Promise<void> {
+    await this.apply({ op: 'remove', name });
   }
 
   /** Put the plugins in this order; `names` must name every registered plugin once. */
   reorder(names: readonly string[]): Promise<readonly PluginStatus[]> {
-    return this.serial(async () => {
-      const known = this.entries.map((e) => e.name);
-      if (names.length !== known.length || new Set(names).size !== names.length || names.some((n) => !known.includes(n))) {
-        throw Errors.ADMIN_CONFLICT(`the order must name every registered plugin exactly once: ${known.join(', ')}`);
-      }
-      this.entries = names.map((n) => this.entries.find((e) => e.name === n) as Entry);
-      this.publish();
-      return this.status();
+    return this.apply({ op: 'reorder', order: [...names] }) as Promise<readonly PluginStatus[]>;
+  }
+
+  /** Prepare and commit a change at once (a single gateway). */
+  apply(change: PluginChange): Promise<ChangeResult> {
+    return this.serial(async () => (await this.stage(change)).commit());
+  }
+
+  /**
+   * Prepare a change (load and Init new code, check everything that can fail) without making it visible; the
+   * caller commits or aborts it (see changes.ts). No other change runs meanwhile; one left alone for `holdMs`
+   * aborts itself, so a coordinator that vanished can't block this registry for ever.
+   */
+  prepare(change: PluginChange, holdMs = PREPARED_HOLD_MS): Promise<PreparedChange> {
+    return new Promise<PreparedChange>((resolve, reject) => {
+      void this.serial(async () => {
+        let staged: PreparedChange;
+        try {
+          staged = await this.stage(change);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        // The lock is held until the decision: commit runs at once (it can't fail), abort cleans up first.
+        await new Promise<void>((release) => {
+          let decided = false;
+          const decide = () => {
+            if (decided) throw Errors.ADMIN_CONFLICT(`the change "${describeChange(change)}" was decided already`);
+            decided = true;
+            clearTimeout(timer);
+          };
+          const abort = async () => {
+            if (decided) return;
+            decide();
+            try {
+              await staged.abort();
+            } finally {
+              release();
+            }
+          };
+          const timer = setTimeout(() => {
+            this.log.warn({ change: describeChange(change), hold_ms: holdMs }, 'a prepared plugin change was neither committed nor aborted in time; aborting it');
+            void abort();
+          }, holdMs);
+          timer.unref();
+          resolve({
+            commit: () => {
+              decide();
+              try {
+                return staged.commit();
+              } finally {
+                release();
+              }
+            },
+            abort,
+          });
+        });
+      });
     });
   }
 
@@ -294,6 +288,11 @@ export class PluginRegistry {
       throw Errors.ADMIN_CONFLICT(`plugin "${name}" is not quarantined`);
     }
     return this.statusOf(entry);
+  }
+
+  /** Every plugin's status with its entry as config.json holds it (env references kept as written). */
+  async list(): Promise<PluginView[]> {
+    return this.entries.map((e) => ({ status: this.statusOf(e), spec: e.spec }));
   }
 
   status(): PluginStatus[] {
@@ -367,19 +366,150 @@ export class PluginRegistry {
   }
 
   /**
-   * Load the entry's file as its new instance and retire the old one; on failure the old one stays. The library is
-   * always loaded from a private copy (see staging.ts), so a build may overwrite the configured file at any time
-   * without touching mapped code; for a confined entry, staging refuses a file that is not really inside its
-   * directories (checked on the open file it copies, not on the path).
+   * Everything a change does that can fail, done now; what it returns makes the change visible (commit) or undoes
+   * the preparation (abort). Nothing a request can see changes before commit.
    */
+  private async stage(change: PluginChange): Promise<PreparedChange> {
+    const none = async () => {};
+    switch (change.op) {
+      case 'add': {
+        const { spec, baseDir, position, confinedTo } = change;
+        // Persisted (admin.persist), it must stay confined after a restart: the entry says so.
+        const entry = this.newEntry(confinedTo === undefined ? spec : { ...spec, confine: true }, baseDir, confinedTo);
+        if (this.entries.some((e) => e.file === entry.file || realFile(e.file) === realFile(entry.file))) {
+          throw Errors.ADMIN_CONFLICT(`${entry.file} is already registered; reload it instead`);
+        }
+        const instance = spec.enabled ? await this.prepareInstance(entry, 'config') : undefined;
+        const name = instance?.plugin.info.name ?? entry.name;
+        if (this.entries.some((e) => e.name === name)) {
+          if (instance !== undefined) await this.close(instance);
+          throw Errors.ADMIN_CONFLICT(`a plugin named "${name}" is already registered`);
+        }
+        return {
+          commit: () => {
+            if (instance !== undefined) this.install(entry, instance);
+            this.entries.splice(Math.max(0, Math.min(position ?? this.entries.length, this.entries.length)), 0, entry);
+            this.publish();
+            return this.statusOf(entry);
+          },
+          abort: async () => {
+            if (instance !== undefined) await this.close(instance);
+          },
+        };
+      }
+      case 'reload': {
+        const entry = this.find(change.name);
+        if (!entry.spec.enabled) throw Errors.ADMIN_CONFLICT(`plugin "${change.name}" is disabled; enable it instead of reloading it`);
+        return this.swapping(entry, entry.spec);
+      }
+      case 'configure': {
+        const entry = this.find(change.name);
+        const spec = { ...entry.spec, config: change.config };
+        if (spec.enabled && (entry.state === 'active' || entry.state === 'error')) return this.swapping(entry, spec);
+        return {
+          commit: () => {
+            entry.spec = spec;
+            this.publish();
+            return this.statusOf(entry);
+          },
+          abort: none,
+        };
+      }
+      case 'enable': {
+        const entry = this.find(change.name);
+        const spec = { ...entry.spec, enabled: true };
+        if (entry.state !== 'active') return this.swapping(entry, spec);
+        return { commit: () => ((entry.spec = spec), this.publish(), this.statusOf(entry)), abort: none };
+      }
+      case 'disable':
+      case 'unload': {
+        const entry = this.find(change.name);
+        const disable = change.op === 'disable';
+        return {
+          commit: () => {
+            if (disable) entry.spec = { ...entry.spec, enabled: false };
+            this.retire(entry);
+            entry.state = disable ? 'disabled' : 'unloaded';
+            this.publish();
+            return this.statusOf(entry);
+          },
+          abort: none,
+        };
+      }
+      case 'remove': {
+        const entry = this.find(change.name);
+        return {
+          commit: () => {
+            this.retire(entry);
+            this.entries = this.entries.filter((e) => e !== entry);
+            this.publish();
+            return null;
+          },
+          abort: none,
+        };
+      }
+      case 'reorder': {
+        const names = change.order;
+        const known = this.entries.map((e) => e.name);
+        if (names.length !== known.length || new Set(names).size !== names.length || names.some((n) => !known.includes(n))) {
+          throw Errors.ADMIN_CONFLICT(`the order must name every registered plugin exactly once: ${known.join(', ')}`);
+        }
+        return {
+          commit: () => {
+            this.entries = names.map((n) => this.entries.find((e) => e.name === n) as Entry);
+            this.publish();
+            return this.status();
+          },
+          abort: none,
+        };
+      }
+      case 'unquarantine': {
+        const entry = this.find(change.name);
+        if (entry.instance === undefined || entry.instance.guard.quarantine().state === 'closed') {
+          throw Errors.ADMIN_CONFLICT(`plugin "${change.name}" is not quarantined`);
+        }
+        return { commit: () => this.liftQuarantine(change.name), abort: none };
+      }
+    }
+  }
+
+  /** A change that loads a new instance of `entry` with `spec`: committed, the entry takes both. */
+  private async swapping(entry: Entry, spec: PluginConfig): Promise<PreparedChange> {
+    const instance = await this.prepareInstance(entry, 'config', spec);
+    return {
+      commit: () => {
+        entry.spec = spec;
+        this.install(entry, instance);
+        this.publish();
+        return this.statusOf(entry);
+      },
+      abort: async () => {
+        this.restoreState(entry);
+        await this.close(instance);
+      },
+    };
+  }
+
+  /** Load the entry's file as its new instance and swap it in at once (start-up). */
   private async start(entry: Entry, where: string): Promise<void> {
+    this.install(entry, await this.prepareInstance(entry, where));
+  }
+
+  /**
+   * Load the entry's file (with `spec`, the entry's own by default) as a new instance, not yet visible; on failure
+   * the old instance stays and the error is recorded and thrown. The library is always loaded from a private copy
+   * (see staging.ts), so a build may overwrite the configured file at any time without touching mapped code; for a
+   * confined entry, staging refuses a file that is not really inside its directories (checked on the open file it
+   * copies, not on the path).
+   */
+  private async prepareInstance(entry: Entry, where: string, spec: PluginConfig = entry.spec): Promise<Instance> {
     // A change queued behind the shutdown must not load anything the shutdown would never clean up.
     if (this.closed) throw Errors.ADMIN_CONFLICT('the gateway is shutting down; nothing more is loaded');
-    const previousState = entry.state;
+    entry.stateBefore = entry.state;
     if (entry.instance === undefined) entry.state = 'loading';
     let staged: StagedFile | undefined;
     try {
-      const config = resolveEnvRefs(entry.spec.config, where);
+      const config = resolveEnvRefs(spec.config, where);
       staged = this.staging.stage(entry.file, entry.name, entry.confinedTo);
       // The same file twice would be one library twice: the second Init would reconfigure the first instance.
       const real = realFile(entry.file);
@@ -388,7 +518,6 @@ export class PluginRegistry {
         throw Errors.PLUGIN_NAME(entry.file, `this file is already loaded as plugin "${twin.name}"; list each plugin once`);
       }
       const takenNames = new Set(this.entries.filter((e) => e !== entry && e.instance !== undefined).map((e) => e.name));
-      const { spec } = entry;
       const plugin = await loadPlugin(staged.file, {
         config,
         takenNames,
@@ -409,34 +538,46 @@ export class PluginRegistry {
         await plugin.close();
         throw Errors.PLUGIN_NAME(entry.file, `the new code is named "${plugin.info.name}", not "${entry.name}"; a reload keeps the name`);
       }
-      const old = entry.instance;
       const name = plugin.info.name;
       // Only the live instance speaks for the plugin's quarantine: a retired one still finishing calls does not.
       const guard: GuardedPlugin = new GuardedPlugin(this.decorate(plugin), { on_error: spec.on_error, breaker: spec.breaker }, this.log, (state) => {
         if (entry.instance?.guard === guard) this.options.onQuarantine?.(name, state !== 'closed');
       });
-      if (old?.guard.quarantine().state !== 'closed' && old !== undefined) this.options.onQuarantine?.(name, false);
-      entry.instance = {
-        plugin: guard, guard, sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false, closed: false,
-      };
-      entry.name = plugin.info.name;
-      entry.state = 'active';
-      if (old !== undefined) this.retireInstance(entry, old);
-      const { language, abiVersion, mode } = plugin.info;
-      this.log.info(
-        { plugin: entry.name, file: entry.file, sha256: staged.sha256.slice(0, 12), language, abi: abiVersion, mode },
-        old ? 'plugin reloaded' : 'plugin loaded',
-      );
+      return { plugin: guard, guard, sha256: staged.sha256, loadedFrom: staged.file, loadedAt: new Date(), inflight: 0, retired: false, closed: false };
     } catch (err) {
       if (staged !== undefined) this.staging.discard(staged.file);
       const e = err instanceof HeimdallError ? err : Errors.INTERNAL(String(err));
       entry.errors = [...entry.errors, { at: new Date().toISOString(), code: e.code, message: e.message }].slice(-MAX_ERRORS);
-      entry.state = entry.instance !== undefined ? previousState : 'error';
       if (entry.instance !== undefined) {
+        this.restoreState(entry);
         this.log.error({ plugin: entry.name, code: e.code }, `reload failed, the previous instance keeps serving: ${e.message}`);
+      } else {
+        entry.state = 'error';
       }
       throw e;
     }
+  }
+
+  /** A preparation undone: the entry's state as it was before (an entry with no instance was "loading"). */
+  private restoreState(entry: Entry): void {
+    if (entry.stateBefore !== undefined && entry.state === 'loading') entry.state = entry.stateBefore;
+    entry.stateBefore = undefined;
+  }
+
+  /** Make `instance` the entry's live one and retire the old one, whose in-flight calls finish on it. */
+  private install(entry: Entry, instance: Instance): void {
+    const old = entry.instance;
+    const { name, language, abiVersion, mode } = instance.plugin.info;
+    if (old !== undefined && old.guard.quarantine().state !== 'closed') this.options.onQuarantine?.(name, false);
+    entry.instance = instance;
+    entry.name = name;
+    entry.state = 'active';
+    entry.stateBefore = undefined;
+    if (old !== undefined) this.retireInstance(entry, old);
+    this.log.info(
+      { plugin: entry.name, file: entry.file, sha256: instance.sha256.slice(0, 12), language, abi: abiVersion, mode },
+      old ? 'plugin reloaded' : 'plugin loaded',
+    );
   }
 
   private retire(entry: Entry, force = false): void {

@@ -6,14 +6,18 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PluginRegistry } from './registry.js';
+/** What is watched and reloaded: a gateway's registry, or the primary of a pool reloading in every worker. */
+export interface Watched {
+  watched(): { name: string; file: string }[];
+  reload(name: string): Promise<unknown>;
+}
 
 export class PluginWatcher {
   private watchers = new Map<string, FSWatcher>();
   private timers = new Map<string, NodeJS.Timeout>();
 
   constructor(
-    private readonly registry: PluginRegistry,
+    private readonly registry: Watched,
     private readonly log: Logger,
     private readonly debounceMs = 300,
   ) {}

@@ -21,11 +21,14 @@ import type { DashboardSource } from '../dashboard/source.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { loggedPath } from '../logger.js';
 import { realFile } from '../plugins/loader.js';
-import type { PluginRegistry, PluginStatus } from '../plugins/registry.js';
+import type { ChangeResult, PluginChange, PluginControl, PluginView } from '../plugins/changes.js';
+import type { PluginConfig } from '../config/schema.js';
+import type { PluginStatus } from '../plugins/registry.js';
 
 export interface AdminOptions {
   config: AdminConfig;
-  registry: PluginRegistry;
+  /** What the API drives: this gateway's plugin registry, or, in a worker pool, the primary speaking for every worker. */
+  control: PluginControl;
   /** config.json's directory: relative plugin paths resolve against it. */
   baseDir: string;
   log: Logger;
@@ -47,7 +50,7 @@ const orderBody = z.strictObject({ order: z.array(z.string()) });
 /** Shorter tokens are refused at start-up: this one guards loading native code. */
 const MIN_TOKEN_LENGTH = 32;
 
-export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_LIMITS, dashboard }: AdminOptions) {
+export function createAdminApp({ config, control, baseDir, log, limits = ADMIN_LIMITS, dashboard }: AdminOptions) {
   checkHost(config);
   const expected = digest(adminToken(config));
   // Resolved once: a directory re-pointed later does not move the boundary.
@@ -86,54 +89,62 @@ export function createAdminApp({ config, registry, baseDir, log, limits = ADMIN_
     reply.code(404).send(errorBody(e));
   });
 
-  const view = (status: PluginStatus) => ({ ...status, config: redactSecrets(specOf(registry, status.name)) });
-  const list = () => ({ plugins: registry.status().map(view) });
+  const view = ({ status, spec }: PluginView) => ({ ...status, config: redactSecrets(spec.config) });
+  const list = async () => ({ plugins: (await control.list()).map(view) });
   const name = (req: FastifyRequest) => (req.params as { name: string }).name;
+  /** The plugin's view after a change (in a pool, as every worker now has it). */
+  const after = async (result: ChangeResult) => {
+    const status = result as PluginStatus;
+    const found = (await control.list()).find((v) => v.status.name === status.name);
+    return found === undefined ? { ...status, config: {} } : view(found);
+  };
+  const change = async (c: PluginChange) => after(await control.apply(c));
 
   app.get('/api/plugins', async () => list());
   app.get('/api/plugins/:name', async (req) => {
-    const found = registry.status().find((s) => s.name === name(req));
-    if (found === undefined) throw Errors.ADMIN_PLUGIN_UNKNOWN(name(req), registry.status().map((s) => s.name));
+    const all = await control.list();
+    const found = all.find((v) => v.status.name === name(req));
+    if (found === undefined) throw Errors.ADMIN_PLUGIN_UNKNOWN(name(req), all.map((v) => v.status.name));
     return view(found);
   });
   app.post('/api/plugins', async (req, reply: FastifyReply) => {
     const { position, ...spec } = parse(addBody, req.body);
     checkEnvRefs(spec.config, config.allowed_env);
     // Confined for good: every later load of this entry (reload, enable, config change, watch) is checked too.
-    const status = await registry.add(spec, baseDir, { position, confinedTo: dirs });
-    log.info({ plugin: status.name, file: status.file }, 'plugin added through the admin API');
-    return reply.code(201).send(view(status));
+    const added = await change({ op: 'add', spec, baseDir, position, confinedTo: dirs });
+    log.info({ plugin: added.name, file: added.file }, 'plugin added through the admin API');
+    return reply.code(201).send(added);
   });
   app.put('/api/plugins/:name/config', async (req) => {
     const { config: pluginConfig } = parse(configBody, req.body);
     checkEnvRefs(pluginConfig, config.allowed_env);
-    return view(await registry.configure(name(req), pluginConfig));
+    return change({ op: 'configure', name: name(req), config: pluginConfig });
   });
-  app.post('/api/plugins/:name/reload', async (req) => view(await registry.reload(name(req))));
-  app.post('/api/plugins/:name/unload', async (req) => view(await registry.unload(name(req))));
-  app.post('/api/plugins/:name/enable', async (req) => view(await registry.setEnabled(name(req), true)));
-  app.post('/api/plugins/:name/disable', async (req) => view(await registry.setEnabled(name(req), false)));
+  app.post('/api/plugins/:name/reload', async (req) => change({ op: 'reload', name: name(req) }));
+  app.post('/api/plugins/:name/unload', async (req) => change({ op: 'unload', name: name(req) }));
+  app.post('/api/plugins/:name/enable', async (req) => change({ op: 'enable', name: name(req) }));
+  app.post('/api/plugins/:name/disable', async (req) => change({ op: 'disable', name: name(req) }));
   app.post('/api/plugins/:name/unquarantine', async (req) => {
-    const status = registry.liftQuarantine(name(req));
-    log.info({ plugin: status.name }, 'plugin quarantine lifted through the admin API');
-    return view(status);
+    const lifted = await change({ op: 'unquarantine', name: name(req) });
+    log.info({ plugin: lifted.name }, 'plugin quarantine lifted through the admin API');
+    return lifted;
   });
   app.delete('/api/plugins/:name', async (req, reply: FastifyReply) => {
-    await registry.remove(name(req));
+    await control.apply({ op: 'remove', name: name(req) });
     return reply.code(204).send();
   });
   app.put('/api/plugins/order', async (req) => {
-    await registry.reorder(parse(orderBody, req.body).order);
+    await control.apply({ op: 'reorder', order: parse(orderBody, req.body).order });
     return list();
   });
   if (dashboard !== undefined) dashboardRoutes(app, dashboard);
   return app;
 }
 
-/** Write the registry's plugin list back into config.json, keeping everything else as it was. */
-export function persistPlugins(configFile: string, registry: PluginRegistry): void {
+/** Write the plugin list back into config.json, keeping everything else as it was. */
+export function persistPlugins(configFile: string, specs: readonly PluginConfig[]): void {
   const raw = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  raw.plugins = registry.specs();
+  raw.plugins = specs;
   const tmp = `${configFile}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(raw, null, 2)}\n`);
   renameSync(tmp, configFile); // atomic: a crash leaves the old file or the new one, never half of one
@@ -188,11 +199,6 @@ function checkEnvRefs(value: unknown, allowed: readonly string[]): void {
         'which admin.allowed_env does not list; add them there, or put the plugin in config.json',
     );
   }
-}
-
-function specOf(registry: PluginRegistry, name: string): Record<string, unknown> {
-  const index = registry.status().findIndex((s) => s.name === name);
-  return registry.specs()[index]?.config ?? {};
 }
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {

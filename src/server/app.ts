@@ -39,7 +39,7 @@ export interface Gateway {
   providers: ProviderRegistry;
   /** Start the gateway (and the admin API) listening; resolves to their addresses. */
   listen(host?: string, port?: number): Promise<{ url: string; adminUrl: string | undefined }>;
-  /** This gateway's own report for its pool: its metrics (Prometheus text) or its /health body. */
+  /** This gateway's own report for its pool: its metrics (Prometheus text), its /health body or its plugins' status. */
   report(what: ReportKind): Promise<string | Record<string, unknown>>;
   /**
    * Stop listening and close idle connections; let requests and streams in flight finish for up to `timeoutMs`
@@ -57,6 +57,11 @@ export interface GatewayOptions {
    * access line, whose fields are fixed (request id, method, path, status, time) and carry no credentials.
    */
   logger?: Logger;
+  /**
+   * Watch the files of plugins with watch: true (default). Off in a worker of a pool: the primary watches, and
+   * reloads in every worker at once.
+   */
+  watch?: boolean;
 }
 
 export async function createGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -77,14 +82,14 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
       watcher.sync();
       if (!persist) return;
       try {
-        persistPlugins(loaded.file, plugins);
+        persistPlugins(loaded.file, plugins.specs());
       } catch (err) {
         // The change itself took effect; only saving it failed, so say so rather than undo it.
         log.error({ err, file: loaded.file }, 'could not save the plugin change to the config file');
       }
     },
   });
-  const watcher = new PluginWatcher(plugins, log);
+  const watcher = new PluginWatcher(options.watch === false ? { watched: () => [], reload: async () => null } : plugins, log);
   try {
     const pluginDirs = config.admin.plugin_dirs.map((d) => realFile(path.resolve(loaded.baseDir, d)));
     await plugins.loadAll(config.plugins, loaded.baseDir, pluginDirs);
@@ -159,7 +164,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     await releaseHost(host);
   });
   try {
-    admin = config.admin.enabled ? createAdminApp({ config: config.admin, registry: plugins, baseDir: loaded.baseDir, log, limits: config.server, dashboard: dashboardFor(config, { plugins, metrics, traces }) }) : undefined;
+    admin = config.admin.enabled ? createAdminApp({ config: config.admin, control: plugins, baseDir: loaded.baseDir, log, limits: config.server, dashboard: dashboardFor(config, { plugins, metrics, traces }) }) : undefined;
   } catch (err) {
     await app.close(); // plugins, providers and the metrics' monitors are running already
     throw err;
@@ -183,7 +188,11 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
         throw err;
       }
     },
-    report: async (what) => (what === 'metrics' ? metrics.render() : health()),
+    report: async (what) => {
+      if (what === 'metrics') return metrics.render();
+      if (what === 'plugins') return { plugins: await plugins.list() };
+      return health();
+    },
     close: (options = {}) => connections.close(() => app.close(), options.timeoutMs),
   };
 }

@@ -24,9 +24,9 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return { child, exited, listening, out: () => stdout, err: () => stderr };
 }
 
-export async function waitFor(check: () => boolean, what: string, ms = 20000): Promise<void> {
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 20000): Promise<void> {
   const until = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
