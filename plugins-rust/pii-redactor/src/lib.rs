@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use heimdall_plugin::{
-    ChatRequest, ChunkAction, Context, Ctx, Json, Plugin, PostAction, PostInput, PreAction, Result, StreamChunk, Value,
+    ChatRequest, ChunkAction, Ctx, Json, Plugin, PostAction, PostInput, PreAction, Result, StreamChunk, Value,
 };
 use serde::Deserialize;
 
@@ -78,64 +78,66 @@ impl PiiRedactor {
     }
 }
 
-impl Plugin for PiiRedactor {
-    fn init(config: Value) -> Result<Self> {
-        Ok(PiiRedactor::new(heimdall_plugin::config(config)?))
-    }
-
-    /// Masks message contents before the request leaves. Unchanged requests (the usual case) are passed on as they
-    /// came: not re-serialised, and not even parsed when the raw JSON holds no '@' and no run of 8 digits.
-    fn pre_hook(&mut self, _ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
-        if !self.patterns.any() || !might_match(request.raw(), self.patterns) {
-            return Ok(PreAction::Continue);
+heimdall_plugin::export_plugin! {
+    "pii-redactor",
+    impl Plugin for PiiRedactor {
+        fn init(config: Value) -> Result<Self> {
+            Ok(PiiRedactor::new(heimdall_plugin::config(config)?))
         }
-        let mut req = request.into_inner()?;
-        let mut changed = false;
-        for message in &mut req.messages {
-            if let Some(content) = message.content.as_mut() {
-                content.for_each_text_mut(|t| changed |= self.redact_in_place(t));
+
+        /// Masks message contents before the request leaves. Unchanged requests (the usual case) are passed on as they
+        /// came: not re-serialised, and not even parsed when the raw JSON holds no '@' and no run of 8 digits.
+        fn pre_hook(&mut self, _ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+            if !self.patterns.any() || !might_match(request.raw(), self.patterns) {
+                return Ok(PreAction::Continue);
             }
+            let mut req = request.into_inner()?;
+            let mut changed = false;
+            for message in &mut req.messages {
+                if let Some(content) = message.content.as_mut() {
+                    content.for_each_text_mut(|t| changed |= self.redact_in_place(t));
+                }
+            }
+            Ok(if changed { PreAction::Request(req) } else { PreAction::Continue })
         }
-        Ok(if changed { PreAction::Request(req) } else { PreAction::Continue })
-    }
 
-    /// Masks the response's message contents. After a stream, this is the assembled response, and the stream's
-    /// held-back state (if any is left, e.g. the stream was cut short) is dropped.
-    fn post_hook(&mut self, ctx: &Ctx, result: PostInput) -> Result<PostAction> {
-        if !self.streams.is_empty() {
+        /// Masks the response's message contents. After a stream, this is the assembled response, and the stream's
+        /// held-back state (if any is left, e.g. the stream was cut short) is dropped.
+        fn post_hook(&mut self, ctx: &Ctx, result: PostInput) -> Result<PostAction> {
+            if !self.streams.is_empty() {
+                let ids: Ids = ctx.parse_as()?;
+                if ids.stream {
+                    self.streams.finish(&ids.request_id);
+                }
+            }
+            let PostInput::Response(response) = result else { return Ok(PostAction::Continue) };
+            if !self.patterns.any() || !might_match(response.raw(), self.patterns) {
+                return Ok(PostAction::Continue);
+            }
+            let mut resp = response.into_inner()?;
+            let mut changed = false;
+            for choice in &mut resp.choices {
+                if let Some(content) = choice.message.content.as_mut() {
+                    content.for_each_text_mut(|t| changed |= self.redact_in_place(t));
+                }
+            }
+            Ok(if changed { PostAction::Response(resp) } else { PostAction::Continue })
+        }
+
+        /// Masks streamed text, holding back a chunk's trailing characters that could be the start of a pattern until
+        /// the next chunk (or the last one) shows whether they are.
+        fn stream_chunk_hook(&mut self, ctx: &Ctx, chunk: Json<StreamChunk>) -> Result<ChunkAction> {
+            if !self.patterns.any() {
+                return Ok(ChunkAction::Continue);
+            }
             let ids: Ids = ctx.parse_as()?;
-            if ids.stream {
-                self.streams.finish(&ids.request_id);
-            }
+            let mut chunk = chunk.into_inner()?;
+            let changed = self.streams.process(&ids.request_id, &mut chunk, self.patterns, &self.mask, Instant::now());
+            Ok(if changed { ChunkAction::Replace(chunk) } else { ChunkAction::Continue })
         }
-        let PostInput::Response(response) = result else { return Ok(PostAction::Continue) };
-        if !self.patterns.any() || !might_match(response.raw(), self.patterns) {
-            return Ok(PostAction::Continue);
-        }
-        let mut resp = response.into_inner()?;
-        let mut changed = false;
-        for choice in &mut resp.choices {
-            if let Some(content) = choice.message.content.as_mut() {
-                content.for_each_text_mut(|t| changed |= self.redact_in_place(t));
-            }
-        }
-        Ok(if changed { PostAction::Response(resp) } else { PostAction::Continue })
-    }
-
-    /// Masks streamed text, holding back a chunk's trailing characters that could be the start of a pattern until
-    /// the next chunk (or the last one) shows whether they are.
-    fn stream_chunk_hook(&mut self, ctx: &Json<Context>, chunk: Json<StreamChunk>) -> Result<ChunkAction> {
-        if !self.patterns.any() {
-            return Ok(ChunkAction::Continue);
-        }
-        let ids: Ids = ctx.parse_as()?;
-        let mut chunk = chunk.into_inner()?;
-        let changed = self.streams.process(&ids.request_id, &mut chunk, self.patterns, &self.mask, Instant::now());
-        Ok(if changed { ChunkAction::Replace(chunk) } else { ChunkAction::Continue })
     }
 }
 
-heimdall_plugin::export_plugin!(PiiRedactor, "pii-redactor", [pre_hook, post_hook, stream_chunk_hook]);
 
 #[cfg(test)]
 mod tests {
@@ -231,7 +233,7 @@ mod tests {
         let mut all: Vec<String> = pieces.iter().map(|s| chunk_json(Some(s), None)).collect();
         all.push(chunk_json(None, Some("stop")));
         for c in &all {
-            let action = p.stream_chunk_hook(&Json::new(ctx), Json::new(c.as_bytes())).unwrap();
+            let action = p.stream_chunk_hook(&Ctx::new(ctx), Json::new(c.as_bytes())).unwrap();
             let chunk: StreamChunk = match action {
                 ChunkAction::Continue => serde_json::from_str(c).unwrap(),
                 ChunkAction::Replace(chunk) => chunk,
@@ -258,7 +260,7 @@ mod tests {
     fn post_hook_after_a_stream_drops_its_state() {
         let mut p = plugin(json!({}));
         let c = chunk_json(Some("cut short mid-wo"), None);
-        p.stream_chunk_hook(&Json::new(CTX), Json::new(c.as_bytes())).unwrap();
+        p.stream_chunk_hook(&Ctx::new(CTX), Json::new(c.as_bytes())).unwrap();
         assert_eq!(p.streams_held(), 1);
         let resp = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"cut short mid-wo"},"finish_reason":null}]}"#;
         p.post_hook(&Ctx::new(CTX), PostInput::Response(Json::new(resp))).unwrap();
@@ -272,7 +274,7 @@ mod tests {
         let b = br#"{"request_id":"b","stream":true}"#;
         let send = |p: &mut PiiRedactor, ctx: &[u8], text: Option<&str>, fin: Option<&str>| {
             let c = chunk_json(text, fin);
-            match p.stream_chunk_hook(&Json::new(ctx), Json::new(c.as_bytes())).unwrap() {
+            match p.stream_chunk_hook(&Ctx::new(ctx), Json::new(c.as_bytes())).unwrap() {
                 ChunkAction::Continue => text.unwrap_or("").to_owned(),
                 ChunkAction::Replace(ch) => ch.choices[0].delta.content.clone().unwrap_or_default(),
                 other => panic!("{other:?}"),

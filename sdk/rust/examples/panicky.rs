@@ -9,7 +9,7 @@
 //! scripts/build-rust.mjs copies it to build/plugins/rust-panicky.so. Its name (GetName) is "rust-panicky".
 
 use heimdall_plugin::{
-    ChatRequest, ChunkAction, Context, Ctx, HttpRequest, Json, Plugin, PostAction, PostInput, PreAction, Result,
+    ChatRequest, ChunkAction, Ctx, HttpRequest, Json, Plugin, PostAction, PostInput, PreAction, Result,
     StreamChunk, TransportAction, Value,
 };
 
@@ -25,37 +25,39 @@ impl Panicky {
     }
 }
 
-impl Plugin for Panicky {
-    fn init(config: Value) -> Result<Self> {
-        let panic_in: Vec<String> = match config.get("panic_in") {
-            None => vec!["pre_hook".into()],
-            Some(v) => heimdall_plugin::config(v.clone())?,
-        };
-        let plugin = Panicky { panic_in };
-        plugin.maybe_panic("init");
-        Ok(plugin)
-    }
+heimdall_plugin::export_plugin! {
+    "rust-panicky",
+    impl Plugin for Panicky {
+        fn init(config: Value) -> Result<Self> {
+            let panic_in: Vec<String> = match config.get("panic_in") {
+                None => vec!["pre_hook".into()],
+                Some(v) => heimdall_plugin::config(v.clone())?,
+            };
+            let plugin = Panicky { panic_in };
+            plugin.maybe_panic("init");
+            Ok(plugin)
+        }
 
-    fn transport_interceptor(&mut self, _: &Ctx, _: Json<HttpRequest>, _: Json<Value>) -> Result<TransportAction> {
-        self.maybe_panic("transport_interceptor");
-        Ok(TransportAction::Continue)
-    }
+        fn transport_interceptor(&mut self, _: &Ctx, _: Json<HttpRequest>, _: Json<Value>) -> Result<TransportAction> {
+            self.maybe_panic("transport_interceptor");
+            Ok(TransportAction::Continue)
+        }
 
-    fn pre_hook(&mut self, ctx: &Ctx, _: Json<ChatRequest>) -> Result<PreAction> {
-        self.maybe_panic("pre_hook");
-        ctx.set_value("panicky", "survived");
-        Ok(PreAction::Continue)
-    }
+        fn pre_hook(&mut self, ctx: &Ctx, _: Json<ChatRequest>) -> Result<PreAction> {
+            self.maybe_panic("pre_hook");
+            ctx.set_value("panicky", "survived");
+            Ok(PreAction::Continue)
+        }
 
-    fn post_hook(&mut self, _: &Ctx, _: PostInput) -> Result<PostAction> {
-        self.maybe_panic("post_hook");
-        Ok(PostAction::Continue)
-    }
+        fn post_hook(&mut self, _: &Ctx, _: PostInput) -> Result<PostAction> {
+            self.maybe_panic("post_hook");
+            Ok(PostAction::Continue)
+        }
 
-    fn stream_chunk_hook(&mut self, _: &Json<Context>, _: Json<StreamChunk>) -> Result<ChunkAction> {
-        self.maybe_panic("stream_chunk_hook");
-        Ok(ChunkAction::Continue)
+        fn stream_chunk_hook(&mut self, _: &Ctx, _: Json<StreamChunk>) -> Result<ChunkAction> {
+            self.maybe_panic("stream_chunk_hook");
+            Ok(ChunkAction::Continue)
+        }
     }
 }
 
-heimdall_plugin::export_plugin!(Panicky, "rust-panicky");

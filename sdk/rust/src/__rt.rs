@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::hook::{ChunkAction, Ctx, Json, PostAction, PostInput, PreAction, Result, TransportAction};
-use crate::types::{ApiError, ChatRequest, ChatResponse, Context, HttpRequest, HttpResponse, Map, StreamChunk};
+use crate::types::{ApiError, ChatRequest, ChatResponse, HttpRequest, HttpResponse, Map, StreamChunk};
 use crate::{ConcurrentPlugin, Plugin, HEIMDALL_ERROR, HEIMDALL_OK};
 
 /// heimdall_buf_t.
@@ -89,7 +89,7 @@ pub trait Store: Sync {
     ) -> Result<TransportAction>;
     fn pre_hook(&self, ctx: &Ctx<'_>, request: Json<'_, ChatRequest>) -> Result<PreAction>;
     fn post_hook(&self, ctx: &Ctx<'_>, result: PostInput<'_>) -> Result<PostAction>;
-    fn stream_chunk_hook(&self, ctx: &Json<'_, Context>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction>;
+    fn stream_chunk_hook(&self, ctx: &Ctx<'_>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction>;
 }
 
 impl<P: Plugin> Store for Slot<P> {
@@ -126,7 +126,7 @@ impl<P: Plugin> Store for Slot<P> {
         self.with(|p| p.post_hook(ctx, result))
     }
 
-    fn stream_chunk_hook(&self, ctx: &Json<'_, Context>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+    fn stream_chunk_hook(&self, ctx: &Ctx<'_>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
         self.with(|p| p.stream_chunk_hook(ctx, chunk))
     }
 }
@@ -163,7 +163,7 @@ impl<P: ConcurrentPlugin> Store for SharedSlot<P> {
         self.with(|p| p.post_hook(ctx, result))
     }
 
-    fn stream_chunk_hook(&self, ctx: &Json<'_, Context>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+    fn stream_chunk_hook(&self, ctx: &Ctx<'_>, chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
         self.with(|p| p.stream_chunk_hook(ctx, chunk))
     }
 }
@@ -526,13 +526,13 @@ pub unsafe fn stream_chunk_hook<S: Store>(
     let (ctx, chunk) = unsafe { (input(ctx, ctx_len), input(chunk, chunk_len)) };
     unsafe {
         run("StreamChunkHook", out, || {
-            let action = slot.stream_chunk_hook(&Json::new(ctx), Json::new(chunk))?;
+            let action = slot.stream_chunk_hook(&Ctx::new(ctx), Json::new(chunk))?;
             let mut env: Envelope<'_> = Envelope::default();
             match &action {
                 ChunkAction::Continue => {}
                 ChunkAction::Replace(c) => env.chunk = Some(c),
                 ChunkAction::Drop => env.drop = Some(true),
-                ChunkAction::Abort(e) => env.error = Some(e),
+                ChunkAction::Error(e) => env.error = Some(e),
             }
             env.encode()
         })

@@ -221,6 +221,7 @@ pub enum ChunkAction {
     Replace(StreamChunk),
     /// Drop the chunk; later plugins and the client never see it.
     Drop,
-    /// Abort the stream; the client gets this error as the stream's last event.
-    Abort(ApiError),
+    /// End the stream with an error; the client gets it as the stream's last event. (Named as PreAction's and
+    /// PostAction's error results are; it was `Abort` before.)
+    Error(ApiError),
 }

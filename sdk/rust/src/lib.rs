@@ -1,29 +1,31 @@
 //! Write Heimdall gateway plugins in Rust.
 //!
 //! A plugin is a `cdylib` that exports the C ABI of `native/include/heimdall_plugin.h`. This crate gives you typed
-//! hooks instead: implement [`Plugin`] (every hook has a no-op default) and export it with [`export_plugin!`].
+//! hooks instead: implement [`Plugin`] inside [`export_plugin!`], which exports every hook the implementation
+//! defines.
 //!
 //! ```
 //! use heimdall_plugin::{ApiError, ChatRequest, Ctx, Json, Plugin, PreAction, Result, Value};
 //!
 //! struct MaxTokens { limit: u64 }
 //!
-//! impl Plugin for MaxTokens {
-//!     fn init(config: Value) -> Result<Self> {
-//!         Ok(MaxTokens { limit: config["limit"].as_u64().unwrap_or(4096) })
-//!     }
-//!
-//!     fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
-//!         let requested = request.get()?.max_tokens().unwrap_or(0);
-//!         if requested > self.limit {
-//!             return Ok(PreAction::Error(ApiError::new(400, "max_tokens is too large").allow_fallbacks(false)));
+//! heimdall_plugin::export_plugin! {
+//!     "max-tokens",
+//!     impl Plugin for MaxTokens {
+//!         fn init(config: Value) -> Result<Self> {
+//!             Ok(MaxTokens { limit: config["limit"].as_u64().unwrap_or(4096) })
 //!         }
-//!         ctx.set_value("max_tokens_checked", true);
-//!         Ok(PreAction::Continue)
+//!
+//!         fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+//!             let requested = request.get()?.max_tokens().unwrap_or(0);
+//!             if requested > self.limit {
+//!                 return Ok(PreAction::Error(ApiError::new(400, "max_tokens is too large").allow_fallbacks(false)));
+//!             }
+//!             ctx.set_value("max_tokens_checked", true);
+//!             Ok(PreAction::Continue)
+//!         }
 //!     }
 //! }
-//!
-//! heimdall_plugin::export_plugin!(MaxTokens, "max-tokens", [pre_hook]);
 //! # fn main() {}
 //! ```
 //!
@@ -32,8 +34,8 @@
 //!   its output, and the gateway carries on. The plugin must be built with `panic = "unwind"` (the default; the macro
 //!   refuses `panic = "abort"` at compile time).
 //! - Inputs are parsed lazily ([`Json`]): a hook that returns `Continue` without calling `get()` parses nothing, and
-//!   `Continue` with no context values set returns an empty output (the host's fast path). Hooks left out of the
-//!   macro's list are not exported at all, so the host does not even call them.
+//!   `Continue` with no context values set returns an empty output (the host's fast path). Hooks the implementation
+//!   does not define are not exported at all, so the host does not even call them.
 //! - The plugin value lives in a static behind a mutex; hooks may come from different OS threads, one at a time.
 //!   A [`ConcurrentPlugin`] (hooks take `&self`, the type is `Sync`) exported with `concurrency = N` lets the gateway
 //!   make up to N calls at once instead (ABI 1.1).
@@ -64,7 +66,8 @@ pub const ABI_VERSION_MINOR: u32 = 1;
 pub const HEIMDALL_OK: i32 = 0;
 pub const HEIMDALL_ERROR: i32 = 1;
 
-/// A Heimdall plugin. Implement `init` and the hooks you need; the others are no-ops that cost nothing.
+/// A Heimdall plugin. Implement it inside [`export_plugin!`], with the hooks you need (only those are exported) and
+/// `init` when the plugin takes config (without it, the type's `Default` is used).
 ///
 /// One value of the type exists per loaded plugin, created by `init` from the plugin's `"config"` object in
 /// config.json, and dropped after `cleanup` at shutdown. Hooks get `&mut self`: the host calls one function at a time.
@@ -100,8 +103,9 @@ pub trait Plugin: Send + Sized + 'static {
         Ok(PostAction::Continue)
     }
 
-    /// Sees each streamed chunk before the client does. (ABI v1 has no way to set context values from here.)
-    fn stream_chunk_hook(&mut self, _ctx: &Json<'_, Context>, _chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+    /// Sees each streamed chunk before the client does. `ctx` is the request's context, as in the other hooks; values
+    /// set on it here are not kept (the ABI's chunk answer has no context). See [`StreamChunk::append_text_if_last`].
+    fn stream_chunk_hook(&mut self, _ctx: &Ctx<'_>, _chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
         Ok(ChunkAction::Continue)
     }
 
@@ -110,7 +114,8 @@ pub trait Plugin: Send + Sized + 'static {
 }
 
 /// A plugin whose hooks may run at the same time, on different threads (ABI 1.1): export it with
-/// `export_plugin!(MyPlugin, "my-plugin", concurrency = 64)`, and the gateway may make up to 64 hook calls at once.
+/// `export_plugin! { "my-plugin", concurrency = 64, impl ConcurrentPlugin for MyPlugin { ... } }`, and the gateway may
+/// make up to 64 hook calls at once.
 ///
 /// The same as [`Plugin`], except that hooks get `&self` (the SDK shares one value between threads, so the type must be
 /// `Sync`): state that hooks change lives behind a `Mutex`, an `RwLock` or atomics. Only the gateway's `"threaded"`
@@ -119,22 +124,20 @@ pub trait Plugin: Send + Sized + 'static {
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
-/// use heimdall_plugin::{ChatRequest, ConcurrentPlugin, Ctx, Json, PreAction, Result, Value};
+/// use heimdall_plugin::{ChatRequest, ConcurrentPlugin, Ctx, Json, PreAction, Result};
 ///
+/// #[derive(Default)]
 /// struct Counter { seen: AtomicU64 }
 ///
-/// impl ConcurrentPlugin for Counter {
-///     fn init(_config: Value) -> Result<Self> {
-///         Ok(Counter { seen: AtomicU64::new(0) })
-///     }
-///
-///     fn pre_hook(&self, ctx: &Ctx, _request: Json<ChatRequest>) -> Result<PreAction> {
-///         ctx.set_value("nth", self.seen.fetch_add(1, Ordering::Relaxed) + 1);
-///         Ok(PreAction::Continue)
+/// heimdall_plugin::export_plugin! {
+///     "counter", concurrency = 64,
+///     impl ConcurrentPlugin for Counter {
+///         fn pre_hook(&self, ctx: &Ctx, _request: Json<ChatRequest>) -> Result<PreAction> {
+///             ctx.set_value("nth", self.seen.fetch_add(1, Ordering::Relaxed) + 1);
+///             Ok(PreAction::Continue)
+///         }
 ///     }
 /// }
-///
-/// heimdall_plugin::export_plugin!(Counter, "counter", [pre_hook], concurrency = 64);
 /// # fn main() {}
 /// ```
 #[diagnostic::on_unimplemented(
@@ -167,7 +170,7 @@ pub trait ConcurrentPlugin: Send + Sync + Sized + 'static {
     }
 
     /// As [`Plugin::stream_chunk_hook`], maybe at the same time as other hooks.
-    fn stream_chunk_hook(&self, _ctx: &Json<'_, Context>, _chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
+    fn stream_chunk_hook(&self, _ctx: &Ctx<'_>, _chunk: Json<'_, StreamChunk>) -> Result<ChunkAction> {
         Ok(ChunkAction::Continue)
     }
 
@@ -200,53 +203,104 @@ pub fn config<T: serde::de::DeserializeOwned>(config: Value) -> Result<T> {
     serde_json::from_value(config).map_err(|e| format!("invalid config: {e}").into())
 }
 
-/// Exports a [`Plugin`] type as a Heimdall plugin: every symbol of the C ABI, with `#[no_mangle] extern "C"`.
+/// Exports a [`Plugin`] as a Heimdall plugin: every symbol of the C ABI, with `#[no_mangle] extern "C"`. The macro
+/// takes the `impl` block itself, so **every hook the block defines is exported, and only those**: a hook cannot be
+/// implemented and forgotten, and the host skips the hooks a plugin does not define (it does not even build their
+/// inputs).
 ///
 /// ```ignore
-/// heimdall_plugin::export_plugin!(MyPlugin, "my-plugin");                          // every hook
-/// heimdall_plugin::export_plugin!(MyPlugin, "my-plugin", [pre_hook, post_hook]);   // only these hooks
-/// heimdall_plugin::export_plugin!(MyShared, "my-plugin", [pre_hook], concurrency = 64);   // a ConcurrentPlugin
+/// heimdall_plugin::export_plugin! {
+///     "my-plugin",
+///     impl Plugin for MyPlugin {
+///         fn init(config: Value) -> Result<Self> { ... }          // optional when MyPlugin is Default
+///         fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> { ... }
+///     }
+/// }
+///
+/// heimdall_plugin::export_plugin! {                                 // a ConcurrentPlugin: up to 64 calls at once
+///     "my-plugin", concurrency = 64,
+///     impl ConcurrentPlugin for MyShared { ... }
+/// }
 /// ```
 ///
-/// The name is the plugin's identifier in logs, metrics and status (ASCII letters, digits, `-`, `_`, `.`).
-/// The hooks, by method name: `transport_interceptor`, `pre_hook`, `post_hook`, `stream_chunk_hook`. Without a list
-/// all four are exported, and those you did not implement return "continue unchanged" without parsing anything;
-/// with a list, only the listed ones are exported and the host skips the others entirely (it then does not even build
-/// their inputs). A hook you implement but leave out of the list is never called.
-///
-/// `concurrency = N` (a `u32` constant expression; `u32::MAX` for no limit of the plugin's own) exports a
-/// [`ConcurrentPlugin`] instead, and `heimdall_plugin_concurrency` returning N: the gateway may make up to N hook calls
-/// at once. Without it that symbol is not exported, and the gateway makes one call at a time.
-///
-/// Use it once per shared library (the symbol names are fixed by the ABI).
+/// The name is the plugin's identifier in logs, metrics and status (ASCII letters, digits, `-`, `_`, `.`), checked
+/// at compile time. Without `fn init`, the plugin is made with `Default::default()` and takes no config. Use the
+/// macro once per crate. The older form, `export_plugin!(MyPlugin, "my-plugin", [pre_hook])`, is refused at compile
+/// time: a hook left out of its list was silently never called.
 #[macro_export]
 macro_rules! export_plugin {
-    ($plugin:ty, $name:literal $(,)?) => {
-        $crate::export_plugin!($plugin, $name, [transport_interceptor, pre_hook, post_hook, stream_chunk_hook]);
+    ($name:literal, impl Plugin for $plugin:ty { $($body:tt)* } $(,)?) => {
+        $crate::__export_scan!({Slot, $plugin, $name, Plugin, {$($body)*}, {}} [] no_init $($body)*);
     };
-    ($plugin:ty, $name:literal, concurrency = $n:expr $(,)?) => {
-        $crate::export_plugin!(
-            $plugin, $name, [transport_interceptor, pre_hook, post_hook, stream_chunk_hook], concurrency = $n
-        );
-    };
-    ($plugin:ty, $name:literal, [$($hook:ident),* $(,)?] $(,)?) => {
-        $crate::__export_plugin!(Slot, $plugin, $name, [$($hook),*], {});
-    };
-    ($plugin:ty, $name:literal, [$($hook:ident),* $(,)?], concurrency = $n:expr $(,)?) => {
-        $crate::__export_plugin!(SharedSlot, $plugin, $name, [$($hook),*], {
+    ($name:literal, concurrency = $n:expr, impl ConcurrentPlugin for $plugin:ty { $($body:tt)* } $(,)?) => {
+        $crate::__export_scan!({SharedSlot, $plugin, $name, ConcurrentPlugin, {$($body)*}, {
             const CONCURRENCY: u32 = $n;
 
-            /// heimdall_plugin_concurrency (ABI 1.1): how many hook calls the plugin takes at once.
             #[unsafe(no_mangle)]
             pub extern "C" fn heimdall_plugin_concurrency() -> u32 {
                 CONCURRENCY
             }
-        });
+        }} [] no_init $($body)*);
+    };
+    ($plugin:ty, $name:literal $($rest:tt)*) => {
+        compile_error!(concat!(
+            "export_plugin! now takes the impl block itself, so that every hook it implements is exported (with a list, ",
+            "a hook left out was never called): write heimdall_plugin::export_plugin! { ",
+            stringify!($name), ", impl Plugin for ", stringify!($plugin), " { ...the hooks... } }"
+        ));
     };
 }
 
-/// The body of `export_plugin!`: `$slot` is how the plugin value is held (`Slot`: one call at a time, `SharedSlot`:
-/// concurrent calls), `$extra` more exports.
+/// Walks the impl block's tokens and collects the hooks it defines (`fn pre_hook`, ...) and whether it defines
+/// `fn init`; method bodies are single token trees, so nothing inside them is mistaken for a method.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_scan {
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident) => {
+        $crate::__export_impl!({$($head)*} [$($hook)*] $init);
+    };
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident fn init $($rest:tt)*) => {
+        $crate::__export_scan!({$($head)*} [$($hook)*] has_init $($rest)*);
+    };
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident fn transport_interceptor $($rest:tt)*) => {
+        $crate::__export_scan!({$($head)*} [$($hook)* transport_interceptor] $init $($rest)*);
+    };
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident fn pre_hook $($rest:tt)*) => {
+        $crate::__export_scan!({$($head)*} [$($hook)* pre_hook] $init $($rest)*);
+    };
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident fn post_hook $($rest:tt)*) => {
+        $crate::__export_scan!({$($head)*} [$($hook)* post_hook] $init $($rest)*);
+    };
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident fn stream_chunk_hook $($rest:tt)*) => {
+        $crate::__export_scan!({$($head)*} [$($hook)* stream_chunk_hook] $init $($rest)*);
+    };
+    ({$($head:tt)*} [$($hook:ident)*] $init:ident $skip:tt $($rest:tt)*) => {
+        $crate::__export_scan!({$($head)*} [$($hook)*] $init $($rest)*);
+    };
+}
+
+/// The impl block as written (with a `Default` init when it has none), and the exports of the hooks it defines.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_impl {
+    ({$slot:ident, $plugin:ty, $name:literal, $trait:ident, {$($body:tt)*}, {$($extra:tt)*}} [$($hook:ident)*] has_init) => {
+        impl $trait for $plugin {
+            $($body)*
+        }
+        $crate::__export_plugin!($slot, $plugin, $name, [$($hook),*], { $($extra)* });
+    };
+    ({$slot:ident, $plugin:ty, $name:literal, $trait:ident, {$($body:tt)*}, {$($extra:tt)*}} [$($hook:ident)*] no_init) => {
+        impl $trait for $plugin {
+            /// No `fn init` in the block: the plugin takes no config and starts as `Default::default()`.
+            fn init(_config: $crate::Value) -> $crate::Result<Self> {
+                ::core::result::Result::Ok(<Self as ::core::default::Default>::default())
+            }
+            $($body)*
+        }
+        $crate::__export_plugin!($slot, $plugin, $name, [$($hook),*], { $($extra)* });
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugin {

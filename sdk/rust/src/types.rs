@@ -218,7 +218,34 @@ impl Serialize for ChatResponse {
     }
 }
 
+impl Content {
+    /// Appends text: to the string, or to the last text part (a new text part when there is none).
+    pub fn push_text(&mut self, text: &str) {
+        match self {
+            Content::Text(s) => s.push_str(text),
+            Content::Parts(parts) => match parts.iter_mut().rev().find(|p| p.kind == "text") {
+                Some(ContentPart { text: Some(s), .. }) => s.push_str(text),
+                _ => parts.push(ContentPart { kind: "text".into(), text: Some(text.into()), extra: Map::new() }),
+            },
+        }
+    }
+}
+
 impl ChatResponse {
+    /// Appends text to the answer (the first choice's message), whether it is a string or parts. Returns false, and
+    /// changes nothing, when there is no choice or the message has no content (a tool call). For a streamed answer
+    /// use [`StreamChunk::append_text_if_last`] in the chunk hook, and leave the assembled response that PostHook
+    /// then sees alone (`ctx.get()?.stream`), or the text comes twice.
+    pub fn append_text(&mut self, text: &str) -> bool {
+        match self.choices.first_mut().and_then(|c| c.message.content.as_mut()) {
+            Some(content) => {
+                content.push_text(text);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A minimal `chat.completion` with one assistant message, for short-circuits (a cache hit, a canned answer).
     pub fn assistant(model: impl Into<String>, text: impl Into<String>) -> Self {
         ChatResponse {
@@ -300,6 +327,25 @@ pub struct StreamChunk {
     /// `created`, `system_fingerprint`, ...
     #[serde(flatten)]
     pub extra: Map,
+}
+
+impl StreamChunk {
+    /// Whether this is the answer's last chunk: its first choice has a `finish_reason`.
+    pub fn is_last(&self) -> bool {
+        self.choices.first().is_some_and(|c| c.finish_reason.is_some())
+    }
+
+    /// Appends text to the streamed answer: on its last chunk only (see [`StreamChunk::is_last`]), added to the
+    /// delta's content. Returns whether the chunk changed: return `ChunkAction::Replace(chunk)` then, and
+    /// `ChunkAction::Continue` otherwise.
+    pub fn append_text_if_last(&mut self, text: &str) -> bool {
+        if !self.is_last() {
+            return false;
+        }
+        let delta = &mut self.choices[0].delta;
+        delta.content.get_or_insert_with(String::new).push_str(text);
+        true
+    }
 }
 
 /// The members of `extra` a [`StreamChunk`] writes in their own place rather than at the end: `created` after

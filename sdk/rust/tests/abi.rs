@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use heimdall_plugin::__rt::Buf;
 use heimdall_plugin::{
-    json, ApiError, ChatRequest, ChatResponse, ChunkAction, Content, Context, Ctx, HttpRequest, HttpResponse, Json,
+    json, ApiError, ChatRequest, ChatResponse, ChunkAction, Content, Ctx, HttpRequest, HttpResponse, Json,
     Plugin, PostAction, PostInput, PreAction, Result, StreamChunk, TransportAction, Value,
 };
 
@@ -20,112 +20,114 @@ struct Probe {
     prefix: String,
 }
 
-impl Plugin for Probe {
-    fn init(config: Value) -> Result<Self> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Config {
-            #[serde(default)]
-            prefix: String,
-            #[serde(default)]
-            refuse: bool,
+heimdall_plugin::export_plugin! {
+    "probe",
+    impl Plugin for Probe {
+        fn init(config: Value) -> Result<Self> {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Config {
+                #[serde(default)]
+                prefix: String,
+                #[serde(default)]
+                refuse: bool,
+            }
+            let cfg: Config = heimdall_plugin::config(config)?;
+            if cfg.refuse {
+                return Err("refusing to start, as configured".into());
+            }
+            Ok(Probe { prefix: cfg.prefix })
         }
-        let cfg: Config = heimdall_plugin::config(config)?;
-        if cfg.refuse {
-            return Err("refusing to start, as configured".into());
-        }
-        Ok(Probe { prefix: cfg.prefix })
-    }
 
-    fn transport_interceptor(
-        &mut self,
-        ctx: &Ctx,
-        http: Json<HttpRequest>,
-        body: Json<Value>,
-    ) -> Result<TransportAction> {
-        let http = http.get()?;
-        if http.header("x-block").is_some() {
-            return Ok(TransportAction::Respond(
-                HttpResponse::new(403, json!({"blocked": true})).with_header("x-reason", "test"),
-            ));
+        fn transport_interceptor(
+            &mut self,
+            ctx: &Ctx,
+            http: Json<HttpRequest>,
+            body: Json<Value>,
+        ) -> Result<TransportAction> {
+            let http = http.get()?;
+            if http.header("x-block").is_some() {
+                return Ok(TransportAction::Respond(
+                    HttpResponse::new(403, json!({"blocked": true})).with_header("x-reason", "test"),
+                ));
+            }
+            ctx.set_value("body_len", body.raw().len());
+            Ok(TransportAction::Continue.set_header("x-seen", "1").remove_header("x-drop"))
         }
-        ctx.set_value("body_len", body.raw().len());
-        Ok(TransportAction::Continue.set_header("x-seen", "1").remove_header("x-drop"))
-    }
 
-    fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
-        let raw = request.as_str()?;
-        if raw.contains("PANIC") {
-            panic!("pre_hook was told to panic");
+        fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+            let raw = request.as_str()?;
+            if raw.contains("PANIC") {
+                panic!("pre_hook was told to panic");
+            }
+            if raw.contains("FAIL") {
+                return Err("told to fail".into());
+            }
+            if raw.contains("CACHED") {
+                return Ok(PreAction::Response(ChatResponse::assistant("m", "from cache")));
+            }
+            if raw.contains("LIMIT") {
+                return Ok(PreAction::Error(
+                    ApiError::new(429, "slow down").with_code("rate_limited").allow_fallbacks(false),
+                ));
+            }
+            if raw.contains("REWRITE") {
+                *PARSES.lock().unwrap() += 1;
+                let mut req = request.into_inner()?;
+                for m in &mut req.messages {
+                    if let Some(c) = m.content.as_mut() {
+                        c.for_each_text_mut(|t| *t = format!("{}{}", self.prefix, t));
+                    }
+                }
+                ctx.set_value("rewritten", true);
+                return Ok(PreAction::Request(req));
+            }
+            if raw.contains("CTX") {
+                let id = ctx.get()?.request_id.clone();
+                ctx.set_value("seen_id", id);
+                ctx.remove_value("old");
+            }
+            Ok(PreAction::Continue)
         }
-        if raw.contains("FAIL") {
-            return Err("told to fail".into());
-        }
-        if raw.contains("CACHED") {
-            return Ok(PreAction::Response(ChatResponse::assistant("m", "from cache")));
-        }
-        if raw.contains("LIMIT") {
-            return Ok(PreAction::Error(
-                ApiError::new(429, "slow down").with_code("rate_limited").allow_fallbacks(false),
-            ));
-        }
-        if raw.contains("REWRITE") {
-            *PARSES.lock().unwrap() += 1;
-            let mut req = request.into_inner()?;
-            for m in &mut req.messages {
-                if let Some(c) = m.content.as_mut() {
-                    c.for_each_text_mut(|t| *t = format!("{}{}", self.prefix, t));
+
+        fn post_hook(&mut self, _ctx: &Ctx, result: PostInput) -> Result<PostAction> {
+            match result {
+                PostInput::Error(e) => {
+                    let e = e.get()?;
+                    if e.status_code == 502 {
+                        return Ok(PostAction::Response(ChatResponse::assistant("m", "recovered")));
+                    }
+                    Ok(PostAction::Continue)
+                }
+                PostInput::Response(r) => {
+                    if r.get()?.choices.is_empty() {
+                        return Ok(PostAction::Error(ApiError::new(502, "empty response")));
+                    }
+                    Ok(PostAction::Continue)
                 }
             }
-            ctx.set_value("rewritten", true);
-            return Ok(PreAction::Request(req));
         }
-        if raw.contains("CTX") {
-            let id = ctx.get()?.request_id.clone();
-            ctx.set_value("seen_id", id);
-            ctx.remove_value("old");
-        }
-        Ok(PreAction::Continue)
-    }
 
-    fn post_hook(&mut self, _ctx: &Ctx, result: PostInput) -> Result<PostAction> {
-        match result {
-            PostInput::Error(e) => {
-                let e = e.get()?;
-                if e.status_code == 502 {
-                    return Ok(PostAction::Response(ChatResponse::assistant("m", "recovered")));
+        fn stream_chunk_hook(&mut self, _ctx: &Ctx, chunk: Json<StreamChunk>) -> Result<ChunkAction> {
+            let raw = chunk.as_str()?;
+            if raw.contains("DROP") {
+                return Ok(ChunkAction::Drop);
+            }
+            if raw.contains("ABORT") {
+                return Ok(ChunkAction::Error(ApiError::new(400, "aborted")));
+            }
+            if raw.contains("UPPER") {
+                let mut c = chunk.into_inner()?;
+                for ch in &mut c.choices {
+                    ch.delta.content = ch.delta.content.take().map(|s| s.to_uppercase());
                 }
-                Ok(PostAction::Continue)
+                return Ok(ChunkAction::Replace(c));
             }
-            PostInput::Response(r) => {
-                if r.get()?.choices.is_empty() {
-                    return Ok(PostAction::Error(ApiError::new(502, "empty response")));
-                }
-                Ok(PostAction::Continue)
-            }
+            Ok(ChunkAction::Continue)
         }
-    }
-
-    fn stream_chunk_hook(&mut self, _ctx: &Json<Context>, chunk: Json<StreamChunk>) -> Result<ChunkAction> {
-        let raw = chunk.as_str()?;
-        if raw.contains("DROP") {
-            return Ok(ChunkAction::Drop);
-        }
-        if raw.contains("ABORT") {
-            return Ok(ChunkAction::Abort(ApiError::new(400, "aborted")));
-        }
-        if raw.contains("UPPER") {
-            let mut c = chunk.into_inner()?;
-            for ch in &mut c.choices {
-                ch.delta.content = ch.delta.content.take().map(|s| s.to_uppercase());
-            }
-            return Ok(ChunkAction::Replace(c));
-        }
-        Ok(ChunkAction::Continue)
     }
 }
 
-heimdall_plugin::export_plugin!(Probe, "probe");
 
 // --- a tiny host ---------------------------------------------------------------------------------------------
 

@@ -19,40 +19,42 @@ struct Gather {
     calls: Mutex<u32>,
 }
 
-impl ConcurrentPlugin for Gather {
-    fn init(_config: Value) -> Result<Self> {
-        Ok(Gather { in_flight: AtomicU32::new(0), peak: AtomicU32::new(0), calls: Mutex::new(0) })
-    }
+heimdall_plugin::export_plugin! {
+    "gather", concurrency = 64,
+    impl ConcurrentPlugin for Gather {
+        fn init(_config: Value) -> Result<Self> {
+            Ok(Gather { in_flight: AtomicU32::new(0), peak: AtomicU32::new(0), calls: Mutex::new(0) })
+        }
 
-    fn pre_hook(&self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
-        let raw = request.as_str()?;
-        if raw.contains("PANIC") {
-            panic!("told to panic");
+        fn pre_hook(&self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+            let raw = request.as_str()?;
+            if raw.contains("PANIC") {
+                panic!("told to panic");
+            }
+            if !raw.contains("GATHER") {
+                return Ok(PreAction::Continue);
+            }
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.in_flight.load(Ordering::SeqCst) < THREADS && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let nth = {
+                let mut calls = self.calls.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            ctx.set_value("nth", nth);
+            ctx.set_value("peak", self.peak.load(Ordering::SeqCst));
+            // Stay until every call has seen the peak, so none leaves before the others arrived.
+            std::thread::sleep(Duration::from_millis(20));
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(PreAction::Continue)
         }
-        if !raw.contains("GATHER") {
-            return Ok(PreAction::Continue);
-        }
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.in_flight.load(Ordering::SeqCst) < THREADS && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let nth = {
-            let mut calls = self.calls.lock().unwrap();
-            *calls += 1;
-            *calls
-        };
-        ctx.set_value("nth", nth);
-        ctx.set_value("peak", self.peak.load(Ordering::SeqCst));
-        // Stay until every call has seen the peak, so none leaves before the others arrived.
-        std::thread::sleep(Duration::from_millis(20));
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        Ok(PreAction::Continue)
     }
 }
 
-heimdall_plugin::export_plugin!(Gather, "gather", [pre_hook], concurrency = 64);
 
 unsafe extern "C" {
     fn heimdall_plugin_abi_version() -> u32;
