@@ -26,37 +26,38 @@ pub struct ${type} {
     block_word: String,
 }
 
-impl Plugin for ${type} {
-    /// The "config" object from config.json: {"block_word": "forbidden"}.
-    fn init(config: Value) -> Result<Self> {
-        let block_word = match config.get("block_word") {
-            None => "forbidden".to_string(),
-            Some(Value::String(word)) if !word.is_empty() => word.clone(),
-            Some(_) => return Err(r#"bad config: "block_word" must be a non-empty string"#.into()),
-        };
-        Ok(${type} { block_word })
-    }
-
-    fn pre_hook(&mut self, _ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
-        let word = self.block_word.as_bytes();
-        if !request.raw().windows(word.len()).any(|w| w == word) {
-            return Ok(PreAction::Continue); // nothing is handed back: the gateway's fast path
+// The name GetName returns (checked at compile time), and the impl: every hook it defines is exported.
+heimdall_plugin::export_plugin! {
+    "${name}",
+    impl Plugin for ${type} {
+        /// The "config" object from config.json: {"block_word": "forbidden"}.
+        fn init(config: Value) -> Result<Self> {
+            let block_word = match config.get("block_word") {
+                None => "forbidden".to_string(),
+                Some(Value::String(word)) if !word.is_empty() => word.clone(),
+                Some(_) => return Err(r#"bad config: "block_word" must be a non-empty string"#.into()),
+            };
+            Ok(${type} { block_word })
         }
-        Ok(PreAction::Error(ApiError::new(403, "request blocked by ${name}")))
-    }
 
-    fn post_hook(&mut self, _ctx: &Ctx, result: PostInput) -> Result<PostAction> {
-        let PostInput::Response(response) = result else {
-            return Ok(PostAction::Continue); // an error: left as it is
-        };
-        let mut resp = response.into_inner()?;
-        resp.extra.insert("${name}".into(), json!({ "checked": true }));
-        Ok(PostAction::Response(resp))
+        fn pre_hook(&mut self, _ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+            let word = self.block_word.as_bytes();
+            if !request.raw().windows(word.len()).any(|w| w == word) {
+                return Ok(PreAction::Continue); // nothing is handed back: the gateway's fast path
+            }
+            Ok(PreAction::Error(ApiError::new(403, "request blocked by ${name}")))
+        }
+
+        fn post_hook(&mut self, _ctx: &Ctx, result: PostInput) -> Result<PostAction> {
+            let PostInput::Response(response) = result else {
+                return Ok(PostAction::Continue); // an error: left as it is
+            };
+            let mut resp = response.into_inner()?;
+            resp.extra.insert("${name}".into(), json!({ "checked": true }));
+            Ok(PostAction::Response(resp))
+        }
     }
 }
-
-// The name GetName returns (checked at compile time), and the hooks to export.
-heimdall_plugin::export_plugin!(${type}, "${name}", [pre_hook, post_hook]);
 
 #[cfg(test)]
 mod tests {
