@@ -125,6 +125,7 @@ t.test('the dashboard', { skip }, async (t) => {
     t.equal(await page.locator('#login').isVisible(), false, 'signed in, the token form goes');
     t.equal(await page.evaluate(() => document.cookie), '', 'no cookie is set');
     t.same(problems, [], 'no console errors, no CSP violations');
+    await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
   });
 
   t.test('the plugin table matches /health, in pipeline order', async (t) => {
@@ -160,12 +161,16 @@ t.test('the dashboard', { skip }, async (t) => {
     t.equal(table[0]?.sha256, sha256(path.join(env.dir, 'validate.so')), 'which are the files on disk');
     await shot(page, 'plugins');
     t.same(problems, []);
+    await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
   });
 
   t.test('after traffic, the charts and the inspector show it: a short-circuit, a failing hook, a fallback, a stream', async (t) => {
     const up = await startUpstream(t);
     const env = await setup({ versioned: false });
     const gw = await startGateway(t, env.config(up.baseUrl));
+    // The inspector records while someone looks: a request before the page opened is not kept.
+    const unseen = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', 'nobody is looking'));
+    const { page, problems } = await signIn(t, browser, gw);
     const send = (content: string, extra: Record<string, unknown> = {}, model = 'openai/gpt-test') => postJson(`${gw.url}/v1/chat/completions`, chat(model, content, extra));
     for (let i = 0; i < 3; i++) t.equal((await send(`hello ${i}`)).status, 200);
     const blocked = await send('tell me about falcon');
@@ -177,23 +182,23 @@ t.test('the dashboard', { skip }, async (t) => {
     const streamed = await send('stream this', { stream: true });
     t.equal(streamed.status, 200);
     const id = (res: { headers: Headers }) => res.headers.get('x-request-id') as string;
-
-    const { page, problems } = await signIn(t, browser, gw);
     const chart = (plugin: string, hook: string) => page.locator(`.chart[data-plugin="${plugin}"][data-hook="${hook}"]`);
     await eventually(async () => Number(await chart('validate', 'PreHook').getAttribute('data-short-circuits').catch(() => '0')) >= 1, 'the short-circuit in the chart');
-    t.equal(await chart('validate', 'PreHook').getAttribute('data-calls'), '8', 'every PreHook call is counted (a fallback runs them again)');
+    t.equal(await chart('validate', 'PreHook').getAttribute('data-calls'), '9', 'every PreHook call is counted (a fallback runs them again)');
     t.equal(await chart('misbehave', 'PreHook').getAttribute('data-errors'), '1', 'the failing hook is counted');
     t.ok(await chart('misbehave', 'PreHook').evaluate((e) => e.classList.contains('trouble')), 'and its chart is marked');
     t.notOk(await chart('transform', 'PreHook').evaluate((e) => e.classList.contains('trouble')), 'a healthy hook is not');
     t.ok(Number(await chart('misbehave', 'StreamChunkHook').getAttribute('data-calls')) > 1, 'chunk hooks are counted');
     t.ok((await page.locator('.chart canvas').count()) >= 6, 'the charts are drawn');
-    t.match(await chart('validate', 'PreHook').locator('.summary').textContent(), /8 calls · 0 errors · 1 short-circuits/);
+    t.match(await chart('validate', 'PreHook').locator('.summary').textContent(), /9 calls · 0 errors · 1 short-circuits/);
     await shot(page, 'plugins-after-traffic');
 
     await page.click('.tab[data-view="requests"]');
     const rows = page.locator('#requests-table tbody tr');
     await eventually(async () => (await rows.count()) >= 7, 'the requests in the inspector');
     t.equal(await rows.first().getAttribute('data-request'), id(streamed), 'newest first');
+    t.equal(await rows.count(), 7, 'only those sent while the page was open');
+    t.equal(await page.locator(`#requests-table tr[data-request="${id(unseen)}"]`).count(), 0);
 
     // The short-circuit: validate answered; nothing after it ran, and the provider was never called.
     await page.click(`#requests-table tr[data-request="${id(blocked)}"]`);
@@ -247,6 +252,7 @@ t.test('the dashboard', { skip }, async (t) => {
       t.notMatch(res.text, new RegExp(`${TOKEN}|${UPSTREAM_KEY}`), `${url} holds no secret`);
     }
     t.same(problems, []);
+    await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
   });
 
   t.test('controls go through the admin API: reload changes the hash, a quarantine is shown and lifted, refusals are shown', async (t) => {
@@ -301,6 +307,7 @@ t.test('the dashboard', { skip }, async (t) => {
     await shot(page, 'refused');
     // The refusal was a 403 the browser logs as a failed load; nothing else went wrong.
     t.same(problems.filter((p) => !/status of 403/.test(p)), []);
+    await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
   });
 
   t.test('with log.bodies on, the inspector shows the bodies, redacted as in the logs', async (t) => {
@@ -308,11 +315,11 @@ t.test('the dashboard', { skip }, async (t) => {
     const env = await setup({ versioned: false });
     const gw = await startGateway(t, { ...env.config(up.baseUrl), log: { level: 'info', bodies: true } });
     const secret = 'sk-client-secret-in-the-body';
+    const { page, problems } = await signIn(t, browser, gw, 'requests');
     const res = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', 'the body text', { api_key: secret }));
     t.equal(res.status, 200);
     const logged = gw.logs.find((l) => l.msg === 'bodies') as { request: { api_key: string } } | undefined;
     t.equal(logged?.request.api_key, '[redacted]', 'the log line redacts it');
-    const { page, problems } = await signIn(t, browser, gw, 'requests');
     await page.click(`#requests-table tr[data-request="${res.headers.get('x-request-id')}"]`);
     await page.locator('#request-detail pre.body-request').waitFor();
     t.match(await page.locator('#request-detail pre.body-request').textContent(), /the body text/);
@@ -321,5 +328,28 @@ t.test('the dashboard', { skip }, async (t) => {
     t.notMatch((await admin(gw, 'GET', `/dashboard/api/requests/${res.headers.get('x-request-id')}`)).text, new RegExp(secret), 'nor does its data');
     t.match(await page.locator('#request-detail pre.body-response').textContent(), /upstream says/);
     t.same(problems, []);
+    await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
+  });
+
+  t.test('admin.dashboard.record: "always" records without anyone looking; requests: 0 turns the inspector off', async (t) => {
+    const up = await startUpstream(t);
+    const env = await setup({ versioned: false });
+    const base = env.config(up.baseUrl);
+    const always = await startGateway(t, { ...base, admin: { ...base.admin, dashboard: { record: 'always', requests: 2 } } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await postJson(`${always.url}/v1/chat/completions`, chat('openai/gpt-test', `n${i}`))).headers.get('x-request-id') as string);
+    const listed = (await admin(always, 'GET', '/dashboard/api/requests')).json.requests as { id: string }[];
+    t.same(listed.map((r) => r.id), [ids[2], ids[1]], 'the ring keeps the last 2, newest first');
+    t.equal((await admin(always, 'GET', `/dashboard/api/requests/${ids[0]}`)).status, 400, 'one that left the ring is gone');
+    t.match((await admin(always, 'GET', '/dashboard/api/info')).json, { recording: 'always', inspector_size: 2 });
+
+    const off = await startGateway(t, { ...base, admin: { ...base.admin, dashboard: { requests: 0 } } });
+    t.match((await admin(off, 'GET', '/dashboard/api/info')).json, { recording: 'off', inspector_size: 0 });
+    await postJson(`${off.url}/v1/chat/completions`, chat('openai/gpt-test', 'hello'));
+    t.same((await admin(off, 'GET', '/dashboard/api/requests')).json.requests, []);
+
+    const none = await startGateway(t, { ...base, admin: { ...base.admin, dashboard: { enabled: false } } });
+    t.equal((await admin(none, 'GET', '/dashboard/', null)).status, 401, 'with the dashboard off, there is no page: only the admin API');
+    t.equal((await admin(none, 'GET', '/dashboard/api/plugins')).status, 404);
   });
 });

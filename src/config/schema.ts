@@ -193,6 +193,11 @@ const dashboardSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** Requests the inspector keeps (the last ones, each with its hooks' timeline); 0 turns the inspector off. */
   requests: z.number().int().min(0).max(5000).default(200),
+  /**
+   * When the inspector records: "while_watched" (from the dashboard's first read until 15 minutes after its last,
+   * so a gateway nobody watches pays nothing) or "always" (about a microsecond and a half per request).
+   */
+  record: z.enum(['while_watched', 'always']).default('while_watched'),
 });
 
 /** The admin API loads native code, so it is off by default, token-protected and loopback-bound. */
@@ -216,7 +221,7 @@ const adminSchema = z.strictObject({
   /** Largest admin API request body, in bytes. */
   body_limit: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
   /** The dashboard page on the admin listener (docs/dashboard.md), and its request inspector. */
-  dashboard: dashboardSchema.default({ enabled: true, requests: 200 }),
+  dashboard: dashboardSchema.default({ enabled: true, requests: 200, record: 'while_watched' }),
 }).refine((a) => !a.enabled || a.token !== undefined, {
   message: 'the admin API needs a "token" (an environment reference such as "env.HEIMDALL_ADMIN_TOKEN") when enabled',
   path: ['token'],
@@ -316,7 +321,7 @@ export const configSchema = z.strictObject({
   plugins: z.array(pluginSchema).default([]),
   admin: adminSchema.default({
     enabled: false, host: '127.0.0.1', port: 8081, plugin_dirs: [], persist: false, allowed_env: [], allow_remote: false, body_limit: 1024 * 1024,
-    dashboard: { enabled: true, requests: 200 },
+    dashboard: { enabled: true, requests: 200, record: 'while_watched' },
   }),
 });
 

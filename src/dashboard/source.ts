@@ -52,9 +52,14 @@ export interface DashboardInfo {
   bodies: boolean;
   /** How many requests the inspector keeps; 0: it is off. */
   inspector_size: number;
+  /** "always", or "while_watched": from the first read of this data until 15 minutes after the last. */
+  recording: 'always' | 'while_watched' | 'off';
 }
 
-/** The dashboard's data: asynchronous and plain JSON, so another process can answer it. */
+/**
+ * The dashboard's data: asynchronous and plain JSON, so another process can answer it. Any call counts as someone
+ * looking: the request inspector records while someone does (admin.dashboard.record).
+ */
 export interface DashboardSource {
   info(): Promise<DashboardInfo>;
   /** Every registered plugin, in pipeline order. */
@@ -76,17 +81,23 @@ export interface LocalSourceOptions {
   /** Absent when the inspector is off. */
   traces: TraceRecorder | undefined;
   bodies: boolean;
+  /** admin.dashboard.record is "always". */
+  always: boolean;
 }
 
 /** The dashboard's data for one gateway process. */
-export function localSource({ plugins, metrics, providers, traces, bodies }: LocalSourceOptions): DashboardSource {
+export function localSource({ plugins, metrics, providers, traces, bodies, always }: LocalSourceOptions): DashboardSource {
+  const look = () => traces?.watch();
   return {
-    info: async () => ({ bodies: bodies && traces !== undefined, inspector_size: traces?.size ?? 0 }),
-    plugins: async () => plugins.status().map(dashboardPlugin),
-    series: async () => metrics.recentHooks(),
-    requests: async (limit) => traces?.list(limit) ?? [],
-    request: async (id) => traces?.get(id) ?? null,
-    providers: async () => ({
+    info: async () => {
+      look();
+      return { bodies: bodies && traces !== undefined, inspector_size: traces?.size ?? 0, recording: traces === undefined ? 'off' : always ? 'always' : 'while_watched' };
+    },
+    plugins: async () => (look(), plugins.status().map(dashboardPlugin)),
+    series: async () => (look(), metrics.recentHooks()),
+    requests: async (limit) => (look(), traces?.list(limit) ?? []),
+    request: async (id) => (look(), traces?.get(id) ?? null),
+    providers: async () => (look(), {
       providers: Object.entries(providers).map(([name, p]) => ({ name, type: p.type, models: p.models === undefined ? null : [...p.models] })),
       upstream: metrics.recentUpstream(),
     }),
@@ -120,11 +131,12 @@ function stateOf(s: PluginStatus): DashboardState {
 export function inspectorFor(config: Config): TraceRecorder | undefined {
   const { enabled, dashboard } = config.admin;
   if (!enabled || !dashboard.enabled || dashboard.requests === 0) return undefined;
-  return new TraceRecorder(dashboard.requests, config.log.bodies ? logRedactor() : undefined);
+  return new TraceRecorder(dashboard.requests, config.log.bodies ? logRedactor() : undefined, dashboard.record === 'always');
 }
 
 /** The dashboard's source for this gateway, or undefined when admin.dashboard is off. */
-export function dashboardFor(config: Config, options: Omit<LocalSourceOptions, 'providers' | 'bodies'>): DashboardSource | undefined {
-  if (!config.admin.dashboard.enabled) return undefined;
-  return localSource({ ...options, providers: config.providers, bodies: config.log.bodies });
+export function dashboardFor(config: Config, options: Omit<LocalSourceOptions, 'providers' | 'bodies' | 'always'>): DashboardSource | undefined {
+  const { dashboard } = config.admin;
+  if (!dashboard.enabled) return undefined;
+  return localSource({ ...options, providers: config.providers, bodies: config.log.bodies, always: dashboard.record === 'always' });
 }

@@ -54,7 +54,8 @@ export async function launchBrowser(t: { teardown(fn: () => unknown): void }): P
   const close = async () => {
     if (closed) return;
     closed = true;
-    await context.close().catch(() => {});
+    // Bounded: a browser that does not close in time is left to exit when this process does (its pipe closes).
+    await Promise.race([context.close().catch(() => {}), new Promise((r) => setTimeout(r, 10_000).unref())]);
     rmSync(profile, { recursive: true, force: true });
   };
   t.teardown(close);

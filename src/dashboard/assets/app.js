@@ -322,9 +322,10 @@
 
   async function renderRequests() {
     const [info, { requests }] = await Promise.all([api('GET', '/dashboard/api/info'), api('GET', '/dashboard/api/requests?limit=100')]);
-    $('#requests-hint').textContent = info.inspector_size === 0
+    $('#requests-hint').textContent = info.recording === 'off'
       ? 'the inspector is off (admin.dashboard.requests: 0)'
-      : `the last ${info.inspector_size} are kept; bodies ${info.bodies ? 'shown (log.bodies is on, redacted as in the logs)' : 'not kept (log.bodies is off)'}`;
+      : `the last ${info.inspector_size} are kept, ${info.recording === 'always' ? 'always recorded' : 'recorded while this dashboard is open (and 15 minutes after)'}; ` +
+        `bodies ${info.bodies ? 'shown (log.bodies is on, redacted as in the logs)' : 'not kept (log.bodies is off)'}`;
     const body = $('#requests-table tbody');
     body.replaceChildren(
       ...requests.map((r) => {
