@@ -128,7 +128,7 @@ func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.
 	heimdall.PreHookResult, error) {
 	lim, header, cfg := r.state()
 	if lim == nil {
-		return heimdall.Continue(), errors.New("not initialised")
+		return heimdall.PreHookResult{}, errors.New("not initialised")
 	}
 	// Requests without a key share one bucket, so leaving the key out is no way around the limit. Keys are hashed
 	// again so that every bucket key has the same small size, whatever a header holds.
@@ -141,13 +141,13 @@ func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.
 	}
 	ok, wait := lim.take(sha256.Sum256([]byte(id)))
 	if ok {
-		return heimdall.Continue(), nil
+		return heimdall.PreHookResult{}, nil
 	}
 	retryAfter := int(math.Ceil(wait.Seconds()))
 	if retryAfter < 1 {
 		retryAfter = 1
 	}
-	return heimdall.ShortCircuitError(&heimdall.Error{
+	return heimdall.PreHookResult{Error: &heimdall.Error{
 		StatusCode: 429,
 		Message: fmt.Sprintf("rate limit exceeded: %g requests per minute, bursts of %d; retry after %d s",
 			cfg.RequestsPerMinute, cfg.Burst, retryAfter),
@@ -155,7 +155,7 @@ func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.
 		Code:           "rate_limited",
 		AllowFallbacks: heimdall.Bool(false), // another model would not change the caller's budget
 		RetryAfter:     retryAfter,
-	}).WithContext("retry_after", retryAfter), nil
+	}}.WithContext("retry_after", retryAfter), nil
 }
 
 func (r *rateLimiter) Cleanup() {

@@ -28,7 +28,7 @@ func benchPlugin(b *testing.B, pre func(*Context, *Input[Request]) (PreHookResul
 func BenchmarkPreHookContextOnly(b *testing.B) {
 	benchPlugin(b, func(c *Context, _ *Input[Request]) (PreHookResult, error) {
 		c.StringValue("rate_limit_key")
-		return Continue(), nil
+		return PreHookResult{}, nil
 	})
 }
 
@@ -37,10 +37,10 @@ func BenchmarkPreHookModifyRequest(b *testing.B) {
 	benchPlugin(b, func(_ *Context, in *Input[Request]) (PreHookResult, error) {
 		r, err := in.Decode()
 		if err != nil {
-			return Continue(), err
+			return PreHookResult{}, err
 		}
 		t := 0.5
 		r.Temperature = &t
-		return ModifiedRequest(r), nil
+		return PreHookResult{Request: r}, nil
 	})
 }

@@ -57,30 +57,30 @@ func TestCallPreHook(t *testing.T) {
 		wantStatus int32
 		wantOut    string
 	}{
-		{"continue", func(*Context, *Input[Request]) (PreHookResult, error) { return Continue(), nil }, StatusOK, ""},
+		{"continue", func(*Context, *Input[Request]) (PreHookResult, error) { return PreHookResult{}, nil }, StatusOK, ""},
 		{"error", func(*Context, *Input[Request]) (PreHookResult, error) {
-			return ShortCircuitError(&Error{Message: "ignored"}), errors.New("it failed")
+			return PreHookResult{Error: &Error{Message: "ignored"}}, errors.New("it failed")
 		}, StatusError, "it failed"},
-		{"empty error", func(*Context, *Input[Request]) (PreHookResult, error) { return Continue(), errors.New("") }, StatusError, "failed"},
+		{"empty error", func(*Context, *Input[Request]) (PreHookResult, error) { return PreHookResult{}, errors.New("") }, StatusError, "failed"},
 		{"panic", func(*Context, *Input[Request]) (PreHookResult, error) { panic("boom") }, StatusError, "PreHook panicked: boom (at "},
 		{"nil dereference", func(*Context, *Input[Request]) (PreHookResult, error) {
 			var r *Request
-			return ModifiedRequest(r.Model), nil
+			return PreHookResult{Request: r.Model}, nil
 		}, StatusError, "PreHook panicked: runtime error: invalid memory address or nil pointer dereference (at github.com/heimdall-gateway/heimdall/sdk/go.TestCallPreHook"},
 		{"bad result", func(*Context, *Input[Request]) (PreHookResult, error) {
 			return PreHookResult{Request: raw(`{}`), Response: raw(`{}`)}, nil
 		}, StatusError, "PreHook returned a result that cannot be sent: PreHookResult: set at most one"},
 		{"context", func(c *Context, _ *Input[Request]) (PreHookResult, error) {
-			return Continue().WithContext("route", c.Route()), nil
+			return PreHookResult{}.WithContext("route", c.Route()), nil
 		}, StatusOK, `{"context":{"route":"/v1/chat/completions"}}`},
 		{"modify", func(_ *Context, in *Input[Request]) (PreHookResult, error) {
 			sawRequest = true
 			r, err := in.Decode()
 			if err != nil {
-				return Continue(), err
+				return PreHookResult{}, err
 			}
 			r.Model = "other"
-			return ModifiedRequest(r), nil
+			return PreHookResult{Request: r}, nil
 		}, StatusOK, `{"request":{"model":"other","messages":[{"role":"user","content":"hi"}],"seed":1}}`},
 	}
 	for _, c := range cases {
@@ -100,7 +100,7 @@ func raw(s string) []byte { return []byte(s) }
 
 func TestAHookThatIgnoresTheRequestNeverParsesIt(t *testing.T) {
 	use(t, &allHooks{namedOnly: namedOnly{"all"}, pre: func(c *Context, _ *Input[Request]) (PreHookResult, error) {
-		return Continue(), nil
+		return PreHookResult{}, nil
 	}})
 	// Neither input is valid JSON: a hook that reads neither must not notice.
 	if status, out := CallPreHook(raw(`{not json`), raw(`{not json either`)); status != StatusOK || out != nil {

@@ -24,7 +24,7 @@
 //
 //	func (t *tagger) PreHook(ctx *heimdall.Context, req *heimdall.Input[heimdall.Request]) (
 //		heimdall.PreHookResult, error) {
-//		return heimdall.Continue().WithContext("tag", t.tag), nil
+//		return heimdall.PreHookResult{}.WithContext("tag", t.tag), nil
 //	}
 //
 // The SDK does the JSON and memory work: inputs are copied into Go memory and decoded only when a hook asks (so a

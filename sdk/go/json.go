@@ -48,12 +48,13 @@ func marshal(v any) ([]byte, error) {
 // decodeWithExtra decodes data into fields (a pointer to a struct) and returns the members fields does not name.
 // The unnamed members are found by a light scan of the top level, not a second full decode: most objects have few
 // or none, and a request's messages would otherwise be parsed twice more.
-func decodeWithExtra(data []byte, fields any) (map[string]json.RawMessage, error) {
+func decodeWithExtra(data []byte, fields any) (map[string]json.RawMessage, []string, error) {
 	if err := json.Unmarshal(data, fields); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	named := jsonNames(reflect.TypeOf(fields).Elem())
 	var extra map[string]json.RawMessage
+	var order []string
 	members(data, func(key, value []byte) bool {
 		if named[string(key)] {
 			return true
@@ -61,11 +62,15 @@ func decodeWithExtra(data []byte, fields any) (map[string]json.RawMessage, error
 		if extra == nil {
 			extra = make(map[string]json.RawMessage)
 		}
+		k := string(key)
+		if _, seen := extra[k]; !seen {
+			order = append(order, k)
+		}
 		// encoding/json may reuse data after UnmarshalJSON returns: keep a copy.
-		extra[string(key)] = append(json.RawMessage(nil), value...)
+		extra[k] = append(json.RawMessage(nil), value...)
 		return true
 	})
-	return extra, nil
+	return extra, order, nil
 }
 
 // members calls fn with the key and the raw value of each member of the JSON object in data, until fn returns
@@ -180,21 +185,31 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-// encodeWithExtra encodes fields (a struct) and appends the extra members, in key order. An extra member that has
-// the name of a named field is skipped: the field wins.
-func encodeWithExtra(fields any, extra map[string]json.RawMessage) ([]byte, error) {
+// encodeWithExtra encodes fields (a struct) and appends the extra members: those in order first, in that order (the
+// order they came in, so a request's unknown members are handed on as the client sent them), then any other, in key
+// order. An extra member that has the name of a named field is skipped: the field wins.
+func encodeWithExtra(fields any, extra map[string]json.RawMessage, order []string) ([]byte, error) {
 	b, err := marshal(fields)
 	if err != nil || len(extra) == 0 {
 		return b, err
 	}
 	named := jsonNames(reflect.TypeOf(fields))
 	keys := make([]string, 0, len(extra))
-	for k := range extra {
-		if !named[k] {
+	placed := make(map[string]bool, len(order))
+	for _, k := range order {
+		if _, ok := extra[k]; ok && !named[k] && !placed[k] {
 			keys = append(keys, k)
+			placed[k] = true
 		}
 	}
-	sort.Strings(keys)
+	rest := make([]string, 0, len(extra)-len(keys))
+	for k := range extra {
+		if !named[k] && !placed[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	keys = append(keys, rest...)
 	out := b[:len(b)-1] // drop the closing brace
 	for _, k := range keys {
 		v := extra[k]
@@ -227,21 +242,23 @@ func insertMember(obj []byte, at int, member string) []byte {
 	return append(out, obj[at:]...)
 }
 
-// setExtra implements the SetExtra methods: it sets (*extra)[key] to v as JSON, t being the struct type whose
-// named fields key must not name.
-func setExtra(extra *map[string]json.RawMessage, t reflect.Type, key string, v any) error {
+// setExtra implements the SetExtra methods: it sets (*extra)[key] to v as JSON (a new key goes last in *order), t
+// being the struct type whose named fields key must not name. A misuse panics (see Request.SetExtra).
+func setExtra(extra *map[string]json.RawMessage, order *[]string, t reflect.Type, key string, v any) {
 	if jsonNames(t)[key] {
-		return fmt.Errorf("heimdall: %q is a field of %s, not an extra member: set the field instead", key, t.Name())
+		panic(fmt.Sprintf("heimdall: SetExtra(%q): %q is a field of %s, not an extra member: set the field instead", key, key, t.Name()))
 	}
 	raw, err := marshal(jsonValue(v)) // raw bytes are JSON text; a nil pointer, map or slice is null
 	if err != nil {
-		return fmt.Errorf("heimdall: cannot set %s extra member %q: %w", t.Name(), key, err)
+		panic(fmt.Sprintf("heimdall: SetExtra(%q) on %s: the value does not encode as JSON: %v", key, t.Name(), err))
 	}
 	if *extra == nil {
 		*extra = make(map[string]json.RawMessage)
 	}
+	if _, ok := (*extra)[key]; !ok {
+		*order = append(*order, key)
+	}
 	(*extra)[key] = raw
-	return nil
 }
 
 var jsonNamesCache sync.Map // reflect.Type -> map[string]bool

@@ -2,7 +2,9 @@ package heimdall
 
 import "errors"
 
-// A hook's result is encoded to the ABI's "action" object. The zero value of every result type means "continue
+// A hook's result is encoded to the ABI's "action" object. Every result is written as a struct literal, the same way
+// in every hook: PreHookResult{Request: req}, PostHookResult{Error: e}, StreamChunkResult{Chunk: c}, TransportResult{
+// Response: r}. The zero value of every result type means "continue
 // unchanged": the SDK then hands back an empty buffer and the host parses nothing, so a hook that only observes
 // should return it. Values of type any (a request, response, chunk or body) may be the SDK's typed structs, maps,
 // any JSON-encodable value, or raw JSON as json.RawMessage or []byte.
@@ -29,16 +31,27 @@ type PreHookResult struct {
 	Context  Values
 }
 
+// The constructors below predate the one style every result now uses, the struct literal (PreHookResult{},
+// PreHookResult{Request: req}, PostHookResult{Response: r}, StreamChunkResult{Drop: true}, ...). They still work.
+
 // Continue returns the result that changes nothing.
+//
+// Deprecated: use PreHookResult{}.
 func Continue() PreHookResult { return PreHookResult{} }
 
 // ModifiedRequest replaces the request, typically the *Request a hook decoded and changed.
+//
+// Deprecated: use PreHookResult{Request: req}.
 func ModifiedRequest(req any) PreHookResult { return PreHookResult{Request: req} }
 
 // ShortCircuitResponse answers the request with resp; the provider and later PreHooks are skipped.
+//
+// Deprecated: use PreHookResult{Response: resp}.
 func ShortCircuitResponse(resp any) PreHookResult { return PreHookResult{Response: resp} }
 
 // ShortCircuitError fails the request with e; the provider and later PreHooks are skipped.
+//
+// Deprecated: use PreHookResult{Error: e}.
 func ShortCircuitError(e *Error) PreHookResult { return PreHookResult{Error: e} }
 
 // WithContext returns r that also sets the context value key (nil removes it).

@@ -26,6 +26,8 @@ type Request struct {
 	User        string          `json:"user,omitempty"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Message is one message of a request, a response's choice, or a chunk's delta.
@@ -37,6 +39,8 @@ type Message struct {
 	ToolCallID string          `json:"tool_call_id,omitempty"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Content is a message's content: a plain string (Text), or an array of parts (Parts: text, image_url,
@@ -52,6 +56,8 @@ type ContentPart struct {
 	Text string `json:"text,omitempty"` // for "text" parts; other kinds keep their payload in Extra
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Response is a chat.completion object.
@@ -64,6 +70,8 @@ type Response struct {
 	Usage   *Usage   `json:"usage,omitempty"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Choice is one choice of a Response.
@@ -73,6 +81,8 @@ type Choice struct {
 	FinishReason string  `json:"finish_reason,omitempty"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Usage counts a response's tokens.
@@ -82,6 +92,8 @@ type Usage struct {
 	TotalTokens      int `json:"total_tokens"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Chunk is a chat.completion.chunk object, one event of a streamed response.
@@ -94,6 +106,8 @@ type Chunk struct {
 	Usage   *Usage        `json:"usage,omitempty"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // ChunkChoice is one choice of a Chunk. FinishReason is nil (JSON null) until the choice's last chunk.
@@ -103,6 +117,8 @@ type ChunkChoice struct {
 	FinishReason *string `json:"finish_reason"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // Error is a request's error: the input of PostHook when the result is an error, and what PreHook, PostHook and
@@ -118,6 +134,8 @@ type Error struct {
 	RetryAfter int `json:"retry_after,omitempty"`
 
 	Extra map[string]json.RawMessage `json:"-"`
+
+	extraOrder []string // Extra's keys in the order they came, then were set: they are written back in it
 }
 
 // FallbacksAllowed reports AllowFallbacks with its default applied.
@@ -164,39 +182,42 @@ func (c *Content) UnmarshalJSON(data []byte) error {
 	return fmt.Errorf("heimdall: message content must be a string or an array of parts, got %.20s", trimmed)
 }
 
-// SetExtra sets the member key of r.Extra to v encoded as JSON, making the map if it is nil. v may be any
-// JSON-encodable value, or raw JSON text as json.RawMessage or []byte; nil is written as null. A key that names one of
-// the struct's fields ("model", ...) is refused: set the field instead. The same method exists on every type with
-// an Extra map.
-func (r *Request) SetExtra(key string, v any) error { return setExtra(&r.Extra, requestType, key, v) }
+// SetExtra sets the member key of r.Extra to v encoded as JSON, making the map if it is nil; a new key is written
+// after the others. v may be any JSON-encodable value, or raw JSON text as json.RawMessage or []byte; nil is written
+// as null. A key that names one of the struct's fields ("model", ...), or a v that does not encode, is a mistake in
+// the plugin: SetExtra panics, and the SDK turns the panic into the hook's failure, with the message and the line.
+// The same method exists on every type with an Extra map.
+func (r *Request) SetExtra(key string, v any) { setExtra(&r.Extra, &r.extraOrder, requestType, key, v) }
 
 // SetExtra sets a member of m.Extra; see Request.SetExtra.
-func (m *Message) SetExtra(key string, v any) error { return setExtra(&m.Extra, messageType, key, v) }
+func (m *Message) SetExtra(key string, v any) { setExtra(&m.Extra, &m.extraOrder, messageType, key, v) }
 
 // SetExtra sets a member of p.Extra; see Request.SetExtra.
-func (p *ContentPart) SetExtra(key string, v any) error {
-	return setExtra(&p.Extra, contentPartType, key, v)
+func (p *ContentPart) SetExtra(key string, v any) {
+	setExtra(&p.Extra, &p.extraOrder, contentPartType, key, v)
 }
 
 // SetExtra sets a member of r.Extra, such as a tag the client should see; see Request.SetExtra.
-func (r *Response) SetExtra(key string, v any) error { return setExtra(&r.Extra, responseType, key, v) }
+func (r *Response) SetExtra(key string, v any) {
+	setExtra(&r.Extra, &r.extraOrder, responseType, key, v)
+}
 
 // SetExtra sets a member of c.Extra; see Request.SetExtra.
-func (c *Choice) SetExtra(key string, v any) error { return setExtra(&c.Extra, choiceType, key, v) }
+func (c *Choice) SetExtra(key string, v any) { setExtra(&c.Extra, &c.extraOrder, choiceType, key, v) }
 
 // SetExtra sets a member of u.Extra; see Request.SetExtra.
-func (u *Usage) SetExtra(key string, v any) error { return setExtra(&u.Extra, usageType, key, v) }
+func (u *Usage) SetExtra(key string, v any) { setExtra(&u.Extra, &u.extraOrder, usageType, key, v) }
 
 // SetExtra sets a member of c.Extra; see Request.SetExtra.
-func (c *Chunk) SetExtra(key string, v any) error { return setExtra(&c.Extra, chunkType, key, v) }
+func (c *Chunk) SetExtra(key string, v any) { setExtra(&c.Extra, &c.extraOrder, chunkType, key, v) }
 
 // SetExtra sets a member of c.Extra; see Request.SetExtra.
-func (c *ChunkChoice) SetExtra(key string, v any) error {
-	return setExtra(&c.Extra, chunkChoiceType, key, v)
+func (c *ChunkChoice) SetExtra(key string, v any) {
+	setExtra(&c.Extra, &c.extraOrder, chunkChoiceType, key, v)
 }
 
 // SetExtra sets a member of e.Extra; see Request.SetExtra.
-func (e *Error) SetExtra(key string, v any) error { return setExtra(&e.Extra, errorType, key, v) }
+func (e *Error) SetExtra(key string, v any) { setExtra(&e.Extra, &e.extraOrder, errorType, key, v) }
 
 var (
 	requestType     = reflect.TypeOf(Request{})
@@ -226,7 +247,7 @@ type (
 )
 
 func (r Request) MarshalJSON() ([]byte, error) {
-	b, err := encodeWithExtra(requestFields(r), r.Extra)
+	b, err := encodeWithExtra(requestFields(r), r.Extra, r.extraOrder)
 	if err != nil || r.Messages == nil || len(r.Messages) > 0 {
 		return b, err
 	}
@@ -240,75 +261,87 @@ func (r Request) MarshalJSON() ([]byte, error) {
 }
 func (r *Request) UnmarshalJSON(data []byte) (err error) {
 	var f requestFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*r = Request(f)
 	return err
 }
 
-func (m Message) MarshalJSON() ([]byte, error) { return encodeWithExtra(messageFields(m), m.Extra) }
+func (m Message) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(messageFields(m), m.Extra, m.extraOrder)
+}
 func (m *Message) UnmarshalJSON(data []byte) (err error) {
 	var f messageFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*m = Message(f)
 	return err
 }
 
 func (p ContentPart) MarshalJSON() ([]byte, error) {
-	return encodeWithExtra(contentPartFields(p), p.Extra)
+	return encodeWithExtra(contentPartFields(p), p.Extra, p.extraOrder)
 }
 func (p *ContentPart) UnmarshalJSON(data []byte) (err error) {
 	var f contentPartFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*p = ContentPart(f)
 	return err
 }
 
-func (r Response) MarshalJSON() ([]byte, error) { return encodeWithExtra(responseFields(r), r.Extra) }
+func (r Response) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(responseFields(r), r.Extra, r.extraOrder)
+}
 func (r *Response) UnmarshalJSON(data []byte) (err error) {
 	var f responseFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*r = Response(f)
 	return err
 }
 
-func (c Choice) MarshalJSON() ([]byte, error) { return encodeWithExtra(choiceFields(c), c.Extra) }
+func (c Choice) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(choiceFields(c), c.Extra, c.extraOrder)
+}
 func (c *Choice) UnmarshalJSON(data []byte) (err error) {
 	var f choiceFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*c = Choice(f)
 	return err
 }
 
-func (u Usage) MarshalJSON() ([]byte, error) { return encodeWithExtra(usageFields(u), u.Extra) }
+func (u Usage) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(usageFields(u), u.Extra, u.extraOrder)
+}
 func (u *Usage) UnmarshalJSON(data []byte) (err error) {
 	var f usageFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*u = Usage(f)
 	return err
 }
 
-func (c Chunk) MarshalJSON() ([]byte, error) { return encodeWithExtra(chunkFields(c), c.Extra) }
+func (c Chunk) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(chunkFields(c), c.Extra, c.extraOrder)
+}
 func (c *Chunk) UnmarshalJSON(data []byte) (err error) {
 	var f chunkFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*c = Chunk(f)
 	return err
 }
 
 func (c ChunkChoice) MarshalJSON() ([]byte, error) {
-	return encodeWithExtra(chunkChoiceFields(c), c.Extra)
+	return encodeWithExtra(chunkChoiceFields(c), c.Extra, c.extraOrder)
 }
 func (c *ChunkChoice) UnmarshalJSON(data []byte) (err error) {
 	var f chunkChoiceFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*c = ChunkChoice(f)
 	return err
 }
 
-func (e Error) MarshalJSON() ([]byte, error) { return encodeWithExtra(errorFields(e), e.Extra) }
+func (e Error) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(errorFields(e), e.Extra, e.extraOrder)
+}
 func (e *Error) UnmarshalJSON(data []byte) (err error) {
 	var f errorFields
-	f.Extra, err = decodeWithExtra(data, &f)
+	f.Extra, f.extraOrder, err = decodeWithExtra(data, &f)
 	*e = Error(f)
 	return err
 }

@@ -2,6 +2,7 @@ package heimdall
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -259,57 +260,58 @@ func TestRequestRoundTripKeepsMessagesAsTheyWere(t *testing.T) {
 		t.Fatal(err)
 	}
 	*req.MaxTokens = 256
-	out, err := ModifiedRequest(req).encode()
+	out, err := PreHookResult{Request: req}.encode()
 	if err != nil || string(out) != `{"request":{"model":"m","messages":[],"max_tokens":256}}` {
 		t.Fatalf("result: %s %v", out, err)
 	}
 }
 
+// panicMessage runs fn and returns what it panicked with ("" when it did not).
+func panicMessage(fn func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	fn()
+	return ""
+}
+
 func TestSetExtra(t *testing.T) {
 	var r Response // Extra is nil
-	if err := r.SetExtra("model_guard", map[string]any{"max_tokens": 256, "requested": 5000}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SetExtra("raw", json.RawMessage(` {"a": [1, 2]} `)); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SetExtra("bytes", []byte(`"<b>"`)); err != nil { // []byte is JSON text, as in results
-		t.Fatal(err)
-	}
-	if err := r.SetExtra("html", "<&>"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SetExtra("none", nil); err != nil {
-		t.Fatal(err)
-	}
+	r.SetExtra("model_guard", map[string]any{"max_tokens": 256, "requested": 5000})
+	r.SetExtra("raw", json.RawMessage(` {"a": [1, 2]} `))
+	r.SetExtra("bytes", []byte(`"<b>"`)) // []byte is JSON text, as in results
+	r.SetExtra("html", "<&>")
+	r.SetExtra("none", nil)
 	var nilMap map[string]int
-	if err := r.SetExtra("nil_map", nilMap); err != nil {
-		t.Fatal(err)
-	}
+	r.SetExtra("nil_map", nilMap)
 	r.Choices = []Choice{}
 	out, err := marshal(r) // how the SDK encodes results: <, > and & are not escaped
-	want := `{"choices":[],"bytes":"<b>","html":"<&>","model_guard":{"max_tokens":256,"requested":5000},"nil_map":null,"none":null,"raw":{"a":[1,2]}}`
+	// Members are written in the order they were set.
+	want := `{"choices":[],"model_guard":{"max_tokens":256,"requested":5000},"raw":{"a":[1,2]},"bytes":"<b>","html":"<&>","none":null,"nil_map":null}`
 	if err != nil || string(out) != want {
 		t.Fatalf("got  %s (%v)\nwant %s", out, err, want)
 	}
 
-	// Setting a member again replaces it.
-	if err := r.SetExtra("none", 1); err != nil || string(r.Extra["none"]) != `1` {
-		t.Fatalf("replace: %s %v", r.Extra["none"], err)
+	// Setting a member again replaces it, in its place.
+	r.SetExtra("none", 1)
+	if string(r.Extra["none"]) != `1` {
+		t.Fatalf("replace: %s", r.Extra["none"])
 	}
 
-	// A named field is refused, not silently shadowed; nothing is stored.
-	if err := r.SetExtra("model", "x"); err == nil || err.Error() != `heimdall: "model" is a field of Response, not an extra member: set the field instead` {
-		t.Fatalf("named field: %v", err)
+	// A named field is a mistake: a panic (a hook failure, through the SDK), and nothing is stored.
+	if msg := panicMessage(func() { r.SetExtra("model", "x") }); msg != `heimdall: SetExtra("model"): "model" is a field of Response, not an extra member: set the field instead` {
+		t.Fatalf("named field: %q", msg)
 	}
 	if _, ok := r.Extra["model"]; ok {
 		t.Fatal("a refused member was stored")
 	}
-	// Values that cannot be encoded are refused too, with the key in the message.
-	if err := r.SetExtra("bad", []byte(`{not json`)); err == nil || !strings.Contains(err.Error(), `"bad"`) {
-		t.Fatalf("invalid raw JSON: %v", err)
+	// Values that cannot be encoded too, with the key in the message.
+	if msg := panicMessage(func() { r.SetExtra("bad", []byte(`{not json`)) }); !strings.Contains(msg, `SetExtra("bad")`) {
+		t.Fatalf("invalid raw JSON: %q", msg)
 	}
-	if err := r.SetExtra("bad", func() {}); err == nil {
+	if msg := panicMessage(func() { r.SetExtra("bad", func() {}) }); msg == "" {
 		t.Fatal("a func was encoded")
 	}
 	if _, ok := r.Extra["bad"]; ok {
@@ -317,7 +319,7 @@ func TestSetExtra(t *testing.T) {
 	}
 
 	// Every type with an Extra map has it, and refuses its own field names.
-	type setter interface{ SetExtra(string, any) error }
+	type setter interface{ SetExtra(string, any) }
 	for _, c := range []struct {
 		v     setter
 		field string
@@ -326,15 +328,33 @@ func TestSetExtra(t *testing.T) {
 		{&Choice{}, "finish_reason"}, {&Usage{}, "total_tokens"}, {&Chunk{}, "choices"}, {&ChunkChoice{}, "delta"},
 		{&Error{}, "retry_after"},
 	} {
-		if err := c.v.SetExtra(c.field, 1); err == nil {
+		if msg := panicMessage(func() { c.v.SetExtra(c.field, 1) }); msg == "" {
 			t.Errorf("%T accepted its field %q", c.v, c.field)
 		}
-		if err := c.v.SetExtra("x_vendor", true); err != nil {
-			t.Errorf("%T: %v", c.v, err)
-		}
+		c.v.SetExtra("x_vendor", true)
 		out, _ := json.Marshal(c.v)
 		if !strings.HasSuffix(string(out), `"x_vendor":true}`) {
 			t.Errorf("%T encodes as %s", c.v, out)
 		}
+	}
+}
+
+func TestUnknownMembersKeepTheirOrder(t *testing.T) {
+	in := `{"model":"m","zeta":1,"messages":[],"alpha":{"b":2,"a":1},"tools":[],"mid":"x","max_tokens":5}`
+	var r Request
+	if err := json.Unmarshal([]byte(in), &r); err != nil {
+		t.Fatal(err)
+	}
+	r.SetExtra("added", true)
+	out, err := json.Marshal(&r)
+	want := `{"model":"m","messages":[],"max_tokens":5,"zeta":1,"alpha":{"b":2,"a":1},"tools":[],"mid":"x","added":true}`
+	if err != nil || string(out) != want {
+		t.Fatalf("got  %s (%v)\nwant %s", out, err, want)
+	}
+	// A member set straight into the map (no order known) goes after them, in key order.
+	r.Extra["aaa"] = json.RawMessage(`0`)
+	out, _ = json.Marshal(&r)
+	if !strings.HasSuffix(string(out), `"mid":"x","added":true,"aaa":0}`) {
+		t.Fatalf("got %s", out)
 	}
 }

@@ -20,9 +20,9 @@ type echo struct{}
 func (echo) Name() string { return "echo" }
 func (echo) PreHook(_ *heimdall.Context, in *heimdall.Input[heimdall.Request]) (heimdall.PreHookResult, error) {
 	if len(in.Raw()) == 0 {
-		return heimdall.Continue(), nil
+		return heimdall.PreHookResult{}, nil
 	}
-	return heimdall.ModifiedRequest(in.Raw()), nil
+	return heimdall.PreHookResult{Request: in.Raw()}, nil
 }
 
 func init() { heimdall.Register(echo{}) }

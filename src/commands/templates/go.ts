@@ -68,9 +68,7 @@ func (p *plugin) PostHook(_ *heimdall.Context, resp *heimdall.Input[heimdall.Res
 	if err != nil {
 		return heimdall.PostHookResult{}, err // a plugin failure: logged, and the answer goes on unchanged
 	}
-	if err := r.SetExtra("${name}", map[string]bool{"checked": true}); err != nil {
-		return heimdall.PostHookResult{}, err
-	}
+	r.SetExtra("${name}", map[string]bool{"checked": true}) // a member the SDK's types don't name
 	return heimdall.PostHookResult{Response: r}, nil
 }
 `,

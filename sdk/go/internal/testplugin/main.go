@@ -84,36 +84,36 @@ func (p *testPlugin) PreHook(ctx *heimdall.Context, in *heimdall.Input[heimdall.
 		panic("PreHook was told to panic")
 	case "nil":
 		var req *heimdall.Request
-		return heimdall.ModifiedRequest(req.Model), nil // a nil dereference, on purpose
+		return heimdall.PreHookResult{Request: req.Model}, nil // a nil dereference, on purpose
 	case "error":
-		return heimdall.Continue(), errors.New("PreHook was told to fail")
+		return heimdall.PreHookResult{}, errors.New("PreHook was told to fail")
 	case "modify":
 		req, err := in.Decode()
 		if err != nil {
-			return heimdall.Continue(), err
+			return heimdall.PreHookResult{}, err
 		}
 		t := 0.5
 		req.Temperature = &t
-		return heimdall.ModifiedRequest(req), nil
+		return heimdall.PreHookResult{Request: req}, nil
 	case "respond":
-		return heimdall.ShortCircuitResponse(&heimdall.Response{
+		return heimdall.PreHookResult{Response: &heimdall.Response{
 			ID: "chatcmpl-go-testplugin", Object: "chat.completion", Model: ctx.Model(),
 			Choices: []heimdall.Choice{{
 				Message:      heimdall.Message{Role: "assistant", Content: heimdall.TextContent("from go-testplugin")},
 				FinishReason: "stop",
 			}},
-		}), nil
+		}}, nil
 	case "reject":
-		return heimdall.ShortCircuitError(&heimdall.Error{
+		return heimdall.PreHookResult{Error: &heimdall.Error{
 			StatusCode: 400, Message: "rejected by go-testplugin", Type: "invalid_request_error",
 			Code: "go_testplugin", AllowFallbacks: heimdall.Bool(false),
-		}), nil
+		}}, nil
 	case "context":
-		return heimdall.Continue().WithContext("tag", p.tag), nil
+		return heimdall.PreHookResult{}.WithContext("tag", p.tag), nil
 	case "invalid":
 		return heimdall.PreHookResult{Request: in.Raw(), Error: &heimdall.Error{Message: "both"}}, nil
 	}
-	return heimdall.Continue(), nil
+	return heimdall.PreHookResult{}, nil
 }
 
 func (p *testPlugin) PostHook(ctx *heimdall.Context, resp *heimdall.Input[heimdall.Response],
