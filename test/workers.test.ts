@@ -98,7 +98,8 @@ t.test('a pool of two workers', async (t) => {
     await waitFor(() => pool.logs.some((l) => l.role === 'primary' && l.worker_pid === victim && l.signal === 'SIGSEGV'), 'the primary to log the death', 5000);
     const death = pool.logs.find((l) => l.role === 'primary' && l.worker_pid === victim && l.signal === 'SIGSEGV') as LogLine;
     t.equal(death.level, 50, 'logged as an error');
-    t.match(death.msg, /died of SIGSEGV; replacing it.*misbehave \(inline\)/, 'it names the signal and the plugins running in the worker');
+    // Sent from outside, the signal finds the worker between hooks as a rule (then it names the suspects), or in one.
+    t.match(death.msg, /died of SIGSEGV(; replacing it.*misbehave \(inline\)| while running misbehave's \w+ \(for \d+ ms\))/, 'it names the signal and the plugins in the worker');
 
     let now = new Set<number>();
     await waitFor(() => pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).length >= 3, 'a new worker', 10000);
@@ -139,16 +140,34 @@ t.test('a pool of two workers', async (t) => {
     t.equal(kill.level, 50);
     t.match(kill, { watchdog_ms: WATCHDOG_MS, plugins: ['misbehave'] });
     t.ok((kill.stalled_ms as number) > WATCHDOG_MS && (kill.stalled_ms as number) < WATCHDOG_MS + 1000, `killed after ${String(kill.stalled_ms)} ms stuck`);
-    t.match(kill.msg, /stuck for \d+ ms.*killing it with SIGKILL.*misbehave \(inline\)/);
+    t.match(kill.msg, /stuck for \d+ ms.*killing it with SIGKILL \(running: misbehave's PreHook \(for \d+ ms\)\)/, 'it names the hook that spins');
+    const running = (kill.running as { plugin: string; hook: string; calls: number; for_ms: number }[])[0];
+    t.match(running, { plugin: 'misbehave', hook: 'PreHook', calls: 1 });
+    // The loop's last beat came up to a beat interval (watchdog_ms / 4) before the hook began.
+    const forMs = running?.for_ms ?? 0;
+    t.ok(forMs >= WATCHDOG_MS * 0.75 && forMs <= (kill.stalled_ms as number) + 50, `the hook had been running for ${forMs} ms (the loop stalled for ${String(kill.stalled_ms)})`);
     t.ok(kill.time - wedgedAt < WATCHDOG_MS + 1000, `the kill came ${kill.time - wedgedAt} ms after the request that wedged it`);
     const death = pool.logs.find((l) => l.role === 'primary' && l.watchdog === true);
-    t.match(death, { signal: 'SIGKILL', msg: /killed by the watchdog/ });
+    t.match(death, { signal: 'SIGKILL', msg: /killed by the watchdog .* while running misbehave's PreHook/ });
 
     await waitFor(() => pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).length > readyBefore, 'a new worker', 10000);
     const ready = pool.logs.filter((l) => l.role === 'primary' && /ready/.test(l.msg)).at(-1) as LogLine;
     t.comment(`watchdog: killed ${kill.time - wedgedAt} ms after the wedging request (stalled_ms ${String(kill.stalled_ms)}), ` +
       `replacement ready ${ready.time - kill.time} ms after the kill; ${ok} requests answered and ${lost} lost meanwhile`);
     t.equal((await workerPids(pool.url)).size, 2, 'two workers again');
+  });
+
+  t.test('a hook that segfaults: the primary names the plugin and the hook, read from the dead worker\'s flight record', async (t) => {
+    const res = await request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', 'trigger:segv'), timeoutMs: 5000 }).then(
+      (r) => r.status,
+      () => 'lost',
+    );
+    t.equal(res, 'lost', 'the request that crashed its worker gets no answer');
+    await waitFor(() => pool.logs.some((l) => l.role === 'primary' && /died of SIGSEGV while running/.test(l.msg)), 'the death', 5000);
+    const death = pool.logs.find((l) => l.role === 'primary' && /died of SIGSEGV while running/.test(l.msg)) as LogLine;
+    t.match(death.msg, /^worker \d+ \(pid \d+\) died of SIGSEGV while running misbehave's PreHook \(for \d+ ms\); replacing it$/);
+    t.match(death.running, [{ plugin: 'misbehave', hook: 'PreHook', calls: 1 }]);
+    await waitFor(async () => (await workerPids(pool.url, 10)).size === 2, 'two workers again', 10000);
   });
 });
 
@@ -178,8 +197,13 @@ t.test('a signal to every process at once (Ctrl-C, systemd) is one drain, not a 
     providers: { slow: { type: 'mock', latency_ms: 1200 } },
   });
   const pids = await workerPids(pool.url);
-  const slow = [0, 1, 2, 3].map((i) => request(`${pool.url}/v1/chat/completions`, { body: chat('slow/echo', `slow ${i}`), timeoutMs: 8000 }));
-  await sleep(300);
+  let connected = 0;
+  const slow = [0, 1, 2, 3].map((i) =>
+    request(`${pool.url}/v1/chat/completions`, { body: chat('slow/echo', `slow ${i}`), timeoutMs: 8000, onConnect: () => connected++ }),
+  );
+  // Each request reached a worker (connected, then handed over and read) well before the signal, however busy the machine.
+  await waitFor(() => connected === 4, 'the four connections', 5000);
+  await sleep(400);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   pool.child.kill('SIGTERM');
   const answers = await Promise.all(slow.map((p) => p.catch((err: Error) => ({ status: 0, body: err.message }))));

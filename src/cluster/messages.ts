@@ -8,6 +8,9 @@ import type { LoadedConfig } from '../config/load.js';
 import type { ChangeResult, PluginChange } from '../plugins/changes.js';
 import type { PluginConfig } from '../config/schema.js';
 
+/** The environment variable naming a worker's flight record file (metrics/flight-record.ts), set by the primary. */
+export const FLIGHT_RECORD_ENV = 'HEIMDALL_FLIGHT_RECORD';
+
 /** A plugin loaded into a worker's own process (inline or threaded): the code that can crash or stall it. */
 export interface InProcessPlugin {
   name: string;

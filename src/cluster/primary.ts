@@ -6,6 +6,9 @@
  * no plugin and no provider: it only supervises and coordinates, so nothing a plugin does can take it down.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -14,8 +17,9 @@ import { DEFAULT_WATCHDOG_MS, type Config, type PluginConfig } from '../config/s
 import { createLogger } from '../logger.js';
 import { PluginWatcher } from '../plugins/watch.js';
 import { createAdminApp, persistPlugins } from '../server/admin.js';
+import { createFlightRecord, readFlightRecord, type RunningHook } from '../metrics/flight-record.js';
 import { PoolControl } from './changes.js';
-import { isMessage, type InProcessPlugin, type MissingWorker, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage } from './messages.js';
+import { isMessage, type InProcessPlugin, type MissingWorker, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage, FLIGHT_RECORD_ENV } from './messages.js';
 
 /** The first death of a worker is replaced at once, the next ones after this, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 100;
@@ -110,6 +114,14 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
   // Workers serve no admin API (the primary does) and watch no file (the primary does, for all of them).
   const forWorkers = (l: LoadedConfig): LoadedConfig => ({ ...l, config: { ...l.config, admin: { ...l.config.admin, enabled: false, persist: false } } });
   const slotOf = new Map<number, Slot>();
+  // Each slot's flight record: which hooks its worker is running, readable after the worker dies.
+  const records = mkdtempSync(path.join(tmpdir(), 'heimdall-pool-'));
+  const recordOf = (slot: Slot) => path.join(records, `slot-${slot.index}.flight`);
+  /** The in-process plugins' hooks the slot's worker was running (isolated ones can't take it down). */
+  const runningIn = (slot: Slot): RunningHook[] => {
+    const inProcess = new Set(slot.plugins.map((p) => p.name));
+    return readFlightRecord(recordOf(slot)).filter((r) => inProcess.has(r.plugin));
+  };
   const gatherings = new Map<number, Gathering>();
   let nextGathering = 1;
 
@@ -222,7 +234,14 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
   const fork = (slot: Slot) => {
     slot.restart = undefined;
     slot.resting = false;
-    const worker = cluster.fork();
+    let env: Record<string, string> = {};
+    try {
+      createFlightRecord(recordOf(slot));
+      env = { [FLIGHT_RECORD_ENV]: recordOf(slot) };
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'no flight record for the worker: a crash will name suspects, not the hook');
+    }
+    const worker = cluster.fork(env);
     Object.assign(slot, { worker, readyAt: 0, lastBeat: 0, plugins: [], stalledMs: undefined, startedAt: Date.now() });
     slotOf.set(worker.id, slot);
     // A channel that closes under a send: the worker is going, and its exit says why.
@@ -284,7 +303,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       stop(0);
       return;
     }
-    const cause = describe(worker, slot, code, signal);
+    const cause = describe(worker, slot, code, signal, runningIn(slot));
     log.error({ ...about, ...cause.fields }, cause.message);
     replace(slot);
   });
@@ -342,9 +361,11 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
             const stalled = now - slot.lastBeat;
             if (stalled <= watchdogMs) continue;
             slot.stalledMs = stalled;
+            const running = runningIn(slot);
             log.error(
-              { worker: worker.id, worker_pid: worker.process.pid, slot: slot.index, stalled_ms: stalled, watchdog_ms: watchdogMs, plugins: names(slot.plugins, 'inline') },
-              `watchdog: worker ${worker.id}'s event loop has been stuck for ${stalled} ms (server.watchdog_ms ${watchdogMs}); killing it with SIGKILL${suspects(slot.plugins, 'inline')}`,
+              { worker: worker.id, worker_pid: worker.process.pid, slot: slot.index, stalled_ms: stalled, watchdog_ms: watchdogMs, plugins: names(slot.plugins, 'inline'), running },
+              `watchdog: worker ${worker.id}'s event loop has been stuck for ${stalled} ms (server.watchdog_ms ${watchdogMs}); killing it with SIGKILL` +
+                (running.length > 0 ? ` (running: ${runningText(running)})` : suspects(slot.plugins, 'inline')),
             );
             worker.process.kill('SIGKILL');
           }
@@ -417,6 +438,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
   log.info({ workers: count }, `starting ${count} workers`);
   for (const slot of slots) fork(slot);
   const code = await done;
+  rmSync(records, { recursive: true, force: true });
   if (killTimer !== undefined) clearTimeout(killTimer);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -428,24 +450,41 @@ function how(code: number | null, signal: string | null): string {
   return signal !== null ? `signal ${signal}` : `exit code ${code}`;
 }
 
-/** Why a worker died, as far as the primary can tell. */
-function describe(worker: Worker, slot: Slot, code: number | null, signal: string | null): { message: string; fields: Record<string, unknown> } {
+/**
+ * Why a worker died, as far as the primary can tell: the hooks its flight record says were running, else the
+ * plugins loaded into it (the suspects of a native crash).
+ */
+function describe(
+  worker: Worker,
+  slot: Slot,
+  code: number | null,
+  signal: string | null,
+  running: RunningHook[],
+): { message: string; fields: Record<string, unknown> } {
   const head = `worker ${worker.id} (pid ${worker.process.pid})`;
+  const inHook = running.length > 0 ? ` while running ${runningText(running)}` : '';
   if (slot.stalledMs !== undefined) {
     return {
-      message: `${head} killed by the watchdog after its event loop was stuck for ${slot.stalledMs} ms; replacing it`,
-      fields: { watchdog: true, stalled_ms: slot.stalledMs, plugins: names(slot.plugins, 'inline') },
+      message: `${head} killed by the watchdog after its event loop was stuck for ${slot.stalledMs} ms${inHook}; replacing it`,
+      fields: { watchdog: true, stalled_ms: slot.stalledMs, plugins: names(slot.plugins, 'inline'), running },
     };
   }
   if (signal !== null) {
-    // A native crash (SIGSEGV, SIGBUS, SIGABRT...) comes from native code: the plugins loaded into the worker itself
-    // are the first suspects. Which hook was running is not tracked: see docs/workers.md.
+    // A native crash (SIGSEGV, SIGBUS, SIGABRT...) comes from native code: the hook running then, or else the
+    // plugins loaded into the worker itself, are the first suspects.
     return {
-      message: `${head} died of ${signal}; replacing it${suspects(slot.plugins)}`,
-      fields: { plugins: names(slot.plugins) },
+      message: `${head} died of ${signal}${inHook}; replacing it${inHook === '' ? suspects(slot.plugins) : ''}`,
+      fields: { plugins: names(slot.plugins), running },
     };
   }
-  return { message: `${head} exited with code ${code}; replacing it`, fields: {} };
+  return { message: `${head} exited with code ${code}${inHook}; replacing it`, fields: { running } };
+}
+
+/** "misbehave's PreHook (for 12 ms)", "slow's PreHook (3 calls, the latest for 40 ms)". */
+function runningText(running: RunningHook[]): string {
+  return running
+    .map((r) => `${r.plugin}'s ${r.hook} (${r.calls > 1 ? `${r.calls} calls, the latest ` : ''}for ${r.for_ms} ms)`)
+    .join(', ');
 }
 
 function names(plugins: InProcessPlugin[], mode?: string): string[] {

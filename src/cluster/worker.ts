@@ -6,13 +6,14 @@
  */
 import cluster from 'node:cluster';
 import { createLogger } from '../logger.js';
+import { FlightRecord } from '../metrics/flight-record.js';
 import { createGateway } from '../server/app.js';
 import type { Pool } from '../server/pool.js';
 import type { Logger } from 'pino';
 import { Errors, HeimdallError } from '../errors.js';
 import type { PreparedChange } from '../plugins/changes.js';
 import type { PluginRegistry } from '../plugins/registry.js';
-import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WireError, type WorkerMessage } from './messages.js';
+import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WireError, type WorkerMessage, FLIGHT_RECORD_ENV } from './messages.js';
 
 /** Past the primary's own wait for the workers' parts: a primary that does not answer at all. */
 const GATHERED_MS = 3000;
@@ -127,7 +128,8 @@ export async function runWorker(): Promise<number> {
 
   let report: (what: ReportKind) => Promise<string | Record<string, unknown>> = () => Promise.reject(new Error('not started'));
   // The primary watches plugin files, and reloads in every worker at once.
-  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what) => report(what)), watch: false });
+  const flightRecord = FlightRecord.open(process.env[FLIGHT_RECORD_ENV]);
+  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what) => report(what)), watch: false, flightRecord });
   report = gateway.report;
   const { url } = await gateway.listen(start.host, start.port);
   const inProcess = (): InProcessPlugin[] =>

@@ -6,6 +6,7 @@
  * looks a plugin's series up once, when it wraps the plugin, and a call bumps them in a few nanoseconds.
  */
 import type { HookName } from '../plugins/plugin.js';
+import type { FlightCell, FlightRecord } from './flight-record.js';
 import { RecentWindow, type RecentSnapshot } from './recent.js';
 import { CounterFamily, type CounterSeries, GaugeFamily, HistogramFamily, type HistogramSeries, renderFamilies } from './series.js';
 
@@ -30,9 +31,17 @@ export class HookStats {
     private readonly shortCircuits: CounterSeries | undefined,
     /** The last minutes, for the dashboard's charts. */
     private readonly recent: RecentWindow,
+    /** In a worker of a pool: the cell of its flight record that says this hook is running. */
+    private readonly flight: FlightCell | undefined = undefined,
   ) {}
 
+  /** A call starts (`start`: performance.now()); record() ends it. */
+  enter(start: number): void {
+    this.flight?.enter(start);
+  }
+
   record(seconds: number): void {
+    this.flight?.leave();
     this.calls.value++;
     this.latency.observe(seconds);
     this.recent.record(seconds);
@@ -51,6 +60,9 @@ export class HookStats {
 
 /** Every plugin's hook stats, by plugin name and hook. */
 export class HookMetrics {
+  /** In a worker of a pool: where the hooks running now are written, for its primary to read after a crash. */
+  flight: FlightRecord | undefined = undefined;
+
   private readonly calls = new CounterFamily('heimdall_plugin_hook_calls_total', 'Plugin hook calls.', LABELS);
   private readonly errors = new CounterFamily(
     'heimdall_plugin_hook_errors_total',
@@ -100,6 +112,7 @@ export class HookMetrics {
       this.errors.labels(plugin, hook),
       hook === 'PostHook' ? undefined : this.shortCircuits.labels(plugin, hook),
       recent.window,
+      this.flight?.cell(plugin, hook),
     );
   }
 

@@ -42,6 +42,7 @@ export class InstrumentedPlugin implements Plugin {
     const stats = this.transport;
     if (stats === undefined) return this.inner.transportInterceptor(ctx, http, body);
     const start = performance.now();
+    stats.enter(start);
     let r;
     try {
       r = this.inner.transportInterceptor(ctx, http, body);
@@ -56,6 +57,7 @@ export class InstrumentedPlugin implements Plugin {
     const stats = this.pre;
     if (stats === undefined) return this.inner.preHook(ctx, request);
     const start = performance.now();
+    stats.enter(start);
     let r;
     try {
       r = this.inner.preHook(ctx, request);
@@ -70,6 +72,7 @@ export class InstrumentedPlugin implements Plugin {
     const stats = this.post;
     if (stats === undefined) return this.inner.postHook(ctx, response, error);
     const start = performance.now();
+    stats.enter(start);
     let r;
     try {
       r = this.inner.postHook(ctx, response, error);
@@ -84,6 +87,7 @@ export class InstrumentedPlugin implements Plugin {
     const stats = this.chunk;
     if (stats === undefined) return this.inner.streamChunk(ctx, chunk);
     const start = performance.now();
+    stats.enter(start);
     let r;
     try {
       r = this.inner.streamChunk(ctx, chunk);

@@ -19,6 +19,7 @@ import { Registry } from 'prom-client';
 import type { Plugin } from '../plugins/plugin.js';
 import type { Provider } from '../providers/provider.js';
 import type { Exchange } from './exchange.js';
+import type { FlightRecord } from './flight-record.js';
 import { HookMetrics } from './hook-stats.js';
 import { InstrumentedPlugin } from './instrumented-plugin.js';
 import { InstrumentedProvider, type UpstreamObserver, type Usage } from './instrumented-provider.js';
@@ -41,6 +42,11 @@ const OTHER_MODEL = 'other';
 export class GatewayMetrics implements UpstreamObserver {
   readonly registry = new Registry();
   private readonly hooks = new HookMetrics();
+
+  /** `flight`: in a worker of a pool, the record its primary reads after a crash (flight-record.ts). */
+  constructor(flight?: FlightRecord) {
+    this.hooks.flight = flight;
+  }
   private readonly modelLabels = new Set<string>();
   /** The last minutes of each provider/model's upstream calls, for the dashboard. */
   private readonly upstreamRecent = new Map<string, { provider: string; model: string; window: RecentWindow }>();

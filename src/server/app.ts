@@ -12,6 +12,7 @@ import { accessLogger, createLogger, loggedPath, requestLoggerFactory } from '..
 import { dashboardFor, inspectorFor } from '../dashboard/source.js';
 import { exchangeOf } from '../metrics/exchange.js';
 import { configureHost, hostServices, releaseHost } from '../host/services.js';
+import type { FlightRecord } from '../metrics/flight-record.js';
 import { GatewayMetrics } from '../metrics/metrics.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { realFile } from '../plugins/loader.js';
@@ -62,13 +63,15 @@ export interface GatewayOptions {
    * reloads in every worker at once.
    */
   watch?: boolean;
+  /** In a worker of a pool: the flight record its primary reads after a crash (metrics/flight-record.ts). */
+  flightRecord?: FlightRecord;
 }
 
 export async function createGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const { config } = loaded;
   const log = options.logger ?? createLogger(config.log.level);
 
-  const metrics = new GatewayMetrics();
+  const metrics = new GatewayMetrics(options.flightRecord);
   // Host services for plugins (ABI 1.2), before any plugin loads: their metrics go out with the gateway's.
   const host = await configureHost(config.host, log);
   metrics.addSource(() => hostServices().renderMetrics());

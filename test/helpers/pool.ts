@@ -96,7 +96,10 @@ export interface Answer {
 }
 
 /** One request on a connection of its own (no keep-alive: each goes to whichever worker the primary picks). */
-export function request(url: string, options: { body?: unknown; timeoutMs?: number; method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+export function request(
+  url: string,
+  options: { body?: unknown; timeoutMs?: number; method?: string; headers?: Record<string, string>; onConnect?: () => void } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const data = options.body === undefined ? undefined : JSON.stringify(options.body);
     const req = http.request(url, {
@@ -106,6 +109,7 @@ export function request(url: string, options: { body?: unknown; timeoutMs?: numb
       timeout: options.timeoutMs ?? 5000,
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
+    if (options.onConnect !== undefined) req.on('socket', (socket) => socket.once('connect', options.onConnect as () => void));
     req.on('error', reject);
     req.on('response', (res) => {
       let body = '';
