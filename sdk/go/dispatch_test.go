@@ -220,8 +220,8 @@ func TestExportsCheck(t *testing.T) {
 }
 
 func TestABIVersion(t *testing.T) {
-	if ABIVersion != 0x10001 {
-		t.Fatalf("ABIVersion is %#x, want 0x10001 (ABI 1.1)", ABIVersion)
+	if ABIVersion != 0x10002 {
+		t.Fatalf("ABIVersion is %#x, want 0x10002 (ABI 1.2)", ABIVersion)
 	}
 }
 

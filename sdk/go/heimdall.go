@@ -40,7 +40,7 @@ package heimdall
 import "math"
 
 // ABIVersion is the ABI this SDK implements: (major << 16) | minor, as HEIMDALL_ABI_VERSION in heimdall_plugin.h.
-const ABIVersion uint32 = 1<<16 | 1
+const ABIVersion uint32 = 1<<16 | 2
 
 // Status codes returned by every hook (HEIMDALL_OK and HEIMDALL_ERROR).
 const (

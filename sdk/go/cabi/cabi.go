@@ -21,7 +21,7 @@ package cabi
 // The two ABI exports that need no Go are defined here, in C: calling them does not enter the Go runtime, which
 // costs microseconds per call with Go releases before 1.21. The host calls heimdall_plugin_free after every hook
 // that hands something back. Every plugin links this package once, so they are defined once.
-__attribute__((visibility("default"))) uint32_t heimdall_plugin_abi_version(void) { return (1u << 16) | 1u; }
+__attribute__((visibility("default"))) uint32_t heimdall_plugin_abi_version(void) { return (1u << 16) | 2u; }
 
 __attribute__((visibility("default"))) void heimdall_plugin_free(uint8_t *data, size_t len) {
 	(void)len;

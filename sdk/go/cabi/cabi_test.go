@@ -71,8 +71,8 @@ func TestABIVersion(t *testing.T) {
 	if abiVersion() != heimdall.ABIVersion {
 		t.Fatalf("heimdall_plugin_abi_version returns %#x, heimdall.ABIVersion is %#x", abiVersion(), heimdall.ABIVersion)
 	}
-	if abiVersion() != 0x10001 {
-		t.Fatalf("heimdall_plugin_abi_version returns %#x, want 0x10001 (ABI 1.1)", abiVersion())
+	if abiVersion() != 0x10002 {
+		t.Fatalf("heimdall_plugin_abi_version returns %#x, want 0x10002 (ABI 1.2)", abiVersion())
 	}
 }
 

@@ -60,7 +60,7 @@ pub use types::{
 /// `HEIMDALL_ABI_VERSION` of the header this SDK implements: (major << 16) | minor.
 pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
 pub const ABI_VERSION_MAJOR: u32 = 1;
-pub const ABI_VERSION_MINOR: u32 = 1;
+pub const ABI_VERSION_MINOR: u32 = 2;
 
 /// Status codes.
 pub const HEIMDALL_OK: i32 = 0;

@@ -225,8 +225,8 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 
 #[test]
 fn version_and_name() {
-    assert_eq!(unsafe { heimdall_plugin_abi_version() }, 0x0001_0001, "ABI 1.1");
-    assert_eq!(heimdall_plugin::ABI_VERSION, 0x0001_0001);
+    assert_eq!(unsafe { heimdall_plugin_abi_version() }, 0x0001_0002, "ABI 1.2");
+    assert_eq!(heimdall_plugin::ABI_VERSION, 0x0001_0002);
     assert_eq!(unsafe { CStr::from_ptr(GetName()) }.to_str().unwrap(), "probe");
 }
 
@@ -276,7 +276,7 @@ fn without_opt_in_the_host_sees_one_call_at_a_time() {
     let version = sym(c"heimdall_plugin_abi_version");
     assert!(!version.is_null());
     let version: extern "C" fn() -> u32 = unsafe { std::mem::transmute(version) };
-    assert_eq!(version(), 0x0001_0001);
+    assert_eq!(version(), 0x0001_0002);
     assert!(sym(c"heimdall_plugin_concurrency").is_null(), "heimdall_plugin_concurrency is exported without opt-in");
     // The library stays loaded: the test process is about to end anyway.
 }

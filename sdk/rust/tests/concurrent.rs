@@ -79,7 +79,7 @@ fn pre(request: &str) -> (i32, Option<String>) {
 
 #[test]
 fn concurrent_plugin() {
-    assert_eq!(unsafe { heimdall_plugin_abi_version() }, 0x0001_0001);
+    assert_eq!(unsafe { heimdall_plugin_abi_version() }, 0x0001_0002);
     assert_eq!(unsafe { heimdall_plugin_concurrency() }, 64, "the number given to export_plugin!");
 
     let mut out = Buf { data: std::ptr::null_mut(), len: 0 };
