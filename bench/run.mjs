@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { oneAtATime, paced, saturate } from './load.mjs';
+import { printHostCalls } from './host.mjs';
 import { describeMachine, printTable, updateDoc } from './report.mjs';
 import { chatRequest } from './request.mjs';
 
@@ -180,6 +181,13 @@ const micro = await new Promise((resolve, reject) => {
   child.once('exit', (code) => code !== 0 && reject(new Error(`micro.mjs exited with ${code}`)));
 });
 
+process.stderr.write('bench: each host-service call from an inline hook, memory and redis backends...\n');
+const hostCalls = await new Promise((resolve, reject) => {
+  const child = fork(path.join(here, 'host.mjs'), [], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  child.once('message', resolve);
+  child.once('exit', (code) => code !== 0 && reject(new Error(`host.mjs exited with ${code}`)));
+});
+
 process.stderr.write('bench: one hook call in each execution mode...\n');
 const modes = await new Promise((resolve, reject) => {
   // The thread pool sized as the heimdall command sizes it: Node's 4 threads and the default 16 for plugins.
@@ -269,9 +277,11 @@ results.goals = [
 ];
 
 await mkdir(path.join(here, 'results'), { recursive: true });
+results.host_calls = hostCalls;
 await writeFile(path.join(here, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 await updateDoc(path.join(repo, 'docs', 'performance.md'), results);
 printTable(results);
+printHostCalls(hostCalls);
 if (opts.profile) console.log(`\nCPU profile of Heimdall with 3 plugins: ${path.relative(repo, profileDir)}/ (open it in Chrome DevTools)`);
 console.log('\nWrote bench/results/latest.json and docs/performance.md');
 

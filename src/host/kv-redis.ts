@@ -91,6 +91,8 @@ export class RedisKv implements KvStore {
   private readonly backlog = new Map<string, () => Promise<unknown>>();
   private readonly fetching = new Set<string>();
   private inFlight = 0;
+  private flushing = false;
+  private casSlots = 0;
   private up = false;
   private closed = false;
   private reportedDown = false;
@@ -224,7 +226,7 @@ export class RedisKv implements KvStore {
     this.view.put(key, copy, expiry(ttlMs));
     this.missed.delete(key);
     const change: Change = { o: this.origin, k: key, v: copy.toString('base64'), t: ttlMs > 0 ? ttlMs : -1 };
-    this.write(key, async () => {
+    this.write(`${key}\u0000cas${this.casSlots++}`, async () => {
       const r = (await this.client.eval(CAS_SCRIPT, {
         keys: [this.redisKey(key), this.channel],
         arguments: [JSON.stringify(change), expected ?? '', copy, expected === null ? '1' : '0', String(ttlMs)],
@@ -277,23 +279,41 @@ export class RedisKv implements KvStore {
     return top + c.unleased;
   }
 
-  /** Whether one more Redis operation fits (a write for a key already in the backlog replaces it). */
+  /** Whether one more Redis operation fits (a write for a key already waiting replaces it). */
   private room(key: string): boolean {
     return this.inFlight + this.backlog.size < this.config.redis.max_pending || this.backlog.has(key);
   }
 
-  private write(key: string, send: () => Promise<unknown>): void {
-    if (!this.up) {
-      this.backlog.set(key, send);
-      return;
+  /**
+   * Write-behind: the writes of one event-loop turn go out together after it, the last per key (a key written 100
+   * times in a hook is one write). A slot moves to the end when written again, so Redis applies writes in the order
+   * of their last change; a compare-and-set has a slot of its own (its check must not be merged away).
+   */
+  private write(slot: string, send: () => Promise<unknown>): void {
+    this.backlog.delete(slot);
+    this.backlog.set(slot, send);
+    if (this.up && !this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flush);
     }
-    this.run(send);
   }
 
-  private run(send: () => Promise<unknown>): void {
+  private readonly flush = (): void => {
+    this.flushing = false;
+    if (!this.up || this.closed) return;
+    const waiting = [...this.backlog.entries()];
+    this.backlog.clear();
+    for (const [slot, send] of waiting) this.run(send, slot);
+  };
+
+  /** Sends one write; one that fails because Redis went away meanwhile waits for it again (unless newer did). */
+  private run(send: () => Promise<unknown>, slot?: string): void {
     this.inFlight++;
     send()
-      .catch((err: Error) => this.down(err.message))
+      .catch((err: Error) => {
+        this.down(err.message);
+        if (slot !== undefined && !this.up && !this.backlog.has(slot)) this.backlog.set(slot, send);
+      })
       .finally(() => this.inFlight--);
   }
 
@@ -361,11 +381,9 @@ export class RedisKv implements KvStore {
     if (wasDown) this.log.info({ url: redacted(this.config.redis.url) }, 'host kv: Redis is back; the local view starts over from it');
     // What changed while this process could not hear of it is unknown: the view starts over (local writes waiting
     // in the backlog stay, and are sent now).
-    const waiting = [...this.backlog.entries()];
-    this.backlog.clear();
     this.view.clear();
     this.missed.clear();
-    for (const [, send] of waiting) this.run(send);
+    this.flush();
     for (const [key, c] of this.counters) if (c.unleased !== 0n && !c.leasing) this.takeLease(key, c);
   }
 

@@ -82,6 +82,11 @@ export class PluginHost {
     };
   }
 
+  /** Whether a line at this level would be written (the logger's level). */
+  logs(level: number): boolean {
+    return this.services.log.isLevelEnabled(LEVELS[level] ?? 'error');
+  }
+
   /** `message` may be cut already (to host.log_max_bytes): `length` is what the plugin passed. */
   log(request: number, level: number, message: Buffer, length = message.length): void {
     const { log, config, states } = this.services;

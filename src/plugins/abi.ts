@@ -338,6 +338,7 @@ export class HostTable {
     const fns: [unknown, ReturnType<typeof koffi.proto>][] = [
       [(request: Int, level: number, msg: Ptr, len: Int) => {
         try {
+          if (!host.logs(level)) return; // below the logger's level: not even copied
           const n = Number(len);
           const text = input(msg, Math.min(n, max.logBytes));
           if (text !== null) host.log(Number(request), level, text, n);
