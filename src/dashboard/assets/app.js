@@ -172,7 +172,9 @@
       ? el('div', { class: 'why', text: `${p.quarantine.last_failure.hook}: ${p.quarantine.last_failure.message}` })
       : p.state === 'failed' && p.last_errors.length > 0
         ? el('div', { class: 'why', text: p.last_errors[p.last_errors.length - 1].message })
-        : null;
+        : p.quarantine && p.quarantine.recent_failures > 0
+          ? el('div', { class: 'why', text: `${p.quarantine.recent_failures} recent failure${p.quarantine.recent_failures > 1 ? 's' : ''}${p.quarantine.last_failure ? ` (${p.quarantine.last_failure.hook}: ${p.quarantine.last_failure.message})` : ''}` })
+          : null;
     const controls = el('td', { class: 'controls' });
     const button = (label, action, title) => el('button', { type: 'button', class: 'small', title, 'data-action': label, onclick: () => control(p.name, action) }, label);
     if (p.state === 'disabled') controls.append(button('enable', () => api('POST', `/api/plugins/${enc(p.name)}/enable`)));
@@ -259,8 +261,8 @@
         { label: 'calls', stroke: COLORS.calls, width: 1.5 },
         { label: 'errors', stroke: COLORS.errors, width: 1.5 },
         { label: 'short-circuits', stroke: COLORS.short, width: 1.5 },
-        { label: 'p50', stroke: COLORS.p50, scale: 'ms', width: 1, spanGaps: true },
-        { label: 'p99', stroke: COLORS.p99, scale: 'ms', width: 1, dash: [4, 2], spanGaps: true },
+        { label: 'p50', stroke: COLORS.p50, scale: 'ms', width: 1, spanGaps: true, points: { show: true, size: 4, fill: COLORS.p50 } },
+        { label: 'p99', stroke: COLORS.p99, scale: 'ms', width: 1, dash: [4, 2], spanGaps: true, points: { show: true, size: 4, fill: COLORS.p99 } },
       ],
     };
   }
