@@ -332,7 +332,8 @@ HEIMDALL_EXPORT uint32_t heimdall_plugin_concurrency(void);
 #define HEIMDALL_METRIC_COUNTER 0
 #define HEIMDALL_METRIC_HISTOGRAM 1
 
-/* A TTL of 0 means "no expiry" (the operator's host.kv.max_ttl_ms still applies to every key). */
+/* A TTL of 0 means "no expiry": the key stays until it is deleted, or evicted (the store keeps at most
+ * host.kv.max_keys keys in a process, the least recently written going first). */
 
 typedef struct heimdall_host {
   /*

@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { createClient, RESP_TYPES } from 'redis';
-import type { HostConfig } from '../config/schema.js';
+import { ENV_REF, type HostConfig } from '../config/schema.js';
 import { Errors } from '../errors.js';
 import { added, expiry, ExpiringMap, type KvStore } from './kv.js';
 import { HostStatus, type Count, type Read } from './status.js';
@@ -114,7 +114,11 @@ export class RedisKv implements KvStore {
 
   /** Connects (waiting at most connect_timeout_ms); an unreachable Redis is reported, and retried in the background. */
   static async connect(config: KvConfig, log: Logger): Promise<RedisKv> {
-    const { url, connect_timeout_ms: connectTimeout } = config.redis;
+    const { connect_timeout_ms: connectTimeout } = config.redis;
+    // A URL with a password stays out of config.json: "env.REDIS_URL" reads it from the environment.
+    const ref = ENV_REF.exec(config.redis.url);
+    const url = ref === null ? config.redis.url : process.env[ref[1] as string];
+    if (url === undefined || url === '') throw Errors.HOST_REDIS_CONFIG(`url is ${config.redis.url}, and that variable is not set`);
     const options = {
       url,
       disableOfflineQueue: true,
@@ -142,6 +146,11 @@ export class RedisKv implements KvStore {
     this.client.on('error', down);
     this.subscriber.on('error', down);
     this.client.on('ready', () => this.ready());
+    // Changes published while the subscriber was away were missed: the view starts over when it is back.
+    this.subscriber.on('ready', () => {
+      this.view.clear();
+      this.missed.clear();
+    });
     this.client.on('end', () => (this.up = false));
     const connected = Promise.all([
       this.client.connect(),
