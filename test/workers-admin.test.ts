@@ -253,3 +253,28 @@ t.test('a watched plugin file reloads in every worker', async (t) => {
   t.equal(pids.size, 2, 'the same two workers serve: a reload, not a restart');
   t.ok(p.logs.some((l) => /plugin change made in 2 workers/.test(l.msg)), 'the primary applied it to both');
 });
+
+t.test("the dashboard's data speaks for every worker: requests from both, hook calls added up, one plugin table", async (t) => {
+  const ws = workspace();
+  const p = await pool(t, ws, { dashboard: { enabled: true, requests: 100, record: 'always' } });
+  const url = `${p.url}/v1/chat/completions`;
+  const N = 40;
+  for (let i = 0; i < N; i++) t.equal((await request(url, { body: chat('mock/echo', `dash ${i}`) })).status, 200);
+
+  const plugins = (await p.call('GET', '/dashboard/api/plugins')).json as { plugins: { name: string; state: string; workers: number }[] };
+  t.match(plugins.plugins, [{ name: 'versioned', state: 'active', workers: 2 }]);
+
+  const requests = ((await p.call('GET', '/dashboard/api/requests?limit=100')).json as { requests: { id: string; at: string; worker: number; status: number }[] }).requests;
+  t.equal(requests.length, N, 'every request, from both rings');
+  t.equal(new Set(requests.map((r) => r.worker)).size, 2, 'served by both workers');
+  t.ok(requests.every((r, i) => i === 0 || (requests[i - 1] as { at: string }).at >= r.at), 'newest first across the workers');
+  const one = requests.find((r) => r.worker !== requests[0]?.worker) as { id: string; worker: number };
+  const detail = (await p.call('GET', `/dashboard/api/requests/${one.id}`)).json as { id: string; worker: number; events: unknown[] };
+  t.equal(detail.id, one.id, "a timeline is found in whichever worker's ring holds it");
+  t.equal(detail.worker, one.worker);
+  t.ok(detail.events.length > 0);
+
+  const series = ((await p.call('GET', '/dashboard/api/series')).json as { hooks: { plugin: string; hook: string; calls: number[] }[] }).hooks;
+  const pre = series.find((s) => s.plugin === 'versioned' && s.hook === 'PreHook');
+  t.equal(pre?.calls.reduce((a, b) => a + b, 0), N, "both workers' PreHook calls, added up");
+});

@@ -41,8 +41,17 @@ export interface WireError {
   message: string;
 }
 
-/** What a gathering collects: each worker's metrics (Prometheus text), its /health body, or its plugins' status. */
-export type ReportKind = 'metrics' | 'health' | 'plugins';
+/**
+ * What a gathering collects: each worker's metrics (Prometheus text), its /health body, its plugins' status, or its
+ * answer to one of the dashboard's calls (`{value}`).
+ */
+export type ReportKind = 'metrics' | 'health' | 'plugins' | 'dashboard';
+
+/** A dashboard call, as the primary asks it of every worker (see cluster/dashboard.ts). */
+export type DashboardAsk =
+  | { method: 'info' | 'plugins' | 'series' | 'providers' }
+  | { method: 'requests'; limit: number }
+  | { method: 'request'; id: string };
 
 /** One worker's part of a gathering, as the primary hands them back. */
 export interface ReportPart {
@@ -60,7 +69,7 @@ export type PrimaryMessage =
   /** Drain as a single gateway does on SIGTERM; `timeoutMs` 0: close every connection now. */
   | { type: 'shutdown'; timeoutMs?: number }
   /** Send your part of gathering `id`. */
-  | { type: 'report'; id: number; what: ReportKind }
+  | { type: 'report'; id: number; what: ReportKind; ask?: DashboardAsk }
   /** Gathering `id` (the asking worker's own number for it) is done: the parts that came in time, and who missed it. */
   | { type: 'gathered'; id: number; parts: ReportPart[]; missing: MissingWorker[] }
   /** Prepare change `id`: do everything that can fail, make nothing visible, and answer `prepared`. */

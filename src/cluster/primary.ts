@@ -19,7 +19,8 @@ import { PluginWatcher } from '../plugins/watch.js';
 import { createAdminApp, persistPlugins } from '../server/admin.js';
 import { createFlightRecord, readFlightRecord, type RunningHook } from '../metrics/flight-record.js';
 import { PoolControl } from './changes.js';
-import { isMessage, type InProcessPlugin, type MissingWorker, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage, FLIGHT_RECORD_ENV } from './messages.js';
+import { poolDashboard } from './dashboard.js';
+import { isMessage, type DashboardAsk, type InProcessPlugin, type MissingWorker, type PrimaryMessage, type ReportKind, type ReportPart, type WorkerMessage, FLIGHT_RECORD_ENV } from './messages.js';
 
 /** The first death of a worker is replaced at once, the next ones after this, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 100;
@@ -111,8 +112,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
   let generation = 0;
   const admin = loaded.config.admin;
   const persist = admin.enabled && admin.persist && loaded.file !== '';
-  // Workers serve no admin API (the primary does) and watch no file (the primary does, for all of them).
-  const forWorkers = (l: LoadedConfig): LoadedConfig => ({ ...l, config: { ...l.config, admin: { ...l.config.admin, enabled: false, persist: false } } });
+
   const slotOf = new Map<number, Slot>();
   // Each slot's flight record: which hooks its worker is running, readable after the worker dies.
   const records = mkdtempSync(path.join(tmpdir(), 'heimdall-pool-'));
@@ -132,7 +132,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
       .filter((s) => s.worker === undefined || s.readyAt === 0 || !s.worker.isConnected() || except.has(s.worker.id))
       .map((s) => ({ slot: s.index, worker: s.worker?.id, pid: s.worker?.process.pid, state: slotState(s) }));
   const serving = () => slots.filter((s) => s.worker !== undefined && s.readyAt > 0 && s.worker.isConnected()).map((s) => s.worker as Worker);
-  const gather = (asker: Worker | undefined, deliver: Gathering['deliver'], what: ReportKind) => {
+  const gather = (asker: Worker | undefined, deliver: Gathering['deliver'], what: ReportKind, ask?: DashboardAsk) => {
     const ready = serving();
     if (gatherings.size >= MAX_GATHERINGS) {
       // Too many at once: the asker answers for itself, and says every other slot went unheard.
@@ -142,7 +142,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     const id = nextGathering++;
     const g: Gathering = { deliver, waiting: new Set(), parts: [], timer: setTimeout(() => finish(id), GATHER_MS) };
     gatherings.set(id, g);
-    for (const w of ready) if (tell(w, { type: 'report', id, what })) g.waiting.add(w.id);
+    for (const w of ready) if (tell(w, { type: 'report', id, what, ...(ask === undefined ? {} : { ask }) })) g.waiting.add(w.id);
     if (g.waiting.size === 0) finish(id);
   };
   const finish = (id: number) => {
@@ -171,7 +171,14 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
   };
   // Made before any worker starts: a token too short or a host off loopback stops the start, as in a single process.
   const adminApp: FastifyInstance | undefined = admin.enabled
-    ? createAdminApp({ config: admin, control: { list: () => control.list(), apply: (c) => control.apply(c) }, baseDir: loaded.baseDir, log, limits: server })
+    ? createAdminApp({
+        config: admin,
+        control: { list: () => control.list(), apply: (c) => control.apply(c) },
+        baseDir: loaded.baseDir,
+        log,
+        limits: server,
+        dashboard: admin.dashboard.enabled ? poolDashboard((ask) => new Promise((resolve) => gather(undefined, (parts) => resolve(parts), 'dashboard', ask))) : undefined,
+      })
     : undefined;
   let watcher: PluginWatcher | undefined;
   let watched: { name: string; file: string }[] = [];
@@ -259,7 +266,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
         reported(worker, message.id, message.body);
       } else if (message.type === 'hello') {
         slot.generation = generation;
-        tell(worker, { type: 'start', loaded: forWorkers(current), host: listen.host, port: listen.port, beatMs, generation });
+        tell(worker, { type: 'start', loaded: current, host: listen.host, port: listen.port, beatMs, generation });
       } else if (message.type === 'ready') {
         slot.readyAt = slot.lastBeat = Date.now();
         slot.plugins = Array.isArray(message.plugins) ? message.plugins : [];

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { Errors, HeimdallError } from '../errors.js';
 import type { PreparedChange } from '../plugins/changes.js';
 import type { PluginRegistry } from '../plugins/registry.js';
-import { isMessage, type InProcessPlugin, type PrimaryMessage, type ReportKind, type ReportPart, type WireError, type WorkerMessage, FLIGHT_RECORD_ENV } from './messages.js';
+import { isMessage, type InProcessPlugin, type DashboardAsk, type PrimaryMessage, type ReportKind, type ReportPart, type WireError, type WorkerMessage, FLIGHT_RECORD_ENV } from './messages.js';
 
 /** Past the primary's own wait for the workers' parts: a primary that does not answer at all. */
 const GATHERED_MS = 3000;
@@ -22,14 +22,14 @@ const GATHERED_MS = 3000;
  * The pool as this worker sees it: a gathering asked of the primary. Without an answer in time (the primary is
  * gone, or swamped), the worker answers for itself alone.
  */
-function poolOf(report: (what: ReportKind) => Promise<string | Record<string, unknown>>): Pool {
+function poolOf(report: (what: ReportKind, ask?: DashboardAsk) => Promise<string | Record<string, unknown>>): Pool {
   let next = 1;
   const waiting = new Map<number, (parts: Extract<PrimaryMessage, { type: 'gathered' }> | undefined) => void>();
   process.on('message', (message: unknown) => {
     if (!isMessage<PrimaryMessage>(message)) return;
     if (message.type === 'gathered') waiting.get(message.id)?.(message);
     else if (message.type === 'report') {
-      report(message.what).then(
+      report(message.what, message.ask).then(
         (body) => send({ type: 'reported', id: message.id, body }),
         () => {}, // no part: the gathering lists this worker as missing
       );
@@ -126,10 +126,10 @@ export async function runWorker(): Promise<number> {
   const id = cluster.worker?.id ?? 0;
   const log = createLogger(config.log.level).child({ worker: id });
 
-  let report: (what: ReportKind) => Promise<string | Record<string, unknown>> = () => Promise.reject(new Error('not started'));
-  // The primary watches plugin files, and reloads in every worker at once.
+  let report: (what: ReportKind, ask?: DashboardAsk) => Promise<string | Record<string, unknown>> = () => Promise.reject(new Error('not started'));
+  // The primary serves the admin API and watches plugin files, applying each change to every worker at once.
   const flightRecord = FlightRecord.open(process.env[FLIGHT_RECORD_ENV]);
-  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what) => report(what)), watch: false, flightRecord });
+  const gateway = await createGateway(start.loaded, { logger: log, pool: poolOf((what, ask) => report(what, ask)), watch: false, serveAdmin: false, flightRecord });
   report = gateway.report;
   const { url } = await gateway.listen(start.host, start.port);
   const inProcess = (): InProcessPlugin[] =>

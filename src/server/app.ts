@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Errors, HeimdallError, errorBody } from '../errors.js';
 import { accessLogger, createLogger, loggedPath, requestLoggerFactory } from '../logger.js';
-import { dashboardFor, inspectorFor } from '../dashboard/source.js';
+import { dashboardFor, inspectorFor, type DashboardSource } from '../dashboard/source.js';
 import { exchangeOf } from '../metrics/exchange.js';
 import { configureHost, hostServices, releaseHost } from '../host/services.js';
 import type { FlightRecord } from '../metrics/flight-record.js';
@@ -24,7 +24,7 @@ import { ProviderRegistry } from '../providers/registry.js';
 import { anthropicRoutes } from './routes/anthropic.js';
 import { chatRoutes } from './routes/chat.js';
 import { embeddingsRoutes } from './routes/embeddings.js';
-import type { Pool, ReportKind } from './pool.js';
+import type { DashboardAsk, Pool, ReportKind } from './pool.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { modelRoutes } from './routes/models.js';
@@ -41,7 +41,7 @@ export interface Gateway {
   /** Start the gateway (and the admin API) listening; resolves to their addresses. */
   listen(host?: string, port?: number): Promise<{ url: string; adminUrl: string | undefined }>;
   /** This gateway's own report for its pool: its metrics (Prometheus text), its /health body or its plugins' status. */
-  report(what: ReportKind): Promise<string | Record<string, unknown>>;
+  report(what: ReportKind, ask?: DashboardAsk): Promise<string | Record<string, unknown>>;
   /**
    * Stop listening and close idle connections; let requests and streams in flight finish for up to `timeoutMs`
    * (server.shutdown_timeout_ms by default), then close every connection left, then Cleanup every plugin. Called
@@ -63,6 +63,11 @@ export interface GatewayOptions {
    * reloads in every worker at once.
    */
   watch?: boolean;
+  /**
+   * Serve the admin API (when admin.enabled) and save its changes (admin.persist): default true. Off in a worker of
+   * a pool, whose primary serves it for every worker; the dashboard's data is still kept, for the primary to gather.
+   */
+  serveAdmin?: boolean;
   /** In a worker of a pool: the flight record its primary reads after a crash (metrics/flight-record.ts). */
   flightRecord?: FlightRecord;
 }
@@ -76,7 +81,8 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   const host = await configureHost(config.host, log);
   metrics.addSource(() => hostServices().renderMetrics());
   const providers = new ProviderRegistry(config.providers, process.env, (msg) => log.warn(msg), metrics.decorateProvider);
-  const persist = config.admin.enabled && config.admin.persist && loaded.file !== '';
+  const serveAdmin = config.admin.enabled && options.serveAdmin !== false;
+  const persist = serveAdmin && config.admin.persist && loaded.file !== '';
   const plugins = new PluginRegistry(log, {
     decorate: metrics.decoratePlugin,
     onQuarantine: metrics.pluginQuarantine,
@@ -149,6 +155,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   });
 
   const traces = inspectorFor(config);
+  const dashboard = dashboardFor(config, { plugins, metrics, traces });
   const pipeline = new Pipeline(plugins, providers, log, { logBodies: config.log.bodies, traces });
   chatRoutes(app, pipeline);
   embeddingsRoutes(app, pipeline);
@@ -167,7 +174,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
     await releaseHost(host);
   });
   try {
-    admin = config.admin.enabled ? createAdminApp({ config: config.admin, control: plugins, baseDir: loaded.baseDir, log, limits: config.server, dashboard: dashboardFor(config, { plugins, metrics, traces }) }) : undefined;
+    admin = serveAdmin ? createAdminApp({ config: config.admin, control: plugins, baseDir: loaded.baseDir, log, limits: config.server, dashboard }) : undefined;
   } catch (err) {
     await app.close(); // plugins, providers and the metrics' monitors are running already
     throw err;
@@ -191,13 +198,26 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
         throw err;
       }
     },
-    report: async (what) => {
+    report: async (what, ask) => {
+      if (what === 'dashboard') return { value: dashboard === undefined || ask === undefined ? null : await askDashboard(dashboard, ask) };
       if (what === 'metrics') return metrics.render();
       if (what === 'plugins') return { plugins: await plugins.list() };
       return health();
     },
     close: (options = {}) => connections.close(() => app.close(), options.timeoutMs),
   };
+}
+
+/** One dashboard call, as a pool's primary asks it of this worker. */
+function askDashboard(source: DashboardSource, ask: DashboardAsk): Promise<unknown> {
+  switch (ask.method) {
+    case 'requests':
+      return source.requests(Math.max(0, Math.min(ask.limit, 1000)));
+    case 'request':
+      return source.request(ask.id);
+    default:
+      return source[ask.method]();
+  }
 }
 
 /** Fastify's own errors (body parsing, limits) become catalogue errors, so every answer has the same shape. */
