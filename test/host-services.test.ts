@@ -6,6 +6,7 @@
 import koffi from 'koffi';
 import t from 'tap';
 import { hostPlugins } from './fixtures/host/build.js';
+import { hostServices } from '../src/host/services.js';
 import { chat, postJson, sseData, startGateway } from './helpers/gateway.js';
 
 const MODES = ['inline', 'threaded', 'isolated'] as const;
@@ -65,6 +66,8 @@ for (const mode of MODES) {
     t.equal(sample(metrics, 'heimdall_plugin_hostsvc_state_checks_total{result="missing"}'), undefined, 'never missing');
     t.equal(sample(metrics, 'heimdall_plugin_hostsvc_stream_chunks_total'), sent,
       'the chunk hook counted every chunk the clients got in request state, and PostHook read the count');
+
+    t.equal(hostServices().states.liveCount, 0, 'every request\'s state was freed when it ended');
 
     // The log went through the gateway's logger, with the plugin's name and the request id.
     const pre = gw.logs.filter((l) => l.plugin === 'hostsvc' && /^pre \d+$/.test(l.msg));
