@@ -45,6 +45,9 @@ for (const mode of MODES) {
       const r = await postJson(`${gw.url}/v1/chat/completions`, chat('mock/echo', `plain ${i}`));
       t.equal(r.status, 200, `plain request ${i}`);
     }
+    // 10 at once: a threaded plugin (declaring 16) makes its host calls from several worker threads at a time.
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => postJson(`${gw.url}/v1/chat/completions`, chat('mock/echo', `burst ${i}`))));
+    t.ok(burst.every((r) => r.status === 200), 'a burst of 10 concurrent requests is served');
     let sent = 0;
     for (let i = 0; i < 2; i++) {
       const r = await postJson(`${gw.url}/v1/chat/completions`, chat('mock/echo', 'one two three four', { stream: true }));
@@ -55,14 +58,14 @@ for (const mode of MODES) {
     }
 
     // A streamed request's PostHook runs after the client has its last chunk: wait for it (bounded).
-    const metrics = await scrapeUntil(gw.url, (text) => sample(text, 'heimdall_plugin_hook_calls_total{plugin="hostsvc",hook="PostHook"}') === 5);
-    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_requests_total{stream="false"}'), 3, 'counter, plain');
+    const metrics = await scrapeUntil(gw.url, (text) => sample(text, 'heimdall_plugin_hook_calls_total{plugin="hostsvc",hook="PostHook"}') === 15);
+    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_requests_total{stream="false"}'), 13, 'counter, plain');
     t.equal(sample(metrics, 'heimdall_plugin_hostsvc_requests_total{stream="true"}'), 2, 'counter, streamed');
-    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_prompt_bytes_count'), 5, 'histogram count');
-    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_prompt_bytes_bucket{le="+Inf"}'), 5, 'histogram +Inf bucket');
-    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_prompt_bytes_bucket{le="100"}'), 5, 'every request under 100 bytes');
+    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_prompt_bytes_count'), 15, 'histogram count');
+    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_prompt_bytes_bucket{le="+Inf"}'), 15, 'histogram +Inf bucket');
+    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_prompt_bytes_bucket{le="100"}'), 15, 'every request under 100 bytes');
     t.match(metrics, /# TYPE heimdall_plugin_hostsvc_prompt_bytes histogram/);
-    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_state_checks_total{result="ok"}'), 5, 'PostHook read what PreHook wrote, every time');
+    t.equal(sample(metrics, 'heimdall_plugin_hostsvc_state_checks_total{result="ok"}'), 15, 'PostHook read what PreHook wrote, every time');
     t.equal(sample(metrics, 'heimdall_plugin_hostsvc_state_checks_total{result="missing"}'), undefined, 'never missing');
     t.equal(sample(metrics, 'heimdall_plugin_hostsvc_stream_chunks_total'), sent,
       'the chunk hook counted every chunk the clients got in request state, and PostHook read the count');
@@ -71,9 +74,9 @@ for (const mode of MODES) {
 
     // The log went through the gateway's logger, with the plugin's name and the request id.
     const pre = gw.logs.filter((l) => l.plugin === 'hostsvc' && /^pre \d+$/.test(l.msg));
-    t.equal(pre.length, 5, 'one "pre" line per request');
+    t.equal(pre.length, 15, 'one "pre" line per request');
     t.ok(pre.every((l) => typeof l.request_id === 'string' && l.request_id.length > 0), 'each with its request id');
-    t.equal(new Set(pre.map((l) => l.request_id)).size, 5, 'a different request id each time');
+    t.equal(new Set(pre.map((l) => l.request_id)).size, 15, 'a different request id each time');
     t.ok(gw.logs.some((l) => l.plugin === 'hostsvc' && l.msg === 'hostsvc init' && l.request_id === undefined), 'Init logs without a request');
 
     // The shared store: every call's status, as the plugin saw it.
