@@ -25,13 +25,14 @@ const example = (name: string) => path.join(REPO, 'build', 'Release', `${name}.s
 const skip = needs(browserMissing());
 
 /** A plugin directory with the plugins under test, and a gateway config using them with the admin API and dashboard on. */
-async function setup({ breakerFailures = 5, versioned = true } = {}) {
+async function setup({ breakerFailures = 5, versioned = true, transport = false } = {}) {
   const probes = await probePlugins();
   const builds = await versionedBuilds();
   const root = mkdtempSync(path.join(tmpdir(), 'heimdall-dashboard-'));
   const dir = path.join(root, 'plugins');
   mkdirSync(dir);
   copyFileSync(example('validate'), path.join(dir, 'validate.so'));
+  copyFileSync(example('header_rewrite'), path.join(dir, 'header_rewrite.so'));
   copyFileSync(example('transform'), path.join(dir, 'transform.so'));
   copyFileSync(probes.misbehave, path.join(dir, 'misbehave.so'));
   copyFileSync(builds.A, path.join(dir, 'versioned.so'));
@@ -45,6 +46,7 @@ async function setup({ breakerFailures = 5, versioned = true } = {}) {
       providers: { openai: { base_url: upstreamUrl, api_key: 'env.HEIMDALL_TEST_DASHBOARD_UPSTREAM_KEY' } },
       admin: { enabled: true, token: 'env.HEIMDALL_TEST_DASHBOARD_TOKEN', plugin_dirs: [dir] },
       plugins: [
+        ...(transport ? [{ path: path.join(dir, 'header_rewrite.so'), config: { set: { 'x-team': 'search' }, remove: ['x-debug'] } }] : []),
         { path: path.join(dir, 'validate.so'), config: { banned_words: ['falcon'], status_code: 403, message: 'blocked by policy' } },
         { path: path.join(dir, 'misbehave.so'), breaker: { failures: breakerFailures, window_ms: 60_000, cooldown_ms: 600_000 } },
         { path: path.join(dir, 'transform.so'), config: { system_prompt: 'Be brief.', tag: 'transformed' } },
@@ -166,7 +168,7 @@ t.test('the dashboard', { skip }, async (t) => {
 
   t.test('after traffic, the charts and the inspector show it: a short-circuit, a failing hook, a fallback, a stream', async (t) => {
     const up = await startUpstream(t);
-    const env = await setup({ versioned: false });
+    const env = await setup({ versioned: false, transport: true });
     const gw = await startGateway(t, env.config(up.baseUrl));
     // The inspector records while someone looks: a request before the page opened is not kept.
     const unseen = await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', 'nobody is looking'));
@@ -205,7 +207,7 @@ t.test('the dashboard', { skip }, async (t) => {
     const steps = page.locator('#request-detail tr.step');
     await eventually(async () => (await page.locator('#request-detail h3').textContent().catch(() => '')) === id(blocked), 'its timeline');
     const timeline = () => steps.evaluateAll((trs) => trs.map((tr) => `${tr.getAttribute('data-kind')}:${tr.getAttribute('data-hook') ?? ''}:${tr.getAttribute('data-plugin')}:${tr.getAttribute('data-decision')}`));
-    t.same(await timeline(), ['hook:PreHook:validate:short-circuit'], 'the short-circuit is the whole timeline');
+    t.same(await timeline(), ['hook:TransportInterceptor:header_rewrite:modified', 'hook:PreHook:validate:short-circuit'], 'nothing runs after the short-circuit');
     t.match(await page.locator('#requests-table tr[data-request="' + id(blocked) + '"]').textContent(), /short-circuit: validate/);
     await shot(page, 'inspector-short-circuit');
 
@@ -213,6 +215,7 @@ t.test('the dashboard', { skip }, async (t) => {
     await page.click(`#requests-table tr[data-request="${id(failing)}"]`);
     await eventually(async () => (await page.locator('#request-detail h3').textContent().catch(() => '')) === id(failing), 'its timeline');
     t.same(await timeline(), [
+      'hook:TransportInterceptor:header_rewrite:modified',
       'hook:PreHook:validate:continue',
       'hook:PreHook:misbehave:error',
       'hook:PreHook:transform:modified',
