@@ -3,7 +3,7 @@
  * hold exit 0, any that fails (or a hook that fails unexpectedly) exits 1 and says which and why.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import { parseExpectation, readFixture, sampleCase } from '../src/commands/plugi
 import { runPluginTest } from '../src/commands/plugin-test.js';
 import { runCli } from './helpers/cli.js';
 import { BUILD, REPO } from './helpers/fixtures.js';
+import { needs } from './helpers/toolchains.js';
 
 const exec = promisify(execFile);
 const DIR = path.join(BUILD, 'test-fixtures', 'plugin-test');
@@ -107,4 +108,14 @@ t.test('a hook that fails is a failure unless expected; a broken fixture is name
 
   writeFileSync(file, '{"cases": [{"chunks": 3}]}');
   t.throws(() => readFixture(file), { code: 'HEIMDALL_ERR_PLUGIN_TEST_INPUT', message: /odd\.cases\.json: cases\[0\]\.chunks is not an array of objects/ });
+});
+
+const RATE_LIMITER = path.join(BUILD, 'plugins', 'rate-limiter.so');
+t.test('cases share the plugin, as requests do: the Go rate limiter lets one request through, then answers 429', {
+  skip: needs(existsSync(RATE_LIMITER) ? false : 'the Go plugins are not built (apt-get install golang-go, then npm run build:plugins)'),
+}, async (t) => {
+  const fixture = readFixture(path.join(FIXTURES, 'rate-limiter.cases.json'));
+  const report = await runPluginTest(RATE_LIMITER, { config: fixture.config, cases: fixture.cases });
+  t.same(report.cases.map((c) => c.runs.find((r) => r.hook === 'prehook')?.decision), ['continue', 'short-circuit:429', 'continue']);
+  t.equal(report.ok, true, report.cases.flatMap((c) => c.expectations.filter((e) => !e.ok).map((e) => `${c.name}: ${e.text}: ${e.why}`)).join('; '));
 });
