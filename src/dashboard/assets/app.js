@@ -247,7 +247,8 @@
 
   const COLORS = { calls: '#3b6fd4', errors: '#d43b3b', short: '#d4a23b', p50: '#3ba55d', p99: '#8a3bd4' };
 
-  function chartOptions(title, width) {
+  /** `shorts`: hooks short-circuit, upstream calls don't (their series is left out). */
+  function chartOptions(title, width, shorts) {
     return {
       title,
       width,
@@ -260,7 +261,7 @@
         {},
         { label: 'calls', stroke: COLORS.calls, width: 1.5 },
         { label: 'errors', stroke: COLORS.errors, width: 1.5 },
-        { label: 'short-circuits', stroke: COLORS.short, width: 1.5 },
+        { label: 'short-circuits', stroke: COLORS.short, width: 1.5, show: shorts },
         { label: 'p50', stroke: COLORS.p50, scale: 'ms', width: 1, spanGaps: true, points: { show: true, size: 4, fill: COLORS.p50 } },
         { label: 'p99', stroke: COLORS.p99, scale: 'ms', width: 1, dash: [4, 2], spanGaps: true, points: { show: true, size: 4, fill: COLORS.p99 } },
       ],
@@ -272,14 +273,14 @@
     return [xs, s.calls, s.errors, s.short_circuits, s.p50_ms, s.p99_ms];
   }
 
-  function drawChart(container, key, title, series, summaryText, trouble) {
+  function drawChart(container, key, title, series, summaryText, trouble, shorts = true) {
     let entry = charts.get(key);
     if (entry === undefined || !entry.box.isConnected) {
       const box = el('div', { class: 'chart', 'data-key': key });
       const summary = el('div', { class: 'summary' });
       box.append(summary);
       container.append(box);
-      const plot = new uPlot(chartOptions(title, 340), chartData(series), box);
+      const plot = new uPlot(chartOptions(title, 340, shorts), chartData(series), box);
       entry = { box, plot, summary };
       charts.set(key, entry);
     } else {
@@ -349,6 +350,11 @@
         );
       }),
     );
+    if (selectedRequest && !requests.some((r) => r.id === selectedRequest)) {
+      // It has left the ring (the inspector keeps the last requests only).
+      selectedRequest = undefined;
+      $('#request-detail').hidden = true;
+    }
     if (selectedRequest) await renderRequest(selectedRequest);
   }
 
@@ -439,7 +445,7 @@
     const container = $('#upstream-charts');
     for (const u of upstream) {
       const s = { ...u, short_circuits: u.calls.map(() => 0) };
-      drawChart(container, `upstream:${u.provider}/${u.model}`, `${u.provider}/${u.model}`, s, `${sum(u.calls)} calls · ${sum(u.errors)} errors`, sum(u.errors) > 0);
+      drawChart(container, `upstream:${u.provider}/${u.model}`, `${u.provider}/${u.model}`, s, `${sum(u.calls)} calls · ${sum(u.errors)} errors`, sum(u.errors) > 0, false);
     }
   }
 
