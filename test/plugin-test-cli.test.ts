@@ -119,3 +119,26 @@ t.test('cases share the plugin, as requests do: the Go rate limiter lets one req
   t.same(report.cases.map((c) => c.runs.find((r) => r.hook === 'prehook')?.decision), ['continue', 'short-circuit:429', 'continue']);
   t.equal(report.ok, true, report.cases.flatMap((c) => c.expectations.filter((e) => !e.ok).map((e) => `${c.name}: ${e.text}: ${e.why}`)).join('; '));
 });
+
+t.test('a hook that never returns: in the isolated mode plugin test ends it at its deadline and reports it', async (t) => {
+  const source = path.join(DIR, 'hang_pre.c');
+  writeFileSync(source, `#include <unistd.h>
+#include "heimdall_plugin.h"
+HEIMDALL_PLUGIN_DEFINE_ABI()
+HEIMDALL_EXPORT const char *GetName(void) { return "hang-pre"; }
+HEIMDALL_EXPORT void Cleanup(void) {}
+HEIMDALL_EXPORT int32_t PreHook(const uint8_t *c, size_t cl, const uint8_t *r, size_t rl, heimdall_buf_t *out) {
+  (void)c, (void)cl, (void)r, (void)rl, (void)out;
+  for (;;) pause();
+}
+`);
+  const file = path.join(DIR, 'hang-pre.so');
+  await exec('cc', ['-shared', '-fPIC', '-I', path.join(REPO, 'native', 'include'), '-o', file, source]);
+  const started = Date.now();
+  const report = await runPluginTest(file, { mode: 'isolated', timeoutMs: 500, cases: [sampleCase({ expect: expect('prehook=fail') })] });
+  const pre = report.cases[0]!.runs[0]!;
+  t.equal(pre.decision, 'fail');
+  t.match(pre.failure, /ran past its deadline of 500 ms/);
+  t.equal(report.ok, true, 'prehook=fail was expected');
+  t.ok(Date.now() - started < 15_000, `ended in ${Date.now() - started} ms`);
+});
