@@ -101,7 +101,7 @@ t.test('list, load, configure, reload, disable, enable, reorder, unload, delete'
   const listed = await api(base, 'GET', '/api/plugins');
   t.equal(listed.status, 200);
   const p1 = listed.json.plugins[0];
-  t.match(p1, { name: 'p1', status: 'active', language: 'c', abi_version: '1.1', sha256: /^[0-9a-f]{64}$/, instances_kept: 0, last_errors: [] });
+  t.match(p1, { name: 'p1', status: 'active', language: 'c', abi_version: '1.2', sha256: /^[0-9a-f]{64}$/, instances_kept: 0, last_errors: [] });
   t.ok(Date.parse(p1.loaded_at) > 0, 'load time');
   t.equal(p1.config.api_key, '[redacted]', 'literal secrets are redacted');
   t.equal(p1.config.token, 'env.HEIMDALL_TEST_PLUGIN_TOKEN', 'env references are shown as written');

@@ -13,7 +13,7 @@ const bins = await binaryFixtures();
 t.test('a loadable plugin: format, OS, arch, ABI version, hooks, language, name', async (t) => {
   const r = inspectPlugin(probes.p1);
   t.match(r, {
-    format: 'elf', os: 'linux', arch: ['x64'], language: 'c', name: 'p1', abi_version: '1.1', loadable: true, problems: [],
+    format: 'elf', os: 'linux', arch: ['x64'], language: 'c', name: 'p1', abi_version: '1.2', loadable: true, problems: [],
     exports: { required: ['heimdall_plugin_abi_version', 'heimdall_plugin_free', 'GetName', 'Cleanup'], missing: [] },
   });
   t.same(r.exports.hooks, ['Init', 'TransportInterceptor', 'PreHook', 'PostHook', 'StreamChunkHook']);

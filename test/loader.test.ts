@@ -91,7 +91,7 @@ t.test('Init receives the config as JSON; a failing Init fails the load with the
   const trace = path.join(dir, 'trace.jsonl');
   const plugin = await loadPlugin(probes.p1, { config: { trace, extra: 'value' } });
   t.same(plugin.info, {
-    name: 'p1', file: probes.p1, abiVersion: '1.1', language: 'c',
+    name: 'p1', file: probes.p1, abiVersion: '1.2', language: 'c',
     hooks: { transport: true, pre: true, post: true, chunk: true }, mode: 'inline', concurrency: 1,
   });
   plugin.close();
@@ -123,7 +123,7 @@ t.test('config rules at start-up: optional, disabled, unique names, env referenc
     t.same(gw.gateway.plugins.active.map((p) => p.info.name), ['p1']);
     const health = await (await fetch(`${gw.url}/health`)).json();
     t.same(health.plugins, [
-      { name: 'p1', status: 'active', language: 'c', abi_version: '1.1', hooks: ['transport', 'pre', 'post', 'chunk'], mode: 'inline' },
+      { name: 'p1', status: 'active', language: 'c', abi_version: '1.2', hooks: ['transport', 'pre', 'post', 'chunk'], mode: 'inline' },
       { name: 'plugin-x64-patched-to-arm64', status: 'error' },
       { name: 'p2', status: 'disabled' },
     ], 'the public health check shows names and states only');

@@ -7,7 +7,7 @@
  * Nothing here waits: every call answers from memory (the redis backend keeps its local view in step in the
  * background), so an inline hook can call it on the event loop.
  */
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { HostConfig } from '../config/schema.js';
 import { Errors } from '../errors.js';
 import { MemoryKv, type KvStore } from './kv.js';
@@ -193,13 +193,22 @@ export class PluginHost {
   }
 }
 
+/** Until a gateway configures the services (tools, tests that load plugins alone): nothing is written. */
+const silent = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  isLevelEnabled: () => false,
+} as unknown as Logger;
+
 let current: HostServices | undefined;
 /** Gateways of this process using `current`. */
 let users = 0;
 
 /** The process's host services: memory backed and logging nowhere until a gateway configures them. */
 export function hostServices(): HostServices {
-  return (current ??= new HostServices(DEFAULT_HOST_CONFIG, pino({ level: 'silent' }), new MemoryKv(DEFAULT_HOST_CONFIG.kv.max_keys)));
+  return (current ??= new HostServices(DEFAULT_HOST_CONFIG, silent, new MemoryKv(DEFAULT_HOST_CONFIG.kv.max_keys)));
 }
 
 /**
