@@ -16,7 +16,7 @@ import (
 	"github.com/heimdall-gateway/heimdall/sdk/go/cabi"
 )
 
-func init() { cabi.DeclareExports("TransportInterceptor", "PreHook") }
+func init() { cabi.DeclareExports("TransportInterceptor", "PreHook", "Host") }
 
 //export GetName
 func GetName() *C.char { return (*C.char)(cabi.Name()) }
@@ -40,6 +40,9 @@ func TransportInterceptor(ctx *C.uint8_t, ctxLen C.size_t, http *C.uint8_t, http
 func PreHook(ctx *C.uint8_t, ctxLen C.size_t, req *C.uint8_t, reqLen C.size_t, out unsafe.Pointer) C.int32_t {
 	return C.int32_t(cabi.PreHook(unsafe.Pointer(ctx), uintptr(ctxLen), unsafe.Pointer(req), uintptr(reqLen), out))
 }
+
+//export heimdall_plugin_set_host
+func heimdall_plugin_set_host(host unsafe.Pointer) { cabi.SetHost(host) }
 
 // main is required by -buildmode=c-shared and never runs.
 func main() {}

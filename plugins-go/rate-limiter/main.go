@@ -1,5 +1,6 @@
-// Command rate-limiter is a Heimdall plugin that limits each client to a number of requests per minute, with a
-// token bucket per key. See README.md.
+// Command rate-limiter is a Heimdall plugin that limits each client to a number of requests per minute: counted in
+// the gateway's shared store (one counter per client and minute, so the limit holds across worker processes and,
+// with Redis, across gateways), with bursts shaped by a token bucket per key. See README.md.
 package main
 
 //go:generate go run github.com/heimdall-gateway/heimdall/sdk/go/cmd/heimdall-gen
@@ -28,24 +29,32 @@ type config struct {
 	Burst             int     `json:"burst"`
 	Key               string  `json:"key"` // "api_key" or "header:<name>"
 	MaxKeys           int     `json:"max_keys"`
+	Store             string  `json:"store"` // "shared" (the gateway's store, ABI 1.2) or "local" (this process)
 }
+
+// window is the shared counters' window: requests_per_minute is counted per calendar minute.
+const window = time.Minute
 
 type rateLimiter struct {
 	mu     sync.Mutex // guards the fields against a re-Init; the limiter has its own lock
 	cfg    config
 	header string // the header to key on; "" keys on the API key
 	lim    *limiter
+	shared bool // count in the gateway's shared store
+	now    func() time.Time
+	// decisions counts allowed and limited requests in the gateway's /metrics (shared store only).
+	decisions *heimdall.Counter
 }
 
 // thePlugin is the one instance this shared object serves.
-var thePlugin = &rateLimiter{}
+var thePlugin = &rateLimiter{now: time.Now}
 
 func init() { heimdall.Register(thePlugin) }
 
 func (r *rateLimiter) Name() string { return "rate-limiter" }
 
 func (r *rateLimiter) Init(raw []byte) error {
-	cfg := config{RequestsPerMinute: 60, Burst: 10, Key: "api_key", MaxKeys: 100000}
+	cfg := config{RequestsPerMinute: 60, Burst: 10, Key: "api_key", MaxKeys: 100000, Store: "shared"}
 	if err := heimdall.DecodeConfig(raw, &cfg); err != nil {
 		return err
 	}
@@ -53,10 +62,23 @@ func (r *rateLimiter) Init(raw []byte) error {
 	if err != nil {
 		return err
 	}
+	shared := cfg.Store == "shared"
+	var decisions *heimdall.Counter
+	if shared {
+		// A gateway older than ABI 1.2 has no shared store: refuse, rather than silently limit per process.
+		if !heimdall.HostAvailable() {
+			return errors.New(`"store": "shared" (the default) counts in the gateway's shared store, which needs ` +
+				`host services (ABI 1.2); this gateway did not provide them: it speaks an older ABI. Upgrade the ` +
+				`gateway, or set "store": "local" to limit per gateway process`)
+		}
+		if decisions, err = heimdall.NewCounter("decisions_total", "Requests allowed and limited.", "outcome"); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cfg, r.header = cfg, header
-	r.lim = newLimiter(cfg.RequestsPerMinute, cfg.Burst, cfg.MaxKeys, time.Now)
+	r.cfg, r.header, r.shared, r.decisions = cfg, header, shared, decisions
+	r.lim = newLimiter(cfg.RequestsPerMinute, cfg.Burst, cfg.MaxKeys, r.now)
 	return nil
 }
 
@@ -70,6 +92,9 @@ func (c *config) validate() (string, error) {
 	}
 	if c.MaxKeys < 1 {
 		return "", fmt.Errorf("max_keys must be at least 1, got %d", c.MaxKeys)
+	}
+	if c.Store != "shared" && c.Store != "local" {
+		return "", fmt.Errorf(`store must be "shared" or "local", got %q`, c.Store)
 	}
 	if c.Key == "api_key" {
 		return "", nil
@@ -91,6 +116,12 @@ func (r *rateLimiter) state() (*limiter, string, config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lim, r.header, r.cfg
+}
+
+func (r *rateLimiter) sharedState() (bool, *heimdall.Counter) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shared, r.decisions
 }
 
 // TransportInterceptor reads the caller's API key, which only the transport sees (the gateway strips credentials
@@ -139,7 +170,22 @@ func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.
 		id, _ = ctx.StringValue(keyValue)
 		id = "api_key:" + id
 	}
-	ok, wait := lim.take(sha256.Sum256([]byte(id)))
+	sum := sha256.Sum256([]byte(id))
+	ok, wait := lim.take(sum)
+	shared, decisions := r.sharedState()
+	if ok && shared {
+		var err error
+		if ok, wait, err = r.takeShared(ctx, sum, cfg); err != nil {
+			return heimdall.PreHookResult{}, err
+		}
+	}
+	if shared {
+		outcome := "allowed"
+		if !ok {
+			outcome = "limited"
+		}
+		_ = decisions.Inc(outcome) // a metric that cannot be recorded never fails a request
+	}
 	if ok {
 		return heimdall.PreHookResult{}, nil
 	}
@@ -156,6 +202,31 @@ func (r *rateLimiter) PreHook(ctx *heimdall.Context, _ *heimdall.Input[heimdall.
 		AllowFallbacks: heimdall.Bool(false), // another model would not change the caller's budget
 		RetryAfter:     retryAfter,
 	}}.WithContext("retry_after", retryAfter), nil
+}
+
+// takeShared counts the request in the shared store: one counter per key and calendar minute, created with the
+// minute as its TTL, so it is gone when its window is. Every worker and (with Redis) every gateway increments the
+// same counter; docs/host-services.md says how far over the limit that can go (limit + processes x lease).
+func (r *rateLimiter) takeShared(ctx *heimdall.Context, sum [32]byte, cfg config) (bool, time.Duration, error) {
+	now := r.now()
+	minute := now.Unix() / int64(window/time.Second)
+	key := fmt.Sprintf("rl:%s:%d", hex.EncodeToString(sum[:16]), minute)
+	n, err := heimdall.KV().Incr(key, 1, window)
+	switch {
+	case errors.Is(err, heimdall.ErrUnavailable):
+		// Redis away or slow: n is this process's estimate. Limit on it (fail open below it), and say so once in a
+		// while rather than on every request.
+		if n%100 == 1 {
+			heimdall.Logf(ctx, heimdall.LogWarn, "shared counter unavailable, limiting on this process's estimate (%d)", n)
+		}
+	case err != nil:
+		return false, 0, err
+	}
+	if float64(n) <= cfg.RequestsPerMinute {
+		return true, 0, nil
+	}
+	end := time.Unix((minute+1)*int64(window/time.Second), 0)
+	return false, end.Sub(now), nil
 }
 
 func (r *rateLimiter) Cleanup() {

@@ -2,13 +2,23 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	heimdall "github.com/heimdall-gateway/heimdall/sdk/go"
 )
 
-// These tests go through heimdall.Call*, so they see exactly the JSON the gateway gets.
+// These tests go through heimdall.Call*, so they see exactly the JSON the gateway gets, with the SDK's in-memory
+// host services standing in for the gateway's (one process's store, as the gateway's memory backend).
+
+var memHost = heimdall.NewMemoryHost()
+
+func TestMain(m *testing.M) {
+	heimdall.SetHost(memHost)
+	os.Exit(m.Run())
+}
 
 func initWith(t *testing.T, config string) {
 	t.Helper()
@@ -35,6 +45,7 @@ func TestConfig(t *testing.T) {
 		`{"key": "header:Authorization"}`: "does not show authorization to hooks",
 		`{"requests_per_minut": 5}`:       `unknown field "requests_per_minut"`,
 		`{"burst": "10"}`:                 "invalid config",
+		`{"store": "redis"}`:              `store must be "shared" or "local"`,
 	} {
 		status, out := heimdall.CallInit([]byte(config))
 		if status == heimdall.StatusOK || !strings.Contains(string(out), want) {
@@ -105,7 +116,7 @@ func TestAPIKeysAreHashedInTheTransport(t *testing.T) {
 }
 
 func TestLimitPerAPIKey(t *testing.T) {
-	initWith(t, `{"requests_per_minute": 1, "burst": 2}`)
+	initWith(t, `{"requests_per_minute": 1, "burst": 2, "store": "local"}`)
 	a := map[string]any{"request_id": "r", "headers": map[string]string{}, "values": map[string]string{keyValue: "aaaa"}}
 	b := map[string]any{"request_id": "r", "headers": map[string]string{}, "values": map[string]string{keyValue: "bbbb"}}
 	for i := 0; i < 2; i++ {
@@ -142,4 +153,40 @@ func TestRequestsWithoutAKeyShareABucket(t *testing.T) {
 	if ok, _, _ := pre(t, named); !ok {
 		t.Fatal("u1 has its own bucket")
 	}
+}
+
+func TestSharedCounterPerMinute(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 50, 0, time.UTC)
+	thePlugin.now = func() time.Time { return now }
+	memHost.Now = thePlugin.now
+	defer func() { thePlugin.now, memHost.Now = time.Now, time.Now }()
+	initWith(t, `{"requests_per_minute": 3, "burst": 100, "key": "header:x-user"}`)
+	limitedBefore, _ := memHost.MetricValue("decisions_total", "limited")
+	u := map[string]any{"request_handle": 7, "headers": map[string]string{"x-user": "shared-1"}}
+	for i := 0; i < 3; i++ {
+		if ok, e, _ := pre(t, u); !ok {
+			t.Fatalf("request %d refused: %v", i+1, e)
+		}
+	}
+	ok, e, _ := pre(t, u)
+	if ok || e["retry_after"] != float64(10) {
+		t.Fatalf("the fourth request in the minute: allowed %v, %v (want refused until the minute ends, 10 s)", ok, e)
+	}
+	if v, _ := memHost.MetricValue("decisions_total", "limited"); v != limitedBefore+1 {
+		t.Fatalf("decisions_total{outcome=limited} = %v", v)
+	}
+	now = now.Add(10 * time.Second) // the next minute: a new counter
+	if ok, e, _ := pre(t, u); !ok {
+		t.Fatalf("refused in the next minute: %v", e)
+	}
+}
+
+func TestSharedNeedsTheHost(t *testing.T) {
+	heimdall.SetHost(nil)
+	defer heimdall.SetHost(memHost)
+	status, out := heimdall.CallInit([]byte(`{}`))
+	if status == heimdall.StatusOK || !strings.Contains(string(out), `set "store": "local"`) {
+		t.Fatalf("on a gateway without host services: %d %s", status, out)
+	}
+	initWith(t, `{"store": "local"}`)
 }
