@@ -23,9 +23,12 @@ const SHOTS = path.join(REPO, 'tmp', 'dashboard');
 const example = (name: string) => path.join(REPO, 'build', 'Release', `${name}.so`);
 
 const skip = needs(browserMissing());
+// A real browser on a machine shared with other test files: more time than tap's default per file. Every wait inside
+// is bounded on its own (15 s per browser action or condition).
+t.setTimeout(300_000);
 
 /** A plugin directory with the plugins under test, and a gateway config using them with the admin API and dashboard on. */
-async function setup({ breakerFailures = 5, versioned = true, transport = false } = {}) {
+async function setup({ breakerFailures = 5, versioned = true, transport = false, broken = false } = {}) {
   const probes = await probePlugins();
   const builds = await versionedBuilds();
   const root = mkdtempSync(path.join(tmpdir(), 'heimdall-dashboard-'));
@@ -35,6 +38,7 @@ async function setup({ breakerFailures = 5, versioned = true, transport = false 
   copyFileSync(example('header_rewrite'), path.join(dir, 'header_rewrite.so'));
   copyFileSync(example('transform'), path.join(dir, 'transform.so'));
   copyFileSync(probes.misbehave, path.join(dir, 'misbehave.so'));
+  copyFileSync(probes.misbehave, path.join(dir, 'broken.so'));
   copyFileSync(builds.A, path.join(dir, 'versioned.so'));
   copyFileSync(probes.p1, path.join(dir, 'p1.so'));
   return {
@@ -52,6 +56,8 @@ async function setup({ breakerFailures = 5, versioned = true, transport = false 
         { path: path.join(dir, 'transform.so'), config: { system_prompt: 'Be brief.', tag: 'transformed' } },
         // Its PostHook answers for every request (even a failed one): left out where a test needs the provider's answer.
         ...(versioned ? [{ path: path.join(dir, 'versioned.so') }] : []),
+        // A second copy of misbehave: its name is taken, so it fails to load; being optional, it stays listed.
+        ...(broken ? [{ path: path.join(dir, 'broken.so'), optional: true }] : []),
       ],
     }),
   };
@@ -132,7 +138,7 @@ t.test('the dashboard', { skip }, async (t) => {
 
   t.test('the plugin table matches /health, in pipeline order', async (t) => {
     const up = await startUpstream(t);
-    const env = await setup();
+    const env = await setup({ broken: true });
     const gw = await startGateway(t, env.config(up.baseUrl));
     const health = (await (await fetch(`${gw.url}/health`)).json()) as { plugins: { name: string; status: string; language: string; abi_version: string; hooks: string[]; mode: string }[] };
     const listed = (await admin(gw, 'GET', '/api/plugins')).json.plugins as { name: string; sha256: string }[];
@@ -148,19 +154,22 @@ t.test('the dashboard', { skip }, async (t) => {
     );
     t.same(
       table.map((r) => r.name),
-      ['validate', 'misbehave', 'transform', 'versioned'],
+      ['validate', 'misbehave', 'transform', 'versioned', 'broken'],
     );
     t.same(
       table.map(({ name, language, abi, mode, hooks, state }) => ({ name, language, abi, mode, hooks, state })),
-      health.plugins.map((p) => ({ name: p.name, language: p.language, abi: p.abi_version, mode: p.mode, hooks: p.hooks.join(', '), state: p.status })),
+      health.plugins.map((p) => ({ name: p.name, language: p.language ?? '–', abi: p.abi_version ?? '–', mode: p.mode ?? '–', hooks: p.hooks?.join(', ') || '–', state: p.status === 'error' ? 'failed' : p.status })),
       'name, language, ABI version, mode, hooks and state as /health has them',
     );
     t.same(
-      table.map((r) => r.sha256),
+      table.map((r) => r.sha256 || undefined),
       listed.map((p) => p.sha256),
       'the file hashes the admin API reports',
     );
     t.equal(table[0]?.sha256, sha256(path.join(env.dir, 'validate.so')), 'which are the files on disk');
+    const broken = page.locator('#plugins-table tr[data-plugin="broken"]');
+    t.match(await broken.textContent(), /failed to load.*already registered as "misbehave"/, 'a plugin that failed to load says why');
+    t.ok(await broken.evaluate((e) => e.classList.contains('trouble')), 'and is marked');
     await shot(page, 'plugins');
     t.same(problems, []);
     await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
