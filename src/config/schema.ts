@@ -195,7 +195,7 @@ const dashboardSchema = z.strictObject({
   requests: z.number().int().min(0).max(5000).default(200),
   /**
    * When the inspector records: "while_watched" (from the dashboard's first read until 15 minutes after its last,
-   * so a gateway nobody watches pays nothing) or "always" (about a microsecond and a half per request).
+   * so a gateway nobody watches pays nothing) or "always" (a microsecond or a few per request).
    */
   record: z.enum(['while_watched', 'always']).default('while_watched'),
 });

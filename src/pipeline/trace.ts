@@ -4,7 +4,7 @@
  *
  * It sits in the request path, so it records only while someone looks: from a read of the dashboard's data until
  * WATCH_MS after the last one (or always, when configured so). Otherwise a request costs one property check. While
- * it records, a request costs about a microsecond and a half (two clock reads and a small object per hook call);
+ * it records, a request costs a microsecond or a few (two clock reads and a small object per hook call);
  * nothing is serialised, copied or logged until someone reads the ring. The ring
  * holds at most `size` traces (a hard cap of MAX_TRACES), each with at most MAX_EVENTS events; a stream's chunk
  * hooks fold into one event per plugin, however long it runs. Bodies are kept only when log.bodies is on, as the
