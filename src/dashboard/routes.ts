@@ -9,11 +9,10 @@
  * strict Content-Security-Policy (no inline script, nothing from elsewhere) keeps injected script from reading it.
  * See docs/dashboard.md.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Errors, errorBody } from '../errors.js';
 import type { DashboardSource } from './source.js';
