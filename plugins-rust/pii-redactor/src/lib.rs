@@ -2,25 +2,23 @@
 //! leave the gateway, in responses, and in streamed chunks, including a pattern split across two chunks.
 //!
 //! Config: `{"mask": "[REDACTED]", "emails": true, "phones": true, "cards": true}` (these are the defaults).
+//!
+//! Uses the gateway's host services (ABI 1.2): the text a stream holds back between chunks lives in the request's
+//! state, and the plugin counts what it masks in `/metrics` (`heimdall_plugin_pii_redactor_redactions_total`).
 
 pub mod scan;
 pub mod stream;
 
-use std::borrow::Cow;
-use std::time::{Duration, Instant};
-
+use heimdall_plugin::host::{self, Counter, Level, Status};
 use heimdall_plugin::{
     ChatRequest, ChunkAction, Ctx, Json, Plugin, PostAction, PostInput, PreAction, Result, StreamChunk, Value,
 };
 use serde::Deserialize;
 
 use scan::{might_match, redact, Patterns};
-use stream::Streams;
 
-/// Streams with text held back at once, at most (each holds a few hundred bytes at most).
-const MAX_STREAMS: usize = 10_000;
-/// A stream with no chunk for this long is forgotten (when room is needed).
-const STREAM_TTL: Duration = Duration::from_secs(600);
+/// The key of the request's state under which a stream's held-back text waits for the next chunk.
+const HELD: &str = "held";
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,25 +38,20 @@ impl Default for Config {
 pub struct PiiRedactor {
     mask: String,
     patterns: Patterns,
-    streams: Streams,
-}
-
-/// The two context fields the hooks need, read without allocating.
-#[derive(Deserialize)]
-struct Ids<'a> {
-    #[serde(borrow, default)]
-    request_id: Cow<'a, str>,
-    #[serde(default)]
-    stream: bool,
+    /// Messages, responses and stream chunks masked, by where ("request", "response", "stream").
+    redactions: Counter,
 }
 
 impl PiiRedactor {
-    pub fn new(config: Config) -> Self {
-        PiiRedactor {
+    /// Needs the host services (per-request state for streams): on a gateway older than ABI 1.2 it refuses to
+    /// start, with the versioned message.
+    pub fn new(config: Config) -> Result<Self> {
+        host::require()?;
+        Ok(PiiRedactor {
             mask: config.mask,
             patterns: Patterns { emails: config.emails, phones: config.phones, cards: config.cards },
-            streams: Streams::new(MAX_STREAMS, STREAM_TTL),
-        }
+            redactions: Counter::define("redactions_total", "Texts masked, by where.", &["where"])?,
+        })
     }
 
     /// Redacts a string in place; true if anything was masked.
@@ -72,9 +65,10 @@ impl PiiRedactor {
         }
     }
 
-    /// Requests with text held back (for tests and diagnostics).
-    pub fn streams_held(&self) -> usize {
-        self.streams.len()
+    /// Counts a masking and says so in the gateway's debug log, with the request id.
+    fn masked(&self, ctx: &Ctx, place: &str) {
+        let _ = self.redactions.inc(&[place]); // a metric that cannot be recorded never fails a request
+        ctx.log(Level::Debug, &format!("masked PII in the {place}"));
     }
 }
 
@@ -82,12 +76,12 @@ heimdall_plugin::export_plugin! {
     "pii-redactor",
     impl Plugin for PiiRedactor {
         fn init(config: Value) -> Result<Self> {
-            Ok(PiiRedactor::new(heimdall_plugin::config(config)?))
+            PiiRedactor::new(heimdall_plugin::config(config)?)
         }
 
         /// Masks message contents before the request leaves. Unchanged requests (the usual case) are passed on as they
         /// came: not re-serialised, and not even parsed when the raw JSON holds no '@' and no run of 8 digits.
-        fn pre_hook(&mut self, _ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
+        fn pre_hook(&mut self, ctx: &Ctx, request: Json<ChatRequest>) -> Result<PreAction> {
             if !self.patterns.any() || !might_match(request.raw(), self.patterns) {
                 return Ok(PreAction::Continue);
             }
@@ -98,18 +92,15 @@ heimdall_plugin::export_plugin! {
                     content.for_each_text_mut(|t| changed |= self.redact_in_place(t));
                 }
             }
+            if changed {
+                self.masked(ctx, "request");
+            }
             Ok(if changed { PreAction::Request(req) } else { PreAction::Continue })
         }
 
-        /// Masks the response's message contents. After a stream, this is the assembled response, and the stream's
-        /// held-back state (if any is left, e.g. the stream was cut short) is dropped.
+        /// Masks the response's message contents. After a stream, this is the assembled response. (What a stream
+        /// held back is in the request's state, which the gateway frees when the request ends.)
         fn post_hook(&mut self, ctx: &Ctx, result: PostInput) -> Result<PostAction> {
-            if !self.streams.is_empty() {
-                let ids: Ids = ctx.parse_as()?;
-                if ids.stream {
-                    self.streams.finish(&ids.request_id);
-                }
-            }
             let PostInput::Response(response) = result else { return Ok(PostAction::Continue) };
             if !self.patterns.any() || !might_match(response.raw(), self.patterns) {
                 return Ok(PostAction::Continue);
@@ -121,6 +112,9 @@ heimdall_plugin::export_plugin! {
                     content.for_each_text_mut(|t| changed |= self.redact_in_place(t));
                 }
             }
+            if changed {
+                self.masked(ctx, "response");
+            }
             Ok(if changed { PostAction::Response(resp) } else { PostAction::Continue })
         }
 
@@ -130,9 +124,31 @@ heimdall_plugin::export_plugin! {
             if !self.patterns.any() {
                 return Ok(ChunkAction::Continue);
             }
-            let ids: Ids = ctx.parse_as()?;
+            let state = ctx.state();
+            let held = state.get(HELD)?;
             let mut chunk = chunk.into_inner()?;
-            let changed = self.streams.process(&ids.request_id, &mut chunk, self.patterns, &self.mask, Instant::now());
+            let original = chunk.clone();
+            let before = held.as_deref().map(stream::decode).unwrap_or_default();
+            let (mut changed, keep) = stream::process(before.clone(), &mut chunk, self.patterns, &self.mask, true);
+            let stored = if keep.is_empty() {
+                if held.is_some() { state.remove(HELD) } else { Ok(()) }
+            } else {
+                state.set(HELD, stream::encode(&keep))
+            };
+            match stored {
+                Ok(()) => {}
+                // The state's bound reached: send everything now, masked chunk by chunk (a pattern split across
+                // this chunk and the next then gets through: the price of bounded memory).
+                Err(e) if e.status == Status::Limit => {
+                    chunk = original;
+                    changed = stream::process(before, &mut chunk, self.patterns, &self.mask, false).0;
+                    let _ = state.remove(HELD);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if changed {
+                self.masked(ctx, "stream");
+            }
             Ok(if changed { ChunkAction::Replace(chunk) } else { ChunkAction::Continue })
         }
     }
@@ -144,11 +160,14 @@ mod tests {
     use super::*;
     use heimdall_plugin::{json, serde_json, Content};
 
+    /// The plugin, with the SDK's in-memory host standing in for the gateway's services. Tests run in parallel on
+    /// one store: each uses request handles of its own.
     fn plugin(config: Value) -> PiiRedactor {
+        host::memory::install();
         PiiRedactor::init(config).unwrap()
     }
 
-    const CTX: &[u8] = br#"{"request_id":"r1","route":"/v1/chat/completions","provider":"openai","model":"m","stream":true,"headers":{},"values":{}}"#;
+    const CTX: &[u8] = br#"{"request_handle":1,"request_id":"r1","route":"/v1/chat/completions","provider":"openai","model":"m","stream":true,"headers":{},"values":{}}"#;
 
     #[test]
     fn config_defaults_and_errors() {
@@ -247,31 +266,44 @@ mod tests {
     #[test]
     fn stream_chunks_with_a_card_split_across_them() {
         let mut p = plugin(json!({}));
+        let ctx = br#"{"request_handle":10,"request_id":"r10","stream":true}"#;
         let seen = run_stream(
             &mut p,
-            CTX,
+            ctx,
             &["My card is 4111 11", "11 1111 1111 and my mail is jo", "e@exa", "mple.com. Bye"],
         );
         assert_eq!(seen, "My card is [REDACTED] and my mail is [REDACTED]. Bye");
-        assert_eq!(p.streams_held(), 0, "state dropped at the final chunk");
+        assert_eq!(host::memory::state_keys(10), 0, "nothing held after the final chunk");
+        assert_eq!(host::memory::metric("redactions_total", "stream").1 >= 2, true, "counted in the metric");
+        assert!(host::memory::logs().iter().any(|(r, l, m)| *r == 10 && *l == Level::Debug && m == "masked PII in the stream"));
     }
 
     #[test]
-    fn post_hook_after_a_stream_drops_its_state() {
+    fn held_text_waits_in_the_request_state() {
         let mut p = plugin(json!({}));
+        let ctx = br#"{"request_handle":11,"request_id":"r11","stream":true}"#;
         let c = chunk_json(Some("cut short mid-wo"), None);
-        p.stream_chunk_hook(&Ctx::new(CTX), Json::new(c.as_bytes())).unwrap();
-        assert_eq!(p.streams_held(), 1);
+        p.stream_chunk_hook(&Ctx::new(ctx), Json::new(c.as_bytes())).unwrap();
+        assert_eq!(host::memory::state_keys(11), 1, "the held text is in the request's state, not the plugin");
         let resp = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"cut short mid-wo"},"finish_reason":null}]}"#;
-        p.post_hook(&Ctx::new(CTX), PostInput::Response(Json::new(resp))).unwrap();
-        assert_eq!(p.streams_held(), 0);
+        p.post_hook(&Ctx::new(ctx), PostInput::Response(Json::new(resp))).unwrap();
+        host::memory::end_request(11); // the gateway frees it when the request ends
+        assert_eq!(host::memory::state_keys(11), 0);
+    }
+
+    #[test]
+    fn a_stream_without_a_request_handle_is_an_error() {
+        let mut p = plugin(json!({}));
+        let c = chunk_json(Some("text"), None);
+        let err = p.stream_chunk_hook(&Ctx::new(br#"{"request_id":"x"}"#), Json::new(c.as_bytes())).unwrap_err();
+        assert!(err.to_string().contains("HEIMDALL_E_INVALID") && err.to_string().contains("no request_handle"), "{err}");
     }
 
     #[test]
     fn concurrent_streams_do_not_mix() {
         let mut p = plugin(json!({}));
-        let a = br#"{"request_id":"a","stream":true}"#;
-        let b = br#"{"request_id":"b","stream":true}"#;
+        let a = br#"{"request_handle":20,"request_id":"a","stream":true}"#;
+        let b = br#"{"request_handle":21,"request_id":"b","stream":true}"#;
         let send = |p: &mut PiiRedactor, ctx: &[u8], text: Option<&str>, fin: Option<&str>| {
             let c = chunk_json(text, fin);
             match p.stream_chunk_hook(&Ctx::new(ctx), Json::new(c.as_bytes())).unwrap() {
@@ -290,6 +322,6 @@ mod tests {
         sb += &send(&mut p, b, None, Some("stop"));
         assert_eq!(sa, "a: [REDACTED] end");
         assert_eq!(sb, "b: [REDACTED] end");
-        assert_eq!(p.streams_held(), 0);
+        assert_eq!(host::memory::state_keys(20) + host::memory::state_keys(21), 0);
     }
 }

@@ -2,108 +2,59 @@
 //!
 //! For each request (and choice), the trailing characters of a chunk that could still become part of a pattern are
 //! held back and sent in front of the next chunk's text; the choice's last chunk (the one with a finish_reason) sends
-//! everything. Memory is bounded: at most EMAIL_MAX bytes per choice, at most `max_requests` requests at once; state
-//! is dropped at a request's last chunk, by `finish` (PostHook, after the stream), or after `ttl` without a chunk.
+//! everything. What is held back lives in the request's own state, kept by the gateway (host services, ABI 1.2)
+//! from one chunk hook to the next and freed when the request ends: the plugin keeps no map of its own. At most
+//! EMAIL_MAX bytes per choice are held.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
-use heimdall_plugin::StreamChunk;
+use heimdall_plugin::{serde_json, StreamChunk};
 
 use crate::scan::{hold_from, redact, Patterns};
 
-pub struct Streams {
-    requests: HashMap<String, Held>,
-    max_requests: usize,
-    ttl: Duration,
+/// What a request holds back: (choice index, text), in the request's state between chunks.
+pub type Held = Vec<(u32, String)>;
+
+/// The held text as stored in the request's state.
+pub fn encode(held: &Held) -> Vec<u8> {
+    serde_json::to_vec(held).unwrap_or_default()
 }
 
-struct Held {
-    touched: Instant,
-    /// (choice index, text held back)
-    choices: Vec<(u32, String)>,
+/// The held text from the request's state; nothing for bytes that are not ours.
+pub fn decode(bytes: &[u8]) -> Held {
+    serde_json::from_slice(bytes).unwrap_or_default()
 }
 
-impl Streams {
-    pub fn new(max_requests: usize, ttl: Duration) -> Self {
-        Streams { requests: HashMap::new(), max_requests, ttl }
-    }
+/// Redacts the chunk's text in place, after the text `held` back from the request's earlier chunks; holds back what
+/// could continue in the next chunk when `can_hold`. Returns whether the chunk changed (when it did not, the hook
+/// lets it through untouched) and what to hold now.
+pub fn process(mut held: Held, chunk: &mut StreamChunk, p: Patterns, mask: &str, can_hold: bool) -> (bool, Held) {
+    let mut keep: Held = Vec::new();
+    let mut changed = false;
 
-    /// Requests with text held back.
-    pub fn len(&self) -> usize {
-        self.requests.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
-    }
-
-    /// Bytes held back, over all requests.
-    pub fn held_bytes(&self) -> usize {
-        self.requests.values().flat_map(|h| h.choices.iter()).map(|(_, s)| s.len()).sum()
-    }
-
-    /// Forgets a request (its stream has ended).
-    pub fn finish(&mut self, request_id: &str) {
-        self.requests.remove(request_id);
-    }
-
-    /// Redacts the chunk's text in place, holding back what could continue in the next chunk. Returns whether the
-    /// chunk changed (when it did not, the hook can let it through untouched).
-    pub fn process(
-        &mut self,
-        request_id: &str,
-        chunk: &mut StreamChunk,
-        p: Patterns,
-        mask: &str,
-        now: Instant,
-    ) -> bool {
-        let mut held = self.requests.remove(request_id);
-        // Hold back only if there is room for this request; if not, each chunk is redacted on its own (a pattern
-        // split across chunks then gets through: the price of bounded memory under an extreme number of streams).
-        let can_hold = held.is_some() || self.has_room(now);
-        let mut keep: Vec<(u32, String)> = Vec::new();
-        let mut changed = false;
-
-        for choice in &mut chunk.choices {
-            let before = held.as_mut().and_then(|h| take_choice(&mut h.choices, choice.index)).unwrap_or_default();
-            let content = choice.delta.content.as_deref().unwrap_or("");
-            let last = choice.finish_reason.is_some();
-            if before.is_empty() && content.is_empty() {
-                continue;
-            }
-            let text: Cow<str> = if before.is_empty() { Cow::Borrowed(content) } else { Cow::Owned(before + content) };
-            let cut = if last || !can_hold { text.len() } else { hold_from(&text, p) };
-            let (now_part, later) = text.split_at(cut);
-            if !later.is_empty() {
-                keep.push((choice.index, later.to_owned()));
-            }
-            let emitted = redact(now_part, p, mask).map_or(Cow::Borrowed(now_part), Cow::Owned);
-            if emitted != content {
-                changed = true;
-                choice.delta.content = Some(emitted.into_owned());
-            }
+    for choice in &mut chunk.choices {
+        let before = take_choice(&mut held, choice.index).unwrap_or_default();
+        let content = choice.delta.content.as_deref().unwrap_or("");
+        let last = choice.finish_reason.is_some();
+        if before.is_empty() && content.is_empty() {
+            continue;
         }
-
-        // Choices of this request that were held but had no text in this chunk stay held.
-        if let Some(h) = held {
-            keep.extend(h.choices);
+        let text: Cow<str> = if before.is_empty() { Cow::Borrowed(content) } else { Cow::Owned(before + content) };
+        let cut = if last || !can_hold { text.len() } else { hold_from(&text, p) };
+        let (now_part, later) = text.split_at(cut);
+        if !later.is_empty() {
+            keep.push((choice.index, later.to_owned()));
         }
-        if !keep.is_empty() {
-            self.requests.insert(request_id.to_owned(), Held { touched: now, choices: keep });
+        let emitted = redact(now_part, p, mask).map_or(Cow::Borrowed(now_part), Cow::Owned);
+        if emitted != content {
+            changed = true;
+            choice.delta.content = Some(emitted.into_owned());
         }
-        changed
     }
 
-    fn has_room(&mut self, now: Instant) -> bool {
-        if self.requests.len() < self.max_requests {
-            return true;
-        }
-        let ttl = self.ttl;
-        self.requests.retain(|_, h| now.duration_since(h.touched) < ttl);
-        self.requests.len() < self.max_requests
-    }
+    // Choices that were held but had no text in this chunk stay held.
+    keep.extend(held);
+    (changed, keep)
 }
 
 fn take_choice(choices: &mut Vec<(u32, String)>, index: u32) -> Option<String> {
@@ -116,6 +67,32 @@ mod tests {
     use super::*;
     use crate::scan::{redact, Patterns};
     use heimdall_plugin::{ChunkChoice, Delta};
+    use std::collections::HashMap;
+
+    /// The gateway's per-request state, as far as these tests need it: what each request holds, through the
+    /// encoding the plugin stores.
+    #[derive(Default)]
+    struct Streams(HashMap<String, Vec<u8>>);
+
+    impl Streams {
+        fn process(&mut self, id: &str, chunk: &mut StreamChunk, p: Patterns, mask: &str) -> bool {
+            let held = self.0.remove(id).map(|b| decode(&b)).unwrap_or_default();
+            let (changed, keep) = super::process(held, chunk, p, mask, true);
+            if !keep.is_empty() {
+                self.0.insert(id.to_owned(), encode(&keep));
+            }
+            changed
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+        fn held_bytes(&self) -> usize {
+            self.0.values().flat_map(|b| decode(b)).map(|(_, s)| s.len()).sum()
+        }
+    }
 
     const M: &str = "[X]";
 
@@ -137,14 +114,13 @@ mod tests {
     /// the client receives, concatenated.
     fn stream(s: &mut Streams, id: &str, pieces: &[&str], p: Patterns) -> String {
         let mut out = String::new();
-        let now = Instant::now();
         for piece in pieces {
             let mut c = chunk(0, Some(piece), false);
-            s.process(id, &mut c, p, M, now);
+            s.process(id, &mut c, p, M);
             out.push_str(c.choices[0].delta.content.as_deref().unwrap_or(""));
         }
         let mut c = chunk(0, None, true);
-        s.process(id, &mut c, p, M, now);
+        s.process(id, &mut c, p, M);
         out.push_str(c.choices[0].delta.content.as_deref().unwrap_or(""));
         out
     }
@@ -167,7 +143,7 @@ mod tests {
     #[test]
     fn split_anywhere_in_two_or_three_chunks() {
         let p = Patterns::ALL;
-        let mut s = Streams::new(100, Duration::from_secs(60));
+        let mut s = Streams::default();
         for text in SAMPLES {
             let want = whole(text, p);
             let cuts: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
@@ -186,7 +162,7 @@ mod tests {
     #[test]
     fn token_by_token() {
         let p = Patterns::ALL;
-        let mut s = Streams::new(100, Duration::from_secs(60));
+        let mut s = Streams::default();
         for text in SAMPLES {
             // One character per chunk: the worst case for split patterns.
             let pieces: Vec<&str> = text.char_indices().map(|(i, c)| &text[i..i + c.len_utf8()]).collect();
@@ -205,7 +181,7 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        let mut s = Streams::new(100, Duration::from_secs(60));
+        let mut s = Streams::default();
         for round in 0..3000 {
             let p = match round % 4 {
                 0 => Patterns::ALL,
@@ -240,22 +216,21 @@ mod tests {
     #[test]
     fn unchanged_chunks_are_not_replaced() {
         let p = Patterns::ALL;
-        let mut s = Streams::new(100, Duration::from_secs(60));
-        let now = Instant::now();
+        let mut s = Streams::default();
         // Nothing to hold, nothing to mask: untouched.
         let mut c = chunk(0, Some("Hello, "), false);
-        assert!(!s.process("r", &mut c, p, M, now));
+        assert!(!s.process("r", &mut c, p, M));
         assert_eq!(c, chunk(0, Some("Hello, "), false));
         // The role-only first chunk and an empty final chunk with nothing held: untouched.
         let mut c = chunk(0, None, false);
-        assert!(!s.process("r", &mut c, p, M, now));
+        assert!(!s.process("r", &mut c, p, M));
         // A trailing word is held back, then sent with the next chunk.
         let mut c = chunk(0, Some("world"), false);
-        assert!(s.process("r", &mut c, p, M, now));
+        assert!(s.process("r", &mut c, p, M));
         assert_eq!(c.choices[0].delta.content.as_deref(), Some(""));
         assert_eq!((s.len(), s.held_bytes()), (1, 5));
         let mut c = chunk(0, Some("!"), false);
-        assert!(s.process("r", &mut c, p, M, now));
+        assert!(s.process("r", &mut c, p, M));
         assert_eq!(c.choices[0].delta.content.as_deref(), Some("world!"));
         assert!(s.is_empty());
     }
@@ -263,58 +238,46 @@ mod tests {
     #[test]
     fn requests_and_choices_are_separate() {
         let p = Patterns::ALL;
-        let mut s = Streams::new(100, Duration::from_secs(60));
-        let now = Instant::now();
+        let mut s = Streams::default();
         let mut a = chunk(0, Some("card 4111 1111"), false);
         let mut b = chunk(0, Some("call 555-123"), false);
         let mut b1 = chunk(1, Some("mail bob@"), false);
-        s.process("A", &mut a, p, M, now);
-        s.process("B", &mut b, p, M, now);
-        s.process("B", &mut b1, p, M, now);
+        s.process("A", &mut a, p, M);
+        s.process("B", &mut b, p, M);
+        s.process("B", &mut b1, p, M);
         assert_eq!(s.len(), 2);
         let mut a = chunk(0, Some(" 1111 1111. Bye"), false);
         let mut b = chunk(0, Some("-4567 ok"), true);
         let mut b1 = chunk(1, Some("example.com ok"), true);
-        s.process("A", &mut a, p, M, now);
-        s.process("B", &mut b, p, M, now);
-        s.process("B", &mut b1, p, M, now);
+        s.process("A", &mut a, p, M);
+        s.process("B", &mut b, p, M);
+        s.process("B", &mut b1, p, M);
         // Request A's first chunk sent "card ", its second sends the card (masked) and holds "Bye".
         assert_eq!(a.choices[0].delta.content.as_deref(), Some("[X]. "));
         assert_eq!(b.choices[0].delta.content.as_deref(), Some("[X] ok"));
         assert_eq!(b1.choices[0].delta.content.as_deref(), Some("[X] ok"));
         assert_eq!(s.len(), 1);
         let mut a = chunk(0, None, true);
-        s.process("A", &mut a, p, M, now);
+        s.process("A", &mut a, p, M);
         assert_eq!(a.choices[0].delta.content.as_deref(), Some("Bye"));
         assert!(s.is_empty());
     }
 
     #[test]
-    fn memory_is_bounded() {
+    fn holding_back_is_bounded_and_can_be_refused() {
         let p = Patterns::ALL;
-        let mut s = Streams::new(3, Duration::from_secs(60));
-        let t0 = Instant::now();
-        for id in ["a", "b", "c"] {
-            let mut c = chunk(0, Some("held"), false);
-            s.process(id, &mut c, p, M, t0);
-        }
-        assert_eq!(s.len(), 3);
-        // Full: a new stream is redacted chunk by chunk, without holding back.
-        let mut c = chunk(0, Some("not held"), false);
-        assert!(!s.process("d", &mut c, p, M, t0));
-        assert_eq!(c.choices[0].delta.content.as_deref(), Some("not held"));
-        assert_eq!(s.len(), 3);
-        // After the TTL, idle streams make room.
-        let later = t0 + Duration::from_secs(61);
-        let mut c = chunk(0, Some("held"), false);
-        assert!(s.process("e", &mut c, p, M, later));
-        assert_eq!(s.len(), 1);
-        // finish() forgets a request (PostHook after the stream).
-        s.finish("e");
-        assert!(s.is_empty());
-        // A long run is held back only up to the caps.
+        let mut s = Streams::default();
+        // A long run is held back only up to the cap.
         let mut c = chunk(0, Some(&"ab.".repeat(10_000)), false);
-        s.process("f", &mut c, p, M, later);
+        s.process("f", &mut c, p, M);
         assert!(s.held_bytes() <= crate::scan::EMAIL_MAX);
+        // When the state cannot hold it (its bound reached), each chunk is redacted on its own.
+        let mut c = chunk(0, Some("card 4111 1111"), false);
+        let (changed, keep) = process(Vec::new(), &mut c, p, M, false);
+        assert!(!changed && keep.is_empty());
+        // Held text of a choice with no text in this chunk stays held.
+        let mut c = chunk(1, Some("x"), false);
+        let (_, keep) = process(vec![(0, "4111".into())], &mut c, p, M, true);
+        assert!(keep.contains(&(0, "4111".into())));
     }
 }

@@ -45,6 +45,8 @@ mod types;
 
 #[doc(hidden)]
 pub mod __rt;
+/// Host services (ABI 1.2): log, metrics, per-request state and the shared key-value store.
+pub mod host;
 
 pub use hook::{ChunkAction, Ctx, Error, Json, PostAction, PostInput, PreAction, Result, TransportAction};
 /// serde, for your own config and input types without a serde dependency of your own. Derive with
@@ -52,6 +54,7 @@ pub use hook::{ChunkAction, Ctx, Error, Json, PostAction, PostInput, PreAction, 
 /// generated code at this copy (see [`config`]).
 pub use serde::{self, Deserialize, Serialize};
 pub use serde_json::{self, json, Value};
+pub use host::kv;
 pub use types::{
     ApiError, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, ContentPart, Context, Delta, HttpRequest,
     HttpResponse, Map, Message, StreamChunk, Usage,
@@ -350,6 +353,13 @@ macro_rules! __export_plugin {
             #[allow(non_snake_case)]
             pub extern "C" fn Cleanup() {
                 $crate::__rt::cleanup(&PLUGIN, $name)
+            }
+
+            /// # Safety
+            /// Called by the host as heimdall_plugin.h says: a table valid until Cleanup returns.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn heimdall_plugin_set_host(host: *const $crate::host::HostTable) {
+                unsafe { $crate::host::__set_host(host) }
             }
 
             $( $crate::__export_hook!($hook, PLUGIN); )*
