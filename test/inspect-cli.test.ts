@@ -26,7 +26,7 @@ t.test('problems, each with its code and fix', async (t) => {
   const cases: [string, string, string, RegExp][] = [
     ['wrong arch', bins.armPatched, 'HEIMDALL_ERR_PLUGIN_ARCH', /built for linux\/arm64.*Build the plugin on/],
     ['missing symbols', probes.nocleanup, 'HEIMDALL_ERR_PLUGIN_SYMBOL', /GetName, Cleanup.*Export them/],
-    ['wrong ABI', probes.abi2, 'HEIMDALL_ERR_PLUGIN_ABI', /gateway speaks ABI 1\.1, plugin was built for ABI 2\.0.*Rebuild/],
+    ['wrong ABI', probes.abi2, 'HEIMDALL_ERR_PLUGIN_ABI', /gateway speaks ABI 1\.2, plugin was built for ABI 2\.0.*Rebuild/],
     ['not a shared object', bins.text, 'HEIMDALL_ERR_PLUGIN_FORMAT', /text.*shared library/],
     ['Mach-O on Linux', bins.machoArm64, 'HEIMDALL_ERR_PLUGIN_FORMAT', /Mach-O/],
     ['no such file', `${bins.dir}/missing.so`, 'HEIMDALL_ERR_PLUGIN_NOT_FOUND', /ENOENT/],

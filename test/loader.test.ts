@@ -76,13 +76,13 @@ t.test('the ABI version is checked first, naming both versions', async (t) => {
   const trace = path.join(dir, 'trace.jsonl');
   const e = await refusal(probes.abi2, { trace });
   t.equal(e.code, 'HEIMDALL_ERR_PLUGIN_ABI');
-  t.match(e.message, /gateway speaks ABI 1\.1, plugin was built for ABI 2\.0/);
+  t.match(e.message, /gateway speaks ABI 1\.2, plugin was built for ABI 2\.0/);
   t.throws(() => readFileSync(trace), 'Init never ran');
 
   const warnings: string[] = [];
   const newer = await loadPlugin(probes.abi_minor, { config: {}, warn: (m) => warnings.push(m) });
   t.equal(newer.info.abiVersion, '1.99', 'a newer minor version loads');
-  t.match(warnings, [/built for ABI 1\.99, newer than this gateway's 1\.1/]);
+  t.match(warnings, [/built for ABI 1\.99, newer than this gateway's 1\.2/]);
   newer.close();
 });
 
