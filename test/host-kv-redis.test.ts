@@ -185,6 +185,11 @@ t.test('the cache example answers a repeated request from the other worker and f
   await sleep(100); // the write reaches Redis and every view
   for (let i = 0; i < 6; i++) t.equal(await post(pool.url, 'cache me'), 200);
   t.equal(up.seen.length, 1, 'six more, over both workers (a connection each), all answered from the store');
+  // The pool's merged /metrics: the cache's short-circuits (hits), per worker.
+  const metrics = (await request(`${pool.url}/metrics`)).body;
+  const hits = [...metrics.matchAll(/^heimdall_plugin_hook_short_circuits_total\{worker="([^"]+)",plugin="cache",hook="PreHook"\} (\d+)/gm)]
+    .filter((m) => Number(m[2]) > 0).map((m) => m[1]);
+  t.ok(hits.length >= 2, `hits were answered by more than one worker (workers ${hits.join(', ')}), including the one that did not store it`);
   t.equal(await post(other.url, 'cache me'), 200);
   t.equal(up.seen.length, 1, 'and the other gateway answers it too');
 
