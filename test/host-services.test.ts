@@ -8,6 +8,7 @@ import t from 'tap';
 import { hostPlugins } from './fixtures/host/build.js';
 import { hostServices } from '../src/host/services.js';
 import { chat, postJson, sseData, startGateway } from './helpers/gateway.js';
+import { freePort, request, startPool } from './helpers/pool.js';
 
 const MODES = ['inline', 'threaded', 'isolated'] as const;
 
@@ -113,3 +114,23 @@ t.test('a 1.2 plugin that needs host services refuses in Init, with the versione
   const text = koffi.decode(ptr, 'char', len) as string;
   t.match(text, /needs host services \(ABI 1\.2\).*Upgrade the gateway to one that speaks ABI 1\.2/);
 });
+
+t.test('a plugin\'s metrics from a pool of 2 workers: /metrics merges them, each sample labelled with its worker', async (t) => {
+  const { hostsvc } = await hostPlugins();
+  const port = await freePort();
+  const pool = await startPool(t, {
+    server: { port, workers: 2 },
+    log: { level: 'info', requests: false },
+    providers: { mock: {} },
+    plugins: [{ path: hostsvc }],
+  });
+  for (let i = 0; i < 10; i++) {
+    t.equal((await request(`${pool.url}/v1/chat/completions`, { body: chat('mock/echo', `r${i}`) })).status, 200);
+  }
+  const text = (await request(`${pool.url}/metrics`)).body;
+  const samples = [...text.matchAll(/^heimdall_plugin_hostsvc_requests_total\{worker="([^"]+)",stream="false"\} (\d+)/gm)];
+  t.equal(samples.reduce((sum, m) => sum + Number(m[2]), 0), 10, 'the workers\' counts add up to the requests');
+  t.ok(samples.length === 2 && samples.every((m) => Number(m[2]) > 0), `both workers counted some (${samples.map((m) => `${m[1]}: ${m[2]}`).join(', ')})`);
+  t.equal(text.match(/^# TYPE heimdall_plugin_hostsvc_requests_total counter$/gm)?.length, 1, 'one heading for the family');
+});
+
