@@ -73,6 +73,12 @@ t.test('a Go -buildmode=plugin file is refused before dlopen, by the loader, sta
   t.ok(isGoPluginBuild(inspectBinary(withExports)), 'recognised from its symbols');
   t.ok(isGoPluginBuild(inspectBinary(pure)), 'recognised with no C exports');
   t.notOk(isGoPluginBuild(inspectBinary(cshared)), 'a c-shared build of the same code is not');
+  // A c-shared library that can itself load Go plugins exports package hashes too, but it has a main package.
+  const loader = await goBuild(goModule('loads-plugins', 'package main\n\nimport "C"\nimport "plugin"\n\n' +
+    '//export Probe\nfunc Probe() C.int { _, err := plugin.Open("/nonexistent"); if err != nil { return 1 }; return 0 }\n\nfunc main() {}\n'),
+  'c-shared', 'loads-plugins.so');
+  t.ok([...inspectBinary(loader).symbols].some((s) => s.includes('link.pkghash')), 'it exports package hashes');
+  t.notOk(isGoPluginBuild(inspectBinary(loader)), 'a c-shared library that loads Go plugins is not taken for one');
   const stripped = path.join(DIR, 'bifrost-style-stripped.so');
   await exec('strip', ['-o', stripped, pure]);
   t.ok(isGoPluginBuild(inspectBinary(stripped)), 'still recognised once stripped');

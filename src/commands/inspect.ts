@@ -37,7 +37,8 @@ export interface InspectOptions {
   openTimeoutMs?: number;
 }
 
-const OPEN_TIMEOUT_MS = 10_000;
+/** Far above what opening any sane library takes (well under a second), and still a bound. */
+const OPEN_TIMEOUT_MS = 20_000;
 
 export function inspectPlugin(input: string, options: InspectOptions = {}): InspectReport {
   const file = resolvePluginPath(input, process.cwd()); // as config.json paths: the extension may be left out

@@ -111,16 +111,22 @@ export function checkCompatible(file: string, info: BinaryInfo, host: Host = cur
 }
 
 /**
- * Whether the file is a Go plugin built with -buildmode=plugin (or a Go shared library, -buildmode=shared): Go's
- * linker exports a package hash per linked package (go.link.pkghash.<pkg>, go.link.pkghashbytes.<pkg>; "go:" since
- * Go 1.20) for Go's own loader to check, and only in those build modes; a c-shared library has none. They sit in
- * the dynamic symbol table, which `strip` and -ldflags=-s keep. Such a file's runtime waits forever for a Go host
- * when dlopen'ed by anything else, so it must be refused before dlopen.
+ * Whether the file is a Go plugin built with -buildmode=plugin. Go's linker exports a package hash per linked package
+ * (go.link.pkghash.<pkg>, go.link.pkghashbytes.<pkg>; "go:" since Go 1.20) for Go's own plugin loader to check, in a
+ * plugin and in a program that can itself load plugins (one that imports Go's plugin package, even a c-shared
+ * library). The two differ in their main package: a plugin has none (it is renamed to the plugin's path), so it
+ * exports no main.* symbol, where the other exports main.main. All of these sit in the dynamic symbol table, which
+ * `strip` and -ldflags=-s keep. A plugin's runtime waits forever for a Go host when dlopen'ed by anything else, so
+ * it must be refused before dlopen.
  */
 export function isGoPluginBuild(info: BinaryInfo): boolean {
   if (info.language !== 'go') return false;
-  for (const s of info.symbols) if (s.startsWith('go.link.pkghash') || s.startsWith('go:link.pkghash')) return true;
-  return false;
+  let pkghash = false;
+  for (const s of info.symbols) {
+    if (s.startsWith('main.')) return false;
+    if (s.startsWith('go.link.pkghash') || s.startsWith('go:link.pkghash')) pkghash = true;
+  }
+  return pkghash;
 }
 
 /** One line saying what the file is, e.g. "ELF 64-bit LSB shared object, x86-64 (linux/x64)". */
