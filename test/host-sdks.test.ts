@@ -4,8 +4,8 @@
  * per process with the memory backend, as documented), the Rust redactor's cross-chunk buffer in per-request state,
  * plugin-defined metrics in /metrics, and plugin log lines in the gateway's log with the plugin and request id.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -97,4 +97,87 @@ t.test('Go rate limiter, 100 a minute: held across 2 workers and 2 gateways on o
   await freshMinute();
   const apart = await count([memory.url], 400, 'memory');
   t.equal(apart.ok, 2 * LIMIT, 'memory backend: each worker process counts its own 100, as documented');
+});
+
+const FIXTURES = path.join(REPO, 'test', 'fixtures', 'host-sdks');
+const OUT = path.join(BUILD, 'test-fixtures', 'host-sdks');
+
+/** Builds the Go test plugin (go-hostdemo) from its sources with the SDK next to it; go caches what did not change. */
+async function buildGoDemo(): Promise<string> {
+  mkdirSync(OUT, { recursive: true });
+  const out = path.join(OUT, 'go-hostdemo.so');
+  await run('go', ['build', '-trimpath', '-buildmode=c-shared', '-o', out, '.'], {
+    cwd: path.join(FIXTURES, 'go-hostdemo'),
+    env: { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off' },
+  });
+  return out;
+}
+
+const noGoToolchain = needs(spawnOk('go', ['version']) ? false : 'Go is not installed (apt-get install golang-go)');
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  try {
+    return spawnSync(cmd, args).status === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** One sample's value from the exposition text; undefined when it is not there. */
+function sample(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  return undefined;
+}
+
+t.test('Go: a plugin-defined counter and histogram in /metrics, log lines with the plugin and request id, state and the shared store', { skip: noGoToolchain }, async (t) => {
+  const demo = await buildGoDemo();
+  const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: demo }] });
+  const small = 5;
+  const large = 2;
+  const ids: string[] = [];
+  const contents: string[] = [];
+  for (let i = 0; i < small + large; i++) {
+    const text = i < small ? 'hi' : 'x'.repeat(2000);
+    const res = await postJson(`${gw.url}/v1/chat/completions`, chat('mock/echo', text), { 'x-request-id': `req-${i}` });
+    t.equal(res.status, 200);
+    ids.push(res.headers.get('x-request-id') ?? '');
+    contents.push(res.json.choices[0].message.content);
+  }
+  t.same(contents.map((c) => /\[nth (\d+)\]$/.exec(c)?.[1]), ['1', '2', '3', '4', '5', '6', '7'],
+    'PostHook read what PreHook kept in the request\'s state: the number KV().Incr gave it');
+
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  t.equal(sample(metrics, 'heimdall_plugin_go_hostdemo_requests_total{model="echo"}'), small + large, 'the counter: one per request');
+  t.match(metrics, /# TYPE heimdall_plugin_go_hostdemo_request_bytes histogram/);
+  t.equal(sample(metrics, 'heimdall_plugin_go_hostdemo_request_bytes_count'), small + large, 'the histogram: one observation per request');
+  t.equal(sample(metrics, 'heimdall_plugin_go_hostdemo_request_bytes_bucket{le="100"}'), small, 'the small requests under 100 bytes');
+  t.equal(sample(metrics, 'heimdall_plugin_go_hostdemo_request_bytes_bucket{le="1000"}'), small, 'none of the large ones under 1000');
+  t.equal(sample(metrics, 'heimdall_plugin_go_hostdemo_request_bytes_bucket{le="10000"}'), small + large, 'all under 10000');
+
+  const lines = gw.logs.filter((l) => l.plugin === 'go-hostdemo' && /saw request/.test(String(l.msg)));
+  t.same(lines.map((l) => l.request_id), ids, 'a log line per request, with the plugin\'s name and the request id');
+  t.same(ids, ['req-0', 'req-1', 'req-2', 'req-3', 'req-4', 'req-5', 'req-6'], 'the client\'s ids');
+  t.ok(gw.logs.some((l) => l.plugin === 'go-hostdemo' && l.msg === 'go-hostdemo ready' && l.request_id === undefined), 'Init logs without a request id');
+});
+
+t.test('Rust: the redactor masks PII split across stream chunks, holding text in per-request state; its log lines and counter', { skip: noRust }, async (t) => {
+  const up = await startUpstream(t);
+  const gw = await startGateway(t, {
+    log: { level: 'debug' },
+    providers: { openai: { base_url: up.baseUrl } },
+    plugins: [{ path: RUST_REDACTOR }],
+  });
+  const url = `${gw.url}/v1/chat/completions`;
+  for (let i = 0; i < 2; i++) {
+    const streamed = await postJson(url, chat('openai/pii', 'anything', { stream: true }), { 'x-request-id': `stream-${i}` });
+    const deltas = sseData(streamed.text).slice(0, -1).map((d) => JSON.parse(d).choices[0]?.delta?.content ?? '');
+    t.ok(deltas.filter(Boolean).length > 5, 'the answer came in many chunks (word by word: the card spans four)');
+    t.equal(deltas.join(''), 'Write to [REDACTED] or pay with [REDACTED] today', `stream ${i}: both patterns masked`);
+    t.notOk(deltas.some((d: string) => /4111|john|example/.test(d)), 'no chunk leaks a piece of a pattern');
+  }
+  const logged = gw.logs.filter((l) => l.plugin === 'pii-redactor' && l.msg === 'masked PII in the stream');
+  t.same([...new Set(logged.map((l) => l.request_id))], ['stream-0', 'stream-1'], 'debug lines through the gateway\'s logger, with the request id');
+  t.equal(logged[0]?.level, 20, 'at debug');
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  t.equal(sample(metrics, 'heimdall_plugin_pii_redactor_redactions_total{where="stream"}'), logged.length, 'the counter counts each masked chunk');
 });
