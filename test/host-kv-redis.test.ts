@@ -208,7 +208,7 @@ t.test('the cache example answers a repeated request from the other worker and f
   t.equal(pool.child.exitCode, null, 'the pool is still running');
 });
 
-t.test('a limit of 100 with kv_incr: across 2 gateway processes on one Redis within the slack; with memory, per process', { skip }, async (t) => {
+t.test('a limit of 100 with kv_incr: across 2 gateway processes and across 2 workers on one Redis within the slack; with memory, per process', { skip }, async (t) => {
   const { hostsvc } = await hostPlugins();
   const redis = await startRedis(t);
   const config = (backend: 'redis' | 'memory') => ({
@@ -234,6 +234,12 @@ t.test('a limit of 100 with kv_incr: across 2 gateway processes on one Redis wit
   t.equal(withRedis.ok + withRedis.limited, 300, 'every request answered 200 or 429');
   t.ok(withRedis.ok <= 100 + 2 * LEASE, `redis: at most 100 + 2 x lease let through (${withRedis.ok})`);
   t.ok(withRedis.ok >= 100 - 2 * 2 * LEASE, `redis: and close to the limit (${withRedis.ok})`);
+
+  // The same limit across the 2 workers of one pool (a fresh counter: another plugin key prefix).
+  redis.cli('FLUSHALL');
+  const pool = await startPool(t, { ...config('redis'), server: { port: await freePort(), workers: 2 } });
+  const pooled = await count([pool.url], 300);
+  t.ok(pooled.ok <= 100 + 2 * LEASE && pooled.ok >= 100 - 2 * 2 * LEASE, `redis, 2 workers of one pool: ${pooled.ok} let through`);
 
   const apart = [await gateway(t, config('memory')), await gateway(t, config('memory'))];
   const withMemory = await count(apart.map((g) => g.url), 300);
