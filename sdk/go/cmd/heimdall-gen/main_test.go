@@ -156,8 +156,8 @@ func TestBuiltPluginsAsTheHostSeesThem(t *testing.T) {
 	const plugin = "package main\n\nimport heimdall \"github.com/heimdall-gateway/heimdall/sdk/go\"\n\n" +
 		"type p struct{}\n\nfunc init() { heimdall.Register(p{}) }\n\nfunc (p) Name() string { return \"p\" }\n"
 	cases := []struct{ name, extra, want string }{
-		{"serial", "", "version 0x10001, concurrency absent"},
-		{"concurrent", "\nfunc (p) Concurrency() uint32 { return 64 }\n", "version 0x10001, concurrency 64"},
+		{"serial", "", "version 0x10002, concurrency absent"},
+		{"concurrent", "\nfunc (p) Concurrency() uint32 { return 64 }\n", "version 0x10002, concurrency 64"},
 	}
 	for _, c := range cases {
 		c := c
