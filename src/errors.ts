@@ -154,6 +154,10 @@ export const Errors = {
     'put the plugin in one of them, or add its directory to admin.plugin_dirs'),
   ADMIN_PLUGIN_UNKNOWN: define('HEIMDALL_ERR_ADMIN_PLUGIN_UNKNOWN', 404, 'not_found_error', (name: string, known: string[]) =>
     `no plugin named ${JSON.stringify(name)}; registered: ${known.join(', ') || '(none)'}`),
+  /** The dashboard's inspector keeps the last requests only (admin.dashboard.requests). */
+  ADMIN_REQUEST_UNKNOWN: define('HEIMDALL_ERR_ADMIN_REQUEST_UNKNOWN', 404, 'not_found_error', (id: string) =>
+    `request ${JSON.stringify(id)} is not in the inspector's ring: it keeps the last admin.dashboard.requests ` +
+    'requests only, recorded while the dashboard is watched (or always, with admin.dashboard.record: "always")'),
   ADMIN_CONFLICT: define('HEIMDALL_ERR_ADMIN_CONFLICT', 409, 'invalid_request_error', (message: string) => message),
   /** The worker pool could not act as one on an admin request (no worker serving, one that did not answer in time). */
   ADMIN_POOL: define('HEIMDALL_ERR_ADMIN_POOL', 503, 'server_error', (message: string) => message),

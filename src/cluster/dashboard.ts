@@ -7,9 +7,11 @@
  *   quarantined when any worker has it quarantined, with `workers` saying how many do;
  * - hook and upstream series: calls, errors and short-circuits added up interval by interval; the p50 shown is the
  *   call-weighted mean of the workers' medians and the p99 the highest worker's p99 (quantiles can't be added);
- * - requests: every worker's ring, newest first, each request marked with the worker that served it.
+ * - requests: every worker's ring, newest first, each request marked with the worker that served it;
+ * - provider keys: each worker has its own key pool, so a key is shown resting when any worker rests it, until the
+ *   last of those rests ends, with `resting.workers` saying how many workers rest it.
  */
-import type { DashboardInfo, DashboardPlugin, DashboardProviders, DashboardSource, HookSeries, UpstreamSeries } from '../dashboard/source.js';
+import type { DashboardInfo, DashboardKey, DashboardPlugin, DashboardProviders, DashboardSource, HookSeries, UpstreamSeries } from '../dashboard/source.js';
 import type { RecentSnapshot } from '../metrics/recent.js';
 import type { TraceDetail, TraceSummary } from '../pipeline/trace.js';
 import type { DashboardAsk, ReportPart } from './messages.js';
@@ -42,12 +44,12 @@ export function poolDashboard(askWorkers: AskWorkers): DashboardSource {
     providers: async () => {
       const parts = await bodies<DashboardProviders>({ method: 'providers' });
       const [first] = parts;
-      if (first === undefined) return { providers: [], upstream: [] };
+      if (first === undefined) return { providers: [], upstream: [], keys: [] };
       const upstream = mergeSeries(
         parts.map((p) => ({ worker: p.worker, body: p.body.upstream })),
         (s: UpstreamSeries) => `${s.provider}\0${s.model}`,
       );
-      return { providers: first.body.providers, upstream };
+      return { providers: first.body.providers, upstream, keys: mergeKeys(parts.map((p) => p.body.keys ?? [])) };
     },
   };
 }
@@ -60,6 +62,20 @@ function mergePlugins(parts: { worker: number; body: DashboardPlugin[] }[]): Das
     const quarantined = all.filter((q) => q.state === 'quarantined');
     const shown = quarantined[0] ?? plugin;
     return { ...shown, workers: all.length, quarantined_in: quarantined.length };
+  });
+}
+
+/** Every worker has the same keys (one config): each shown once, resting when any worker rests it. */
+export function mergeKeys(parts: DashboardKey[][]): DashboardKey[] {
+  const [first] = parts;
+  if (first === undefined) return [];
+  return first.map((key) => {
+    const rests = parts
+      .map((keys) => keys.find((k) => k.provider === key.provider && k.position === key.position)?.resting)
+      .filter((r): r is NonNullable<DashboardKey['resting']> => r !== null && r !== undefined);
+    if (rests.length === 0) return { ...key, resting: null };
+    const longest = rests.reduce((a, b) => (b.for_ms > a.for_ms ? b : a));
+    return { ...key, resting: { ...longest, workers: rests.reduce((n, r) => n + r.workers, 0) } };
   });
 }
 

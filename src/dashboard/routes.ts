@@ -84,7 +84,7 @@ export function dashboardRoutes(app: FastifyInstance, source: DashboardSource): 
   app.get('/dashboard/api/requests/:id', async (req) => {
     const id = (req.params as { id: string }).id;
     const found = await source.request(id);
-    if (found === null) throw Errors.ADMIN_BAD_REQUEST(`request ${JSON.stringify(id.slice(0, 128))} is not in the inspector's ring (it keeps the last requests only)`);
+    if (found === null) throw Errors.ADMIN_REQUEST_UNKNOWN(id.slice(0, 128));
     return found;
   });
   app.get('/dashboard/api/providers', async () => source.providers());

@@ -2,13 +2,14 @@
  * Everything the dashboard shows comes through one interface, DashboardSource, as plain JSON: this file's
  * implementation reads one gateway process (its registry, metrics, trace ring and providers); a worker pool's primary
  * can answer the same calls by asking its workers. No method returns a secret: plugin configs are not part of it,
- * provider keys never are.
+ * provider keys never are (a key is known by its place in its provider's list).
  */
 import type { RecentSnapshot } from '../metrics/recent.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { logRedactor, TraceRecorder, type TraceDetail, type TraceSummary } from '../pipeline/trace.js';
 import type { PluginRegistry, PluginStatus } from '../plugins/registry.js';
 import type { Config } from '../config/schema.js';
+import type { ProviderKeyState } from '../providers/registry.js';
 
 /** What the plugins table shows for a plugin: "failed" is a plugin that could not load. */
 export type DashboardState = 'active' | 'quarantined' | 'failed' | 'disabled' | 'loading' | 'unloaded';
@@ -45,6 +46,16 @@ export interface DashboardProviders {
   providers: { name: string; type: string; models: string[] | null }[];
   /** Upstream calls over the last minutes, by provider and model. */
   upstream: UpstreamSeries[];
+  /** Every provider's keys (never a key's value), and which of them rest after the upstream refused them. */
+  keys: DashboardKey[];
+}
+
+/**
+ * One API key of a provider, named by its place in the provider's `keys` list (from 1). `resting.workers`: how many
+ * processes rest it (1 in a single gateway; in a worker pool, each worker has its own keys' rests).
+ */
+export interface DashboardKey extends Omit<ProviderKeyState, 'resting'> {
+  resting: (NonNullable<ProviderKeyState['resting']> & { workers: number }) | null;
 }
 
 export interface DashboardInfo {
@@ -78,6 +89,8 @@ export interface LocalSourceOptions {
   metrics: GatewayMetrics;
   /** config.providers: names, types and model lists are read from it (never keys). */
   providers: Config['providers'];
+  /** The providers' keys' states (ProviderRegistry.keyStates): never the keys. */
+  keys: () => ProviderKeyState[];
   /** Absent when the inspector is off. */
   traces: TraceRecorder | undefined;
   bodies: boolean;
@@ -86,7 +99,7 @@ export interface LocalSourceOptions {
 }
 
 /** The dashboard's data for one gateway process. */
-export function localSource({ plugins, metrics, providers, traces, bodies, always }: LocalSourceOptions): DashboardSource {
+export function localSource({ plugins, metrics, providers, keys, traces, bodies, always }: LocalSourceOptions): DashboardSource {
   const look = () => traces?.watch();
   return {
     info: async () => {
@@ -100,6 +113,7 @@ export function localSource({ plugins, metrics, providers, traces, bodies, alway
     providers: async () => (look(), {
       providers: Object.entries(providers).map(([name, p]) => ({ name, type: p.type, models: p.models === undefined ? null : [...p.models] })),
       upstream: metrics.recentUpstream(),
+      keys: keys().map((k) => ({ ...k, resting: k.resting === null ? null : { ...k.resting, workers: 1 } })),
     }),
   };
 }

@@ -7,7 +7,7 @@
  */
 import type { Payload } from '../payload.js';
 import type { Json, JsonObject } from '../plugins/plugin.js';
-import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from '../providers/provider.js';
+import type { ChatCall, EmbeddingsCall, KeyState, Provider, ProviderCall, StreamChunk } from '../providers/provider.js';
 import { addUpstreamTime } from './exchange.js';
 
 export interface Usage {
@@ -23,12 +23,15 @@ export interface UpstreamObserver {
 export class InstrumentedProvider implements Provider {
   /** The inner provider's, when it has one; not timed (a count is not a model call). */
   readonly countTokens?: (call: ProviderCall) => Promise<Payload>;
+  /** The inner provider's, when it has keys to tell of. */
+  readonly keyStates?: () => KeyState[];
 
   constructor(
     private readonly inner: Provider,
     private readonly observer: UpstreamObserver,
   ) {
     if (inner.countTokens !== undefined) this.countTokens = (call) => (inner.countTokens as (c: ProviderCall) => Promise<Payload>).call(inner, call);
+    if (inner.keyStates !== undefined) this.keyStates = () => (inner.keyStates as () => KeyState[]).call(inner);
   }
 
   get name(): string {

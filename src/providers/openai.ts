@@ -12,7 +12,7 @@ import type { JsonObject } from '../plugins/plugin.js';
 import { UpstreamClient, type BuildRequest, type UpstreamSettings } from './http/client.js';
 import type { SseEvent } from './http/sse.js';
 import { preview, upstreamMessage } from './http/status.js';
-import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from './provider.js';
+import type { ChatCall, EmbeddingsCall, KeyState, Provider, ProviderCall, StreamChunk } from './provider.js';
 import { leaveOut, type LeaveOut } from './canonical.js';
 import { fromNativeExtensions } from './openai-from-native.js';
 
@@ -60,6 +60,10 @@ export class OpenAIProvider implements Provider {
   async embeddings(call: EmbeddingsCall): Promise<Payload> {
     const body = await this.client.json(call, this.build(call, 'embeddings', undefined));
     return this.parse(body);
+  }
+
+  keyStates(): KeyState[] {
+    return this.client.keyStates();
   }
 
   close(): Promise<void> {

@@ -100,5 +100,24 @@ export interface Provider {
    * undefined for providers that can't count (the route answers 400, naming the provider).
    */
   countTokens?(call: ProviderCall): Promise<Payload>;
+  /**
+   * Each of its API keys as the operator sees it, never the key itself: present on providers that call an upstream
+   * with keys (an HTTP provider), answering [] when it has none.
+   */
+  keyStates?(): KeyState[];
   close(): Promise<void>;
+}
+
+/**
+ * One API key of a provider, without its value (nor any part or hash of it): its place among the keys, what the
+ * config says of it, and whether the upstream's last refusal (429, 401, 403) keeps it resting.
+ */
+export interface KeyState {
+  /** From 1, in the order the provider's keys are given (its `api_key` alone is 1). */
+  position: number;
+  weight: number;
+  /** The models it may be used for; null: any. */
+  models: string[] | null;
+  /** While it rests: until when (ISO time), how much longer (ms) and the status that made it rest. */
+  resting: { until: string; for_ms: number; status: number } | null;
 }

@@ -10,7 +10,7 @@ import { createGeminiProvider } from './gemini/provider.js';
 import { basePath, upstreamSettings } from './http/settings.js';
 import { MockProvider } from './mock.js';
 import { OpenAIProvider } from './openai.js';
-import type { Provider } from './provider.js';
+import type { KeyState, Provider } from './provider.js';
 import { UnavailableProvider } from './unavailable.js';
 
 export interface ResolvedModel {
@@ -21,9 +21,16 @@ export interface ResolvedModel {
 
 export type ProviderType = ProviderConfig['type'];
 
+/** One key of one provider, as an operator may see it (never the key). */
+export interface ProviderKeyState extends KeyState {
+  provider: string;
+}
+
 export class ProviderRegistry {
   private readonly providers = new Map<string, Provider>();
   private readonly types = new Map<string, ProviderType>();
+  /** Per provider with a `keys` list: each key kept's place in it, from 1 (a key whose env is unset is left out). */
+  private readonly keyPositions = new Map<string, number[]>();
 
   /**
    * A provider whose env reference is not set is registered as unavailable rather than stopping the gateway: its
@@ -41,7 +48,9 @@ export class ProviderRegistry {
     for (const [name, entry] of Object.entries(config)) {
       let provider: Provider;
       try {
-        provider = create(name, resolveProviderEnv(name, entry, env, warn));
+        const positions: number[] = [];
+        provider = create(name, resolveProviderEnv(name, entry, env, warn, positions));
+        if (positions.length > 0) this.keyPositions.set(name, positions);
       } catch (err) {
         if (!(err instanceof HeimdallError) || err.code !== Errors.CONFIG_ENV.code) throw err;
         warn(`provider ${name} is unavailable: ${err.message}`);
@@ -99,6 +108,21 @@ export class ProviderRegistry {
     return out;
   }
 
+  /**
+   * Every provider's keys, providers in config order: each key's place in its provider's configured `keys` list
+   * (one left out for an unset env variable keeps its number, and is not listed), and whether it rests.
+   */
+  keyStates(): ProviderKeyState[] {
+    const out: ProviderKeyState[] = [];
+    for (const [name, provider] of this.providers) {
+      const positions = this.keyPositions.get(name);
+      for (const state of provider.keyStates?.() ?? []) {
+        out.push({ provider: name, ...state, position: positions?.[state.position - 1] ?? state.position });
+      }
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.providers.values()].map((p) => p.close()));
   }
@@ -106,9 +130,9 @@ export class ProviderRegistry {
 
 /**
  * The entry with its env references resolved. Keys are resolved one by one: an unset variable leaves that key out
- * (with a warning) as long as another key remains.
+ * (with a warning) as long as another key remains. `positions` receives each kept key's place in `keys`, from 1.
  */
-function resolveProviderEnv(name: string, entry: ProviderConfig, env: NodeJS.ProcessEnv, warn: (message: string) => void): ProviderConfig {
+function resolveProviderEnv(name: string, entry: ProviderConfig, env: NodeJS.ProcessEnv, warn: (message: string) => void, positions: number[]): ProviderConfig {
   if (entry.type === 'mock' || entry.keys === undefined) return resolveEnvRefs(entry, `providers.${name}`, env);
   const { keys, ...rest } = entry;
   const resolved = resolveEnvRefs(rest, `providers.${name}`, env);
@@ -117,6 +141,7 @@ function resolveProviderEnv(name: string, entry: ProviderConfig, env: NodeJS.Pro
   keys.forEach((k, i) => {
     try {
       usable.push({ ...k, key: resolveEnvRefs(k.key, `providers.${name}.keys[${i}].key`, env) });
+      positions.push(i + 1);
     } catch (err) {
       if (!(err instanceof HeimdallError)) throw err;
       firstError ??= err;

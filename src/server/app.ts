@@ -155,7 +155,7 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   });
 
   const traces = inspectorFor(config);
-  const dashboard = dashboardFor(config, { plugins, metrics, traces });
+  const dashboard = dashboardFor(config, { plugins, metrics, traces, keys: () => providers.keyStates() });
   const pipeline = new Pipeline(plugins, providers, log, { logBodies: config.log.bodies, traces });
   chatRoutes(app, pipeline);
   embeddingsRoutes(app, pipeline);

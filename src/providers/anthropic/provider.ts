@@ -17,7 +17,7 @@ import { UpstreamClient, type BuildRequest } from '../http/client.js';
 import { basePath, upstreamSettings } from '../http/settings.js';
 import type { SseEvent } from '../http/sse.js';
 import { preview } from '../http/status.js';
-import type { ChatCall, NativeRequest, Provider, ProviderCall, StreamChunk } from '../provider.js';
+import type { ChatCall, KeyState, NativeRequest, Provider, ProviderCall, StreamChunk } from '../provider.js';
 import { unsupported } from '../unsupported.js';
 import { toMessagesRequest } from './request.js';
 import { fromMessage, StreamTranslator } from './response.js';
@@ -95,6 +95,10 @@ class AnthropicProvider implements Provider {
     const answer = await this.client.json(call, (key) => ({ path: this.countPath, headers: this.headers(key, native), body }));
     assertJsonDepth(answer, `provider ${this.name}`);
     return Payload.fromBytes(answer);
+  }
+
+  keyStates(): KeyState[] {
+    return this.client.keyStates();
   }
 
   close(): Promise<void> {

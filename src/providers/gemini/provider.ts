@@ -14,7 +14,7 @@ import type { SseEvent } from '../http/sse.js';
 import { preview, statusError } from '../http/status.js';
 import type { JsonObject } from '../../plugins/plugin.js';
 import { leaveOut } from '../canonical.js';
-import type { ChatCall, EmbeddingsCall, Provider, ProviderCall, StreamChunk } from '../provider.js';
+import type { ChatCall, EmbeddingsCall, KeyState, Provider, ProviderCall, StreamChunk } from '../provider.js';
 import { toBatchEmbedRequest, toGenerateContentRequest } from './request.js';
 import { fromBatchEmbed, fromResponse, StreamTranslator } from './response.js';
 import { batchEmbedResponse, generateContentResponse } from './wire.js';
@@ -54,6 +54,10 @@ class GeminiProvider implements Provider {
     const request = call.request.value();
     const body = await this.client.json(call, this.build(call, 'batchEmbedContents', toBatchEmbedRequest(request, call.model, this.name)));
     return Payload.fromValue(fromBatchEmbed(this.parse(body, batchEmbedResponse).embeddings, request, call.model));
+  }
+
+  keyStates(): KeyState[] {
+    return this.client.keyStates();
   }
 
   close(): Promise<void> {

@@ -26,7 +26,7 @@ import { EventTooLarge, sseEvents, type SseEvent } from './sse.js';
 import { relayedHeaders } from './relay.js';
 import { statusError } from './status.js';
 import { DeadlineExceeded, requestWhole, ResponseTooLarge } from './whole.js';
-import type { UpstreamMeta } from '../provider.js';
+import type { KeyState, UpstreamMeta } from '../provider.js';
 
 export interface UpstreamRequest {
   method?: 'GET' | 'POST';
@@ -126,6 +126,11 @@ export class UpstreamClient {
     return sseEvents(body, (err) => this.midStreamError(err, call.signal), this.settings.maxEventBytes);
   }
 
+  /** The keys' states, without the keys (see KeyPool.states); [] for a provider without keys. */
+  keyStates(): KeyState[] {
+    return this.keys?.states() ?? [];
+  }
+
   get concurrency(): { inFlight: number; queued: number } {
     return this.limiter.stats;
   }
@@ -148,7 +153,7 @@ export class UpstreamClient {
 
       // Credentials and rate limits belong to the key: another key may work straight away.
       if (rotation !== undefined && key !== undefined && status !== undefined && ROTATE_ON.has(status)) {
-        (this.keys as KeyPool).rest(key, status === 429 ? (attempt.retryAfterMs ?? LIMITED_KEY_REST_MS) : REFUSED_KEY_REST_MS);
+        (this.keys as KeyPool).rest(key, status === 429 ? (attempt.retryAfterMs ?? LIMITED_KEY_REST_MS) : REFUSED_KEY_REST_MS, status);
         if (rotation.next()) continue;
       }
       const retryable = status === undefined ? !NOT_RETRIED.has(error.code) : isRetryableStatus(status);

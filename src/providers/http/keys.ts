@@ -1,9 +1,10 @@
 /**
  * A provider's API keys: which one a call uses (weighted random among those allowed for the model), and which one
  * it moves to when the upstream refuses a key (429, 401, 403). A refused key cools down, so later calls prefer the
- * others until it has rested.
+ * others until it has rested. `states()` tells an operator which keys rest and why, without the keys themselves.
  */
 import { Errors } from '../../errors.js';
+import type { KeyState } from '../provider.js';
 
 export interface ProviderKey {
   /** The secret itself (its env reference already resolved). */
@@ -13,8 +14,16 @@ export interface ProviderKey {
   models: readonly string[] | undefined;
 }
 
+/** Why and until when a key rests. */
+interface Rest {
+  until: number;
+  /** The upstream status that refused the key: 429, 401 or 403. */
+  status: number;
+}
+
 export class KeyPool {
-  private readonly restingUntil = new Map<ProviderKey, number>();
+  /** At most one entry per key: bounded by the configured keys. */
+  private readonly resting = new Map<ProviderKey, Rest>();
 
   constructor(
     private readonly provider: string,
@@ -30,15 +39,15 @@ export class KeyPool {
     return new KeyRotation(allowed, this);
   }
 
-  /** Keep `key` out of the draw for `ms`, unless every other key is resting too. */
-  rest(key: ProviderKey, ms: number): void {
-    this.restingUntil.set(key, this.now() + ms);
+  /** Keep `key` out of the draw for `ms`, unless every other key is resting too; `status` is why. */
+  rest(key: ProviderKey, ms: number, status: number): void {
+    this.resting.set(key, { until: this.now() + ms, status });
   }
 
   /** Weighted random among `candidates`, preferring keys that are not resting. */
   pick(candidates: readonly ProviderKey[]): ProviderKey {
     const now = this.now();
-    const awake = candidates.filter((k) => (this.restingUntil.get(k) ?? 0) <= now);
+    const awake = candidates.filter((k) => (this.resting.get(k)?.until ?? 0) <= now);
     const pool = awake.length > 0 ? awake : candidates;
     const total = pool.reduce((sum, k) => sum + k.weight, 0);
     let r = this.random() * total;
@@ -47,6 +56,21 @@ export class KeyPool {
       if (r < 0) return key;
     }
     return pool[pool.length - 1] as ProviderKey;
+  }
+
+  /**
+   * Every key in the order it was given (position 1 is the first), with its weight, its models and, while it
+   * rests, until when and why. Never the key's value, nor anything derived from it.
+   */
+  states(): KeyState[] {
+    const now = this.now();
+    return this.keys.map((key, i) => {
+      const rest = this.resting.get(key);
+      const resting = rest !== undefined && rest.until > now
+        ? { until: new Date(rest.until).toISOString(), for_ms: rest.until - now, status: rest.status }
+        : null;
+      return { position: i + 1, weight: key.weight, models: key.models === undefined ? null : [...key.models], resting };
+    });
   }
 }
 
