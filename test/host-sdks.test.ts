@@ -129,9 +129,9 @@ function sample(text: string, series: string): number | undefined {
   return undefined;
 }
 
-t.test('Go: a plugin-defined counter and histogram in /metrics, log lines with the plugin and request id, state and the shared store', { skip: noGoToolchain }, async (t) => {
+for (const mode of ['inline', 'threaded', 'isolated'] as const) t.test(`Go, ${mode}: a plugin-defined counter and histogram in /metrics, log lines with the plugin and request id, state and the shared store`, { skip: noGoToolchain }, async (t) => {
   const demo = await buildGoDemo();
-  const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: demo }] });
+  const gw = await startGateway(t, { providers: { mock: {} }, plugins: [{ path: demo, mode }] });
   const small = 5;
   const large = 2;
   const ids: string[] = [];
