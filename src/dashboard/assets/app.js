@@ -355,7 +355,12 @@
       selectedRequest = undefined;
       $('#request-detail').hidden = true;
     }
-    if (selectedRequest) await renderRequest(selectedRequest);
+    if (selectedRequest) {
+      await renderRequest(selectedRequest).catch((err) => {
+        if (err.status !== 404) throw err;
+        gone(err);
+      });
+    }
   }
 
   async function openRequest(id) {
@@ -364,8 +369,18 @@
     try {
       await renderRequest(id);
     } catch (err) {
-      if (err.status !== 401) say(err.message);
+      if (err.status === 404) gone(err);
+      else if (err.status !== 401) say(err.message);
     }
+  }
+
+  /** The request has left the inspector's ring (404): say so where its timeline was. */
+  function gone(err) {
+    selectedRequest = undefined;
+    for (const row of document.querySelectorAll('#requests-table tbody tr.selected')) row.classList.remove('selected');
+    const detail = $('#request-detail');
+    detail.replaceChildren(el('p', { class: 'gone', text: `${err.message}${err.code ? ` (${err.code})` : ''}` }));
+    detail.hidden = false;
   }
 
   const HOOK_LABEL = { hook: (e) => e.hook, provider: () => 'provider call', chunks: () => 'StreamChunkHook' };
@@ -419,12 +434,16 @@
   // --- providers ----------------------------------------------------------------------------------------------
 
   async function renderProviders() {
-    const { providers, upstream } = await api('GET', '/dashboard/api/providers');
+    const { providers, upstream, keys } = await api('GET', '/dashboard/api/providers');
     $('#providers-table tbody').replaceChildren(
       ...providers.map((p) =>
         el('tr', { 'data-provider': p.name }, el('td', { text: p.name }), el('td', { text: p.type }), el('td', { text: p.models === null ? 'any model name' : p.models.join(', ') })),
       ),
     );
+    $('#keys-table tbody').replaceChildren(
+      ...(keys.length === 0 ? [el('tr', {}, el('td', { colspan: 5, class: 'hint', text: 'no provider calls its upstream with keys' }))] : keys.map(keyRow)),
+    );
+    tick();
     $('#upstream-table tbody').replaceChildren(
       ...upstream.map((u) => {
         const calls = sum(u.calls);
@@ -448,6 +467,48 @@
       drawChart(container, `upstream:${u.provider}/${u.model}`, `${u.provider}/${u.model}`, s, `${sum(u.calls)} calls · ${sum(u.errors)} errors`, sum(u.errors) > 0, false);
     }
   }
+
+  const WHY = { 429: 'rate limited (429)', 401: 'refused: unauthorized (401)', 403: 'refused: forbidden (403)' };
+
+  /** A key, known by its place in its provider's list: the page never receives the key itself. */
+  function keyRow(k) {
+    const r = k.resting;
+    const state = r
+      ? el(
+          'div',
+          {},
+          el('span', { class: 'state state-resting', text: `resting · ${r.status}` }),
+          el(
+            'div',
+            { class: 'why' },
+            `${WHY[r.status] || `status ${r.status}`}: `,
+            // Counted down from the time this answer came, on this browser's clock (not compared with the gateway's).
+            el('span', { class: 'countdown', 'data-ends': String(Date.now() + r.for_ms), text: fmtLeft(r.for_ms) }),
+            ` more, until ${new Date(r.until).toLocaleTimeString()}${r.workers > 1 ? ` · in ${r.workers} workers` : ''}`,
+          ),
+        )
+      : el('span', { class: 'state state-active', text: 'in use' });
+    return el(
+      'tr',
+      { class: r ? 'trouble' : '', 'data-key': `${k.provider}#${k.position}`, 'data-resting': r ? String(r.status) : 'no' },
+      el('td', { text: k.provider }),
+      el('td', { text: `key ${k.position}` }),
+      el('td', { class: 'num', text: String(k.weight) }),
+      el('td', { text: k.models === null ? 'any' : k.models.join(', ') }),
+      el('td', {}, state),
+    );
+  }
+
+  function fmtLeft(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    return s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  }
+
+  /** The resting keys' countdowns, once a second between two reads of the data. */
+  function tick() {
+    for (const span of document.querySelectorAll('#keys-table .countdown')) span.textContent = fmtLeft(Number(span.dataset.ends) - Date.now());
+  }
+  setInterval(() => view === 'providers' && tick(), 1000);
 
   // --- start --------------------------------------------------------------------------------------------------
 
