@@ -128,7 +128,6 @@ export function printHostCalls(r) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const result = await runHostBench();
-  if (process.send) process.send(result);
+  if (process.send) process.send(result, () => process.exit(0));
   else console.log(JSON.stringify(result, null, 2));
-  process.exit(0);
 }

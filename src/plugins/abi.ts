@@ -6,7 +6,7 @@
  */
 import koffi from 'koffi';
 import { endianness } from 'node:os';
-import { hostServices, type PluginHost } from '../host/services.js';
+import type { PluginHost } from '../host/services.js';
 import { HostStatus } from '../host/status.js';
 
 export const HOST_ABI_MAJOR = 1;
@@ -77,6 +77,16 @@ function copyOut(ptr: bigint, len: number): string {
 function isZeroWord(slot: Buffer, offset: number): boolean {
   for (let i = offset; i < offset + WORD; i++) if (slot[i] !== 0) return false;
   return true;
+}
+
+/**
+ * Where a plugin's host services come from: set by native-plugin.ts to the process's services. Not imported here, so
+ * that what only opens a library (the inspector's probe) loads nothing more than this boundary.
+ */
+let hostFor: ((plugin: string) => PluginHost) | undefined;
+
+export function useHostServices(provider: (plugin: string) => PluginHost): void {
+  hostFor = provider;
 }
 
 export class NativeLibrary {
@@ -153,13 +163,14 @@ export class NativeLibrary {
 
   /**
    * Init, after handing the plugin its host services (ABI 1.2) when it exports heimdall_plugin_set_host: the
-   * process's services, scoped to the plugin's name.
+   * process's services (useHostServices), scoped to the plugin's name.
    */
   init(config: Buffer): CallResult {
     if (this.setHostFn !== undefined && this.hostTable === undefined) {
       const name = this.getName();
-      if (name !== null) {
-        this.hostTable = new HostTable(hostServices().plugin(name));
+      const host = name === null ? undefined : hostFor?.(name);
+      if (host !== undefined) {
+        this.hostTable = new HostTable(host);
         this.setHostFn(this.hostTable.table);
       }
     }

@@ -3,8 +3,9 @@
  * called (the HookCaller): on the event loop, on a worker thread, or in a child process. Decoding the output into an
  * action, and turning a bad one into a PluginFailure, is the same for all of them.
  */
+import { hostServices } from '../host/services.js';
 import { ActionError, decodeChunk, decodePostHook, decodePreHook, decodeTransport } from './actions.js';
-import type { CallResult } from './abi.js';
+import { useHostServices, type CallResult } from './abi.js';
 import {
   PluginFailure,
   type ChunkResult,
@@ -28,6 +29,9 @@ export interface HookCaller {
   close(): Maybe<void>;
   runtime?(): RuntimeStatus;
 }
+
+// Plugins loaded in this process (inline, threaded) get the process's host services (ABI 1.2) before Init.
+useHostServices((name) => hostServices().plugin(name));
 
 /** A failure message is logged and may be shown to a client: it is cut to this many characters. */
 export const MAX_FAILURE_MESSAGE = 1024;
