@@ -13,12 +13,20 @@ import { eventually, browserMissing, launchBrowser, type Browser } from './helpe
 import { probePlugins, REPO, versionedBuilds } from './helpers/fixtures.js';
 import { chat, postJson, startGateway, type RunningGateway } from './helpers/gateway.js';
 import { needs } from './helpers/toolchains.js';
+import { startKeyedUpstream } from './helpers/keyed-upstream.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const TOKEN = 'dashboard-token-for-tests-0123456789abcdef';
 process.env.HEIMDALL_TEST_DASHBOARD_TOKEN = TOKEN;
 const UPSTREAM_KEY = 'sk-upstream-secret-for-dashboard-tests';
 process.env.HEIMDALL_TEST_DASHBOARD_UPSTREAM_KEY = UPSTREAM_KEY;
+/** A provider's three keys for the Providers view: the upstream limits the first and refuses the third. */
+const KEYS = {
+  HEIMDALL_TEST_DASHBOARD_KEY_LIMITED: 'sk-dash-limited-8e2c4a6f1b3d5970',
+  HEIMDALL_TEST_DASHBOARD_KEY_GOOD: 'sk-dash-good-3b7f9d1e5a2c8064',
+  HEIMDALL_TEST_DASHBOARD_KEY_REVOKED: 'sk-dash-revoked-6d4a2e8c0f1b3957',
+};
+Object.assign(process.env, KEYS);
 const SHOTS = path.join(REPO, 'tmp', 'dashboard');
 const example = (name: string) => path.join(REPO, 'build', 'Release', `${name}.so`);
 
@@ -343,6 +351,52 @@ t.test('the dashboard', { skip }, async (t) => {
     await page.close(); // before the gateway closes: an open tab keeps polling its admin listener
   });
 
+  t.test('the Providers view marks keys resting after a 429 or a 401, with a countdown, and shows no key', async (t) => {
+    const up = await startKeyedUpstream(t, {
+      [KEYS.HEIMDALL_TEST_DASHBOARD_KEY_LIMITED]: { status: 429, headers: { 'retry-after': '30' } },
+      [KEYS.HEIMDALL_TEST_DASHBOARD_KEY_REVOKED]: { status: 401 },
+    });
+    const gw = await startGateway(t, {
+      log: { level: 'warn' },
+      providers: {
+        openai: {
+          base_url: up.baseUrl,
+          keys: Object.keys(KEYS).map((name, i) => ({ key: `env.${name}`, ...(i === 1 ? { weight: 2, models: ['gpt-test', 'gpt-other'] } : {}) })),
+        },
+      },
+      admin: { enabled: true, token: 'env.HEIMDALL_TEST_DASHBOARD_TOKEN' },
+    });
+    // Keys are drawn at random: send until both refused keys were tried (each then rests, and is not drawn again).
+    const refused = [KEYS.HEIMDALL_TEST_DASHBOARD_KEY_LIMITED, KEYS.HEIMDALL_TEST_DASHBOARD_KEY_REVOKED];
+    for (let i = 0; i < 40 && !refused.every((k) => up.keysSeen.includes(k)); i++) {
+      t.equal((await postJson(`${gw.url}/v1/chat/completions`, chat('openai/gpt-test', `n${i}`))).status, 200);
+    }
+    t.ok(refused.every((k) => up.keysSeen.includes(k)), 'both refused keys were tried');
+
+    const { page, problems } = await signIn(t, browser, gw, 'providers');
+    const row = (position: number) => page.locator(`#keys-table tr[data-key="openai#${position}"]`);
+    await row(1).waitFor();
+    t.equal(await row(1).getAttribute('data-resting'), '429', 'key 1 rests after its 429');
+    t.ok(await row(1).evaluate((e) => e.classList.contains('trouble')), 'marked');
+    t.match(await row(1).textContent(), /key 1.*resting · 429.*rate limited \(429\): \d+ s more, until/);
+    const left = async () => Number(/(\d+) s/.exec((await row(1).locator('.countdown').textContent()) ?? '')?.[1]);
+    const first = await left();
+    t.ok(first > 20 && first <= 30, `counting down from its retry-after of 30 s (${first} s left)`);
+    await eventually(async () => (await left()) < first, 'the countdown to move', 5000);
+    t.equal(await row(2).getAttribute('data-resting'), 'no', 'key 2 does not rest');
+    t.match(await row(2).textContent(), /key 2.*2.*gpt-test, gpt-other.*in use/);
+    t.equal(await row(3).getAttribute('data-resting'), '401', 'key 3 rests after its 401');
+    t.match(await row(3).textContent(), /refused: unauthorized \(401\)/);
+    await shot(page, 'providers-keys');
+
+    const seen = `${await page.content()}\n${(await admin(gw, 'GET', '/dashboard/api/providers')).text}`;
+    for (const key of Object.values(KEYS)) {
+      t.notOk(seen.includes(key) || seen.includes(key.slice(0, 10)) || seen.includes(key.slice(-8)), 'neither the page nor its data holds a key, or part of one');
+    }
+    t.same(problems, []);
+    await page.close();
+  });
+
   t.test('admin.dashboard.record: "always" records without anyone looking; requests: 0 turns the inspector off', async (t) => {
     const up = await startUpstream(t);
     const env = await setup({ versioned: false });
@@ -352,8 +406,27 @@ t.test('the dashboard', { skip }, async (t) => {
     for (let i = 0; i < 3; i++) ids.push((await postJson(`${always.url}/v1/chat/completions`, chat('openai/gpt-test', `n${i}`))).headers.get('x-request-id') as string);
     const listed = (await admin(always, 'GET', '/dashboard/api/requests')).json.requests as { id: string }[];
     t.same(listed.map((r) => r.id), [ids[2], ids[1]], 'the ring keeps the last 2, newest first');
-    t.equal((await admin(always, 'GET', `/dashboard/api/requests/${ids[0]}`)).status, 400, 'one that left the ring is gone');
+    const left = await admin(always, 'GET', `/dashboard/api/requests/${ids[0]}`);
+    t.equal(left.status, 404, 'one that left the ring is gone');
+    t.equal(left.json.error.code, 'HEIMDALL_ERR_ADMIN_REQUEST_UNKNOWN');
     t.match((await admin(always, 'GET', '/dashboard/api/info')).json, { recording: 'always', inspector_size: 2 });
+
+    // On the page: a row clicked after its request left the ring (the list is read again every 2 s; in between, more
+    // requests push it out) says so where its timeline would be.
+    const { page, problems } = await signIn(t, browser, always, 'requests');
+    await page.locator('#requests-table tbody tr').nth(1).waitFor();
+    let gone = '';
+    for (let i = 0; i < 5 && gone === ''; i++) {
+      await page.waitForFunction(() => document.querySelectorAll('#requests-table tbody tr').length === 2);
+      const oldest = await page.locator('#requests-table tbody tr').last().getAttribute('data-request');
+      for (let j = 0; j < 2; j++) await postJson(`${always.url}/v1/chat/completions`, chat('openai/gpt-test', `push ${i}.${j}`));
+      const clicked = await page.locator(`#requests-table tr[data-request="${oldest}"]`).click({ timeout: 1000 }).then(() => true, () => false);
+      if (clicked) gone = await page.locator('#request-detail p.gone').textContent({ timeout: 3000 }).then((text) => text ?? '', () => '');
+    }
+    t.match(gone, /not in the inspector's ring.*HEIMDALL_ERR_ADMIN_REQUEST_UNKNOWN/, 'the page says the request has left the ring');
+    t.equal(await page.locator('#requests-table tbody tr.selected').count(), 0, 'and selects nothing');
+    t.same(problems.filter((p) => !/status of 404/.test(p)), []);
+    await page.close();
 
     const off = await startGateway(t, { ...base, admin: { ...base.admin, dashboard: { requests: 0 } } });
     t.match((await admin(off, 'GET', '/dashboard/api/info')).json, { recording: 'off', inspector_size: 0 });
