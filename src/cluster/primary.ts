@@ -387,10 +387,9 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
         const adminUrl = await adminApp.listen({ host: admin.host, port: admin.port });
         log.warn({ url: adminUrl }, 'admin API enabled: it can load native code; keep it on loopback');
       }
-      if (current.config.plugins.some((p) => p.watch)) {
-        watcher = new PluginWatcher({ watched: () => watched, reload: (name) => control.apply({ op: 'reload', name }) }, log);
-        await refreshWatched();
-      }
+      // Always there (it watches nothing until a plugin asks to be watched): the API may add a watched plugin later.
+      watcher = new PluginWatcher({ watched: () => watched, reload: (name) => control.apply({ op: 'reload', name }) }, log);
+      await refreshWatched();
     } catch (err) {
       // A pool without the admin API its operator asked for would be half a gateway, as in a single process.
       log.error({ err: (err as Error).message }, `the admin API could not start: ${(err as Error).message}; stopping`);
