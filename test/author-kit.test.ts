@@ -18,6 +18,14 @@ import { chat, postJson, startGateway } from './helpers/gateway.js';
 import { needs } from './helpers/toolchains.js';
 import { startUpstream } from './helpers/upstream.js';
 
+/** The command as a child process; `closed` resolves once its output has all been read (exit can come first). */
+function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const run = runCli(args, env);
+  const closed = new Promise<number | null>((resolve) => run.child.on('close', (code) => resolve(code)));
+  return { ...run, closed };
+}
+
+
 const exec = promisify(execFile);
 // Building three toolchains' plugins from scratch takes longer than the suite's default 120 s on a busy machine.
 t.setTimeout(900_000);
@@ -104,11 +112,11 @@ t.test('plugin new refuses what it cannot scaffold, naming the fix', async (t) =
 
 t.test('heimdall plugin new, from the command line', async (t) => {
   const parent = mkdtempSync(path.join(tmpdir(), 'heimdall-kit-'));
-  const good = runCli(['plugin', 'new', 'cli-made', '--lang', 'c', '--dir', parent]);
-  t.equal(await good.exited, 0);
+  const good = cli(['plugin', 'new', 'cli-made', '--lang', 'c', '--dir', parent]);
+  t.equal(await good.closed, 0);
   t.match(good.out(), /created .*cli-made\/ \(c\): cli_made\.c, test_cli_made\.c, Makefile, README\.md/);
   t.match(readFileSync(path.join(parent, 'cli-made', 'cli_made.c'), 'utf8'), /GetName\(void\) \{ return "cli-made"; \}/);
-  const bad = runCli(['plugin', 'new', 'cli-made', '--lang', 'c', '--dir', parent]);
-  t.equal(await bad.exited, 1);
+  const bad = cli(['plugin', 'new', 'cli-made', '--lang', 'c', '--dir', parent]);
+  t.equal(await bad.closed, 1);
   t.match(bad.err(), /heimdall: HEIMDALL_ERR_SCAFFOLD: heimdall plugin new: .*cli-made already exists/);
 });

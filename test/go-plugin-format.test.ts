@@ -18,7 +18,17 @@ import { startGateway } from './helpers/gateway.js';
 import { BUILD, REPO } from './helpers/fixtures.js';
 import { needs } from './helpers/toolchains.js';
 
+/** The command as a child process; `closed` resolves once its output has all been read (exit can come first). */
+function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const run = runCli(args, env);
+  const closed = new Promise<number | null>((resolve) => run.child.on('close', (code) => resolve(code)));
+  return { ...run, closed };
+}
+
+
 const exec = promisify(execFile);
+// Go builds and command-line runs (Node with the TypeScript loader) are slow on a busy machine.
+t.setTimeout(600_000);
 const DIR = path.join(BUILD, 'test-fixtures', 'go-plugin-format');
 mkdirSync(DIR, { recursive: true });
 const GO_ENV = { ...process.env, GOFLAGS: '', GOPROXY: 'off', GOTOOLCHAIN: 'local', CGO_ENABLED: '1' };
@@ -104,9 +114,9 @@ t.test('a Go -buildmode=plugin file is refused before dlopen, by the loader, sta
   const config = path.join(tmp, 'config.json');
   writeFileSync(config, JSON.stringify({ providers: { mock: {} }, plugins: [{ path: withExports }] }));
   const started = Date.now();
-  const run = runCli(['start', '--config', config, '--port', '0'], { ...process.env, TMPDIR: tmp });
-  const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
-  const code = await run.exited;
+  const run = cli(['start', '--config', config, '--port', '0'], { ...process.env, TMPDIR: tmp });
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), 90_000);
+  const code = await run.closed;
   clearTimeout(timer);
   const ms = Date.now() - started;
   t.equal(code, 1, 'heimdall start exits 1');
@@ -122,11 +132,11 @@ t.test('a Go -buildmode=plugin file is refused before dlopen, by the loader, sta
   t.equal(report.language, 'go');
   t.same(report.problems.map((p) => p.code), ['HEIMDALL_ERR_PLUGIN_FORMAT']);
   t.ok(inspectMs < 1000, `inspect refused it in ${inspectMs} ms (< 1000)`);
-  const cli = runCli(['plugin', 'inspect', withExports]);
-  const cliTimer = setTimeout(() => cli.child.kill('SIGKILL'), 30_000);
-  t.equal(await cli.exited, 1, 'heimdall plugin inspect exits 1');
+  const inspected = cli(['plugin', 'inspect', withExports]);
+  const cliTimer = setTimeout(() => inspected.child.kill('SIGKILL'), 90_000);
+  t.equal(await inspected.closed, 1, 'heimdall plugin inspect exits 1');
   clearTimeout(cliTimer);
-  t.match(cli.out(), /HEIMDALL_ERR_PLUGIN_FORMAT:\n {2}plugin .* is a Go plugin built with -buildmode=plugin/);
+  t.match(inspected.out(), /HEIMDALL_ERR_PLUGIN_FORMAT:\n {2}plugin .* is a Go plugin built with -buildmode=plugin/);
 
   // The c-shared build of the same code still loads.
   t.equal(inspectPlugin(cshared).loadable, true, 'the c-shared build is loadable');

@@ -15,7 +15,17 @@ import { runCli } from './helpers/cli.js';
 import { BUILD, REPO } from './helpers/fixtures.js';
 import { needs } from './helpers/toolchains.js';
 
+/** The command as a child process; `closed` resolves once its output has all been read (exit can come first). */
+function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const run = runCli(args, env);
+  const closed = new Promise<number | null>((resolve) => run.child.on('close', (code) => resolve(code)));
+  return { ...run, closed };
+}
+
+
 const exec = promisify(execFile);
+// Each command-line run starts Node with the TypeScript loader: slow on a busy machine.
+t.setTimeout(600_000);
 const DIR = path.join(BUILD, 'test-fixtures', 'plugin-test');
 mkdirSync(DIR, { recursive: true });
 const FIXTURES = path.join(REPO, 'test', 'fixtures', 'author-kit');
@@ -73,25 +83,25 @@ t.test('a fixture file: streamed and whole answers, the last-chunk pattern, a pr
 });
 
 t.test('heimdall plugin test from the command line: exit 0 when every expectation holds, 1 when one fails', async (t) => {
-  const ok = runCli(['plugin', 'test', GUARD, '--message', 'a forbidden plan', '--expect', 'prehook=short-circuit:403']);
-  t.equal(await ok.exited, 0);
+  const ok = cli(['plugin', 'test', GUARD, '--message', 'a forbidden plan', '--expect', 'prehook=short-circuit:403']);
+  t.equal(await ok.closed, 0);
   t.match(ok.out(), /PreHook +short-circuit:403 +[\d.]+ ms\n {4}in {3}\{"model":"mock\/echo","messages":\[\{"role":"user","content":"a forbidden plan"\}\]\}\n {4}out {2}\{"error":\{"status_code":403,"message":"request blocked by guard"/);
   t.match(ok.out(), /expect prehook=short-circuit:403: ok\n\nok: 1 expectation met/);
 
-  const failing = runCli(['plugin', 'test', GUARD, '--message', 'a forbidden plan', '--expect', 'prehook=short-circuit:429']);
-  t.equal(await failing.exited, 1);
+  const failing = cli(['plugin', 'test', GUARD, '--message', 'a forbidden plan', '--expect', 'prehook=short-circuit:429']);
+  t.equal(await failing.closed, 1);
   t.match(failing.out(), /expect prehook=short-circuit:429: FAILED: PreHook was short-circuit:403/);
 
-  const fixture = runCli(['plugin', 'test', NOTE, '--fixture', path.join(FIXTURES, 'append-note.cases.json'), '--json']);
-  t.equal(await fixture.exited, 0);
+  const fixture = cli(['plugin', 'test', NOTE, '--fixture', path.join(FIXTURES, 'append-note.cases.json'), '--json']);
+  t.equal(await fixture.closed, 0);
   t.equal(JSON.parse(fixture.out()).cases.length, 4);
 
-  const initRefused = runCli(['plugin', 'test', GUARD, '--plugin-config', '{"block_wrd": "x"}', '--expect', 'init=fail']);
-  t.equal(await initRefused.exited, 0, 'an Init refusal that is expected');
+  const initRefused = cli(['plugin', 'test', GUARD, '--plugin-config', '{"block_wrd": "x"}', '--expect', 'init=fail']);
+  t.equal(await initRefused.closed, 0, 'an Init refusal that is expected');
   t.match(initRefused.out(), /Init +fail .*\n.*unknown key \\?"block_wrd\\?"/);
 
-  const badExpectation = runCli(['plugin', 'test', GUARD, '--expect', 'prehook=explode']);
-  t.equal(await badExpectation.exited, 1);
+  const badExpectation = cli(['plugin', 'test', GUARD, '--expect', 'prehook=explode']);
+  t.equal(await badExpectation.closed, 1);
   t.match(badExpectation.err(), /HEIMDALL_ERR_PLUGIN_TEST_INPUT: heimdall plugin test: --expect: expectation "prehook=explode": prehook decisions are continue, modify, short-circuit, fail, skipped\. Write it as HOOK=DECISION/);
 });
 
