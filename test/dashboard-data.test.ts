@@ -1,7 +1,8 @@
 /**
  * The dashboard's data structures on their own: the inspector's ring (bounded in requests, in events per request, in
  * body text; recording only while watched), the 15-minute windows behind the charts, and the providers' keys
- * (resting after the upstream refused them, never shown themselves), read from a real gateway and a real upstream.
+ * (resting after the upstream refused them, never shown themselves), read from a real gateway, and a real worker
+ * pool, before a real loopback upstream.
  */
 import t, { type Test as Tap } from 'tap';
 import { mergeKeys } from '../src/cluster/dashboard.js';
@@ -12,6 +13,7 @@ import { BODY_PREVIEW, MAX_TRACES, TraceRecorder, logRedactor } from '../src/pip
 import { KeyPool, type ProviderKey } from '../src/providers/http/keys.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
 import { startKeyedUpstream } from './helpers/keyed-upstream.js';
+import { freePort, request, startPool } from './helpers/pool.js';
 
 t.test('the ring keeps the last N requests, newest first, and no more', async (t) => {
   const ring = new TraceRecorder(3, undefined, true);
@@ -203,4 +205,40 @@ t.test('the dashboard shows keys resting after a 429 (for its retry-after) or a 
   const missing = await fetch(`${gw.adminUrl}/dashboard/api/requests/no-such-request`, { headers: { authorization: `Bearer ${TOKEN}` } });
   t.equal(missing.status, 404, 'a request the inspector does not hold: 404');
   t.match(await missing.json(), { error: { code: 'HEIMDALL_ERR_ADMIN_REQUEST_UNKNOWN', message: /no-such-request.*not in the inspector's ring/ } });
+});
+
+t.test("a worker pool's dashboard shows a key resting in the workers that rest it", async (t) => {
+  const up = await startKeyedUpstream(t, {
+    [KEYS.HEIMDALL_TEST_KEYS_LIMITED]: { status: 429, headers: { 'retry-after': '30' } },
+    [KEYS.HEIMDALL_TEST_KEYS_REVOKED]: { status: 401 },
+  });
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const p = await startPool(t, {
+    server: { port, workers: 2 },
+    log: { level: 'info', requests: false },
+    providers: {
+      openai: { base_url: up.baseUrl, keys: [{ key: 'env.HEIMDALL_TEST_KEYS_LIMITED' }, { key: 'env.HEIMDALL_TEST_KEYS_GOOD' }, { key: 'env.HEIMDALL_TEST_KEYS_REVOKED' }] },
+    },
+    admin: { enabled: true, token: 'env.HEIMDALL_TEST_KEYS_TOKEN', port: adminPort },
+  });
+  // Each request on a connection of its own, to whichever worker: each worker has its own keys' rests. Until both
+  // workers were refused the limited key, if they draw it within 60 requests (keys are drawn at random).
+  const tries = (key: string) => up.keysSeen.filter((k) => k === key).length;
+  for (let i = 0; i < 60 && !(tries(KEYS.HEIMDALL_TEST_KEYS_LIMITED) === 2 && tries(KEYS.HEIMDALL_TEST_KEYS_REVOKED) > 0); i++) {
+    t.equal((await request(`${p.url}/v1/chat/completions`, { body: chat('openai/gpt-test', `n${i}`) })).status, 200);
+  }
+  const limitedTries = tries(KEYS.HEIMDALL_TEST_KEYS_LIMITED);
+  t.ok(tries(KEYS.HEIMDALL_TEST_KEYS_REVOKED) >= 1, 'the revoked key was tried');
+  t.ok(limitedTries >= 1 && limitedTries <= 2, `the limited key was tried once per worker at most (${limitedTries})`);
+
+  const res = await request(`http://127.0.0.1:${adminPort}/dashboard/api/providers`, { headers: { authorization: `Bearer ${TOKEN}` }, timeoutMs: 30_000 });
+  t.equal(res.status, 200);
+  const keys = (JSON.parse(res.body) as { keys: DashboardKey[] }).keys;
+  t.same(keys.map((k) => k.position), [1, 2, 3], 'each key once, not once per worker');
+  t.match(keys[0], { resting: { status: 429, workers: limitedTries } }, 'key 1 rests, in as many workers as were refused it');
+  t.ok((keys[0]?.resting?.for_ms ?? 0) > 15_000, 'for about its retry-after');
+  t.equal(keys[1]?.resting, null, 'key 2 does not rest');
+  t.match(keys[2], { resting: { status: 401 } });
+  assertNoKey(t, res.body, "the pool's providers data");
+  assertNoKey(t, JSON.stringify(p.logs) + p.stderr(), "the pool's log");
 });
