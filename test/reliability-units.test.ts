@@ -29,9 +29,9 @@ t.test('keys: weighted choice, model lists, rotation, resting', async (t) => {
   rotation.restart();
   t.equal(rotation.current, b, 'a new round draws from every key again');
 
-  pool.rest(b, 500);
+  pool.rest(b, 500, 429);
   t.equal(pool.pick([a, b]), a, 'a resting key is skipped');
-  pool.rest(a, 500);
+  pool.rest(a, 500, 429);
   t.equal(pool.pick([a, b]), b, 'unless every key rests');
   now += 600;
   r = 0.1;
