@@ -16,6 +16,7 @@ import pino from 'pino';
 import { configureHost, hostServices, releaseHost } from '../dist/host/services.js';
 import { parseConfig } from '../dist/config/load.js';
 import { loadPlugin } from '../dist/plugins/loader.js';
+import { measure } from './micro.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -23,25 +24,6 @@ const CALLS = 100;
 export const OPS = ['log (dropped: below the level)', 'log (written)', 'metric_record (counter)', 'metric_record (histogram)',
   'state_set', 'state_get', 'kv_get (hit)', 'kv_set', 'kv_incr', 'kv_cas'];
 
-let sink;
-function measure(fn, roundMs = 100, rounds = 7) {
-  let iterations = 1;
-  for (;;) {
-    const t0 = performance.now();
-    for (let i = 0; i < iterations; i++) sink = fn();
-    if (performance.now() - t0 > roundMs / 4) break;
-    iterations *= 2;
-  }
-  iterations *= 4;
-  const per = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iterations; i++) sink = fn();
-    per.push(Number(process.hrtime.bigint() - t0) / iterations);
-  }
-  per.sort((a, b) => a - b);
-  return per[Math.floor(rounds / 2)];
-}
 
 async function build() {
   const dir = path.join(repo, 'build', 'bench');

@@ -26,7 +26,7 @@ export const SIZES = [1024, 10 * 1024, 100 * 1024];
 let sink; // results go here, so that nothing measured can be optimised away
 
 /** Nanoseconds per call: the median of several rounds of about `roundMs` each, after a warm-up. */
-function measure(fn, roundMs = 120, rounds = 7) {
+export function measure(fn, roundMs = 120, rounds = 7) {
   let iterations = 1;
   for (;;) {
     const t0 = performance.now();

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { BUILD, REPO } from './helpers/fixtures.js';
 import { chat, postJson, sseData, startGateway } from './helpers/gateway.js';
-import { needs } from './helpers/toolchains.js';
+import { hasCommand, needs } from './helpers/toolchains.js';
 
 const exec = promisify(execFile);
 t.setTimeout(600_000);
@@ -18,16 +18,8 @@ const FIXTURES = path.join(REPO, 'test', 'fixtures', 'author-kit');
 const DIR = path.join(BUILD, 'test-fixtures', 'author-kit-streams');
 mkdirSync(DIR, { recursive: true });
 
-async function has(cmd: string, args: string[]): Promise<boolean> {
-  try {
-    await exec(cmd, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const noGo = needs((await has('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
-const noCargo = needs((await has('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)');
+const noGo = needs((await hasCommand('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
+const noCargo = needs((await hasCommand('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)');
 
 const builders: Record<string, () => Promise<string>> = {
   async c() {

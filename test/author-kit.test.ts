@@ -15,33 +15,19 @@ import type { TemplateLanguage } from '../src/commands/templates/index.js';
 import { runCli } from './helpers/cli.js';
 import { BUILD } from './helpers/fixtures.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
-import { needs } from './helpers/toolchains.js';
+import { hasCommand, needs } from './helpers/toolchains.js';
 import { startUpstream } from './helpers/upstream.js';
 
-/** The command as a child process; `closed` resolves once its output has all been read (exit can come first). */
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const run = runCli(args, env);
-  const closed = new Promise<number | null>((resolve) => run.child.on('close', (code) => resolve(code)));
-  return { ...run, closed };
-}
-
+const cli = runCli;
 
 const exec = promisify(execFile);
 // Building three toolchains' plugins from scratch takes longer than the suite's default 120 s on a busy machine.
 t.setTimeout(900_000);
 
-async function has(cmd: string, args: string[]): Promise<boolean> {
-  try {
-    await exec(cmd, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const noMake = needs((await has('make', ['--version'])) ? false : 'make is not installed (apt-get install make)');
-const noGo = needs((await has('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
+const noMake = needs((await hasCommand('make', ['--version'])) ? false : 'make is not installed (apt-get install make)');
+const noGo = needs((await hasCommand('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
 const noCargo = needs(
-  (await has('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)',
+  (await hasCommand('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)',
 );
 const skip: Record<TemplateLanguage, string | false> = { c: noMake, go: noMake || noGo, rust: noMake || noCargo };
 

@@ -16,15 +16,9 @@ import { checkFile, loadPlugin } from '../src/plugins/loader.js';
 import { runCli } from './helpers/cli.js';
 import { startGateway } from './helpers/gateway.js';
 import { BUILD, REPO } from './helpers/fixtures.js';
-import { needs } from './helpers/toolchains.js';
+import { hasCommand, needs } from './helpers/toolchains.js';
 
-/** The command as a child process; `closed` resolves once its output has all been read (exit can come first). */
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const run = runCli(args, env);
-  const closed = new Promise<number | null>((resolve) => run.child.on('close', (code) => resolve(code)));
-  return { ...run, closed };
-}
-
+const cli = runCli;
 
 const exec = promisify(execFile);
 // Go builds and command-line runs (Node with the TypeScript loader) are slow on a busy machine.
@@ -33,16 +27,8 @@ const DIR = path.join(BUILD, 'test-fixtures', 'go-plugin-format');
 mkdirSync(DIR, { recursive: true });
 const GO_ENV = { ...process.env, GOFLAGS: '', GOPROXY: 'off', GOTOOLCHAIN: 'local', CGO_ENABLED: '1' };
 
-async function has(cmd: string, args: string[]): Promise<boolean> {
-  try {
-    await exec(cmd, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const noGo = needs((await has('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
-const noRustc = needs((await has('rustc', ['--version'])) ? false : 'rustc is not installed (apt-get install cargo)');
+const noGo = needs((await hasCommand('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
+const noRustc = needs((await hasCommand('rustc', ['--version'])) ? false : 'rustc is not installed (apt-get install cargo)');
 
 /** go build in `cwd` with the given mode, into DIR/out (written beside, then renamed, so a reader never sees half). */
 async function goBuild(cwd: string, mode: string, out: string, pkg = '.'): Promise<string> {

@@ -15,13 +15,7 @@ import { runCli } from './helpers/cli.js';
 import { BUILD, REPO } from './helpers/fixtures.js';
 import { needs } from './helpers/toolchains.js';
 
-/** The command as a child process; `closed` resolves once its output has all been read (exit can come first). */
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const run = runCli(args, env);
-  const closed = new Promise<number | null>((resolve) => run.child.on('close', (code) => resolve(code)));
-  return { ...run, closed };
-}
-
+const cli = runCli;
 
 const exec = promisify(execFile);
 // Each command-line run starts Node with the TypeScript loader: slow on a busy machine.

@@ -149,23 +149,14 @@ static int read_full(uint8_t *buf, size_t len) {
   return 1;
 }
 
-/* Writes a response: the header, then the output straight from wherever it is (the plugin's own buffer). Returns 0
- * when the gateway is gone. */
-static int reply(int32_t status, uint32_t flags, const void *output, size_t len) {
-  uint8_t head[12];
-  put_u32(head, (uint32_t)(8 + len));
-  put_u32(head + 4, (uint32_t)status);
-  put_u32(head + 8, flags);
-  struct iovec iov[2] = {{head, sizeof head}, {(void *)output, len}};
-  int count = len > 0 ? 2 : 1;
-  struct iovec *at = iov;
+/* Write every byte of the iovecs to the channel; a short write goes on with the rest. 0 when the channel fails. */
+static int write_all(struct iovec *at, int count) {
   while (count > 0) {
     ssize_t n = writev(CHANNEL, at, count);
     if (n < 0) {
       if (errno == EINTR) continue;
       return 0;
     }
-    /* A short write: skip what went out and go on with the rest. */
     size_t left = (size_t)n;
     while (count > 0 && left >= at->iov_len) {
       left -= at->iov_len;
@@ -178,6 +169,18 @@ static int reply(int32_t status, uint32_t flags, const void *output, size_t len)
     }
   }
   return 1;
+}
+
+/* Writes a response: the header, then the output straight from wherever it is (the plugin's own buffer). Returns 0
+ * when the gateway is gone. */
+static int reply(int32_t status, uint32_t flags, const void *output, size_t len) {
+  uint8_t head[12];
+  put_u32(head, (uint32_t)(8 + len));
+  put_u32(head + 4, (uint32_t)status);
+  put_u32(head + 8, flags);
+  struct iovec iov[2] = {{head, sizeof head}, {(void *)output, len}};
+  int count = len > 0 ? 2 : 1;
+  return write_all(iov, count);
 }
 
 /* A response carrying this host's own message (a refusal), not the plugin's. */
@@ -309,26 +312,6 @@ static void put_u64(uint8_t *p, uint64_t v) {
 
 static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
-static int write_all(struct iovec *at, int count) {
-  while (count > 0) {
-    ssize_t n = writev(CHANNEL, at, count);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return 0;
-    }
-    size_t left = (size_t)n;
-    while (count > 0 && left >= at->iov_len) {
-      left -= at->iov_len;
-      at++;
-      count--;
-    }
-    if (count > 0) {
-      at->iov_base = (uint8_t *)at->iov_base + left;
-      at->iov_len -= left;
-    }
-  }
-  return 1;
-}
 
 /*
  * One host call: sends it, and unless it is one-way waits for the answer, whose number goes to *num and whose value

@@ -15,13 +15,15 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env) {
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  /** Resolves once its output has all been read too (the exit can come first). */
+  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   /** Resolves to the gateway's URL once it listens. */
   const listening = async (ms = 30000): Promise<string> => {
     await waitFor(() => /Server listening at/.test(stdout), 'the server to listen', ms);
     const line = stdout.split('\n').find((l) => l.includes('Server listening at')) ?? '{}';
     return (JSON.parse(line) as { msg: string }).msg.replace('Server listening at ', '');
   };
-  return { child, exited, listening, out: () => stdout, err: () => stderr };
+  return { child, exited, closed, listening, out: () => stdout, err: () => stderr };
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 20000): Promise<void> {

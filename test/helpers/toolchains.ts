@@ -5,6 +5,8 @@
  * CI sets HEIMDALL_TEST_REQUIRE_TOOLS=1: there a missing tool is a failure, never a skip, so a run can't silently
  * lose the Go, Rust or cross-architecture tests.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import tap from 'tap';
 
 export const REQUIRE_TOOLS = process.env.HEIMDALL_TEST_REQUIRE_TOOLS === '1';
@@ -17,4 +19,14 @@ export function needs(missing: string | false | undefined): string | false {
   if (!missing) return false;
   if (REQUIRE_TOOLS) tap.fail(`a tool the test suite needs is missing: ${missing} (HEIMDALL_TEST_REQUIRE_TOOLS=1)`);
   return missing;
+}
+
+/** Whether `cmd args` runs and exits 0 (a tool's --version, say). */
+export async function hasCommand(cmd: string, args: string[]): Promise<boolean> {
+  try {
+    await promisify(execFile)(cmd, args);
+    return true;
+  } catch {
+    return false;
+  }
 }
