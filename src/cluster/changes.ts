@@ -124,7 +124,9 @@ export class PoolControl implements PluginControl {
       .map((worker, i) => ({ worker, answer: prepares[i] as Answer }))
       .filter(({ answer }) => answer.kind === 'refused' || answer.kind === 'timeout');
     if (refusals.length > 0 || ready.length === 0) {
-      for (const w of ready) this.deps.tell(w, { type: 'abort', id });
+      // Every worker asked, not only those that prepared: one that did not answer in time may prepare later, and
+      // must not then hold its registry for the next change.
+      for (const w of workers) this.deps.tell(w, { type: 'abort', id });
       const error = refusalOf(refusals, workers.length);
       log.warn({ change: what, code: error.code, workers: refusals.map((r) => r.worker.id) }, `plugin change refused, no worker changed: ${error.message}`);
       throw error;
@@ -156,6 +158,8 @@ export class PoolControl implements PluginControl {
   private async everywhere(workers: Worker[], id: number, change: PluginChange): Promise<ChangeResult> {
     const prepares = await Promise.all(workers.map((w) => this.ask(w, id, 'prepared', { type: 'change', id, change }, PREPARE_MS)));
     const ready = workers.filter((_, i) => prepares[i]?.kind === 'ok');
+    // Those that did not answer in time must not go on holding what they prepare later.
+    for (const [i, w] of workers.entries()) if (prepares[i]?.kind === 'timeout') this.deps.tell(w, { type: 'abort', id });
     if (ready.length === 0) {
       const refused = prepares.find((a): a is Extract<Answer, { kind: 'refused' }> => a.kind === 'refused');
       throw refused !== undefined ? fromWire(refused.error) : Errors.ADMIN_POOL('no worker answered in time');

@@ -131,7 +131,10 @@ export async function runPrimary(loaded: LoadedConfig, count: number, host?: str
     slots
       .filter((s) => s.worker === undefined || s.readyAt === 0 || !s.worker.isConnected() || except.has(s.worker.id))
       .map((s) => ({ slot: s.index, worker: s.worker?.id, pid: s.worker?.process.pid, state: slotState(s) }));
-  const serving = () => slots.filter((s) => s.worker !== undefined && s.readyAt > 0 && s.worker.isConnected()).map((s) => s.worker as Worker);
+  // A worker being retired (draining on the way out) serves its last requests, but takes no part in the pool's
+  // gatherings or changes: its plugin set is older, and it is shutting down.
+  const serving = () =>
+    slots.filter((s) => s.worker !== undefined && s.readyAt > 0 && !s.retiring && s.worker.isConnected()).map((s) => s.worker as Worker);
   const gather = (asker: Worker | undefined, deliver: Gathering['deliver'], what: ReportKind, ask?: DashboardAsk) => {
     const ready = serving();
     if (gatherings.size >= MAX_GATHERINGS) {

@@ -62,11 +62,23 @@ function poolOf(report: (what: ReportKind, ask?: DashboardAsk) => Promise<string
  */
 function changesOf(registry: PluginRegistry, log: Logger, inProcess: () => InProcessPlugin[]) {
   const prepared = new Map<number, PreparedChange>();
+  // Changes the primary aborted before this worker had prepared them (it answered too late): a preparation that
+  // ends after its abort is undone at once. Bounded: only the latest ids matter.
+  const aborted = new Set<number>();
+  let stopping = false;
   process.on('message', (message: unknown) => {
     if (!isMessage<PrimaryMessage>(message)) return;
     if (message.type === 'change') {
+      if (stopping) {
+        send({ type: 'prepared', id: message.id, error: wireError(Errors.ADMIN_CONFLICT('this worker is shutting down; nothing more is loaded')) });
+        return;
+      }
       registry.prepare(message.change).then(
         (ready) => {
+          if (stopping || aborted.has(message.id)) {
+            void ready.abort();
+            return;
+          }
           prepared.set(message.id, ready);
           send({ type: 'prepared', id: message.id });
         },
@@ -89,12 +101,19 @@ function changesOf(registry: PluginRegistry, log: Logger, inProcess: () => InPro
     } else if (message.type === 'abort') {
       const ready = prepared.get(message.id);
       prepared.delete(message.id);
-      void ready?.abort();
+      if (ready !== undefined) {
+        void ready.abort();
+      } else {
+        aborted.add(message.id);
+        if (aborted.size > 64) aborted.delete(aborted.values().next().value as number);
+      }
     }
   });
   return {
     /** On the way out: nothing prepared stays held (the registry's cleanup waits for it otherwise). */
     abortAll: () => {
+      // A preparation still under way (or queued) is undone as it ends, and no new one starts.
+      stopping = true;
       for (const ready of prepared.values()) void ready.abort();
       prepared.clear();
     },

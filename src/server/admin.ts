@@ -95,7 +95,14 @@ export function createAdminApp({ config, control, baseDir, log, limits = ADMIN_L
   /** The plugin's view after a change (in a pool, as every worker now has it). */
   const after = async (result: ChangeResult) => {
     const status = result as PluginStatus;
-    const found = (await control.list()).find((v) => v.status.name === status.name);
+    let found: PluginView | undefined;
+    try {
+      found = (await control.list()).find((v) => v.status.name === status.name);
+    } catch (err) {
+      // The change is made (and saved); only the fresh view is missing (a pool whose workers did not answer in
+      // time): answer with the change's own status rather than an error a client would retry.
+      log.warn({ plugin: status.name, err: (err as Error).message }, 'plugin change made; its fresh status could not be read');
+    }
     return found === undefined ? { ...status, config: {} } : view(found);
   };
   const change = async (c: PluginChange) => after(await control.apply(c));
