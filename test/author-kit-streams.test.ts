@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { BUILD, REPO } from './helpers/fixtures.js';
 import { chat, postJson, sseData, startGateway } from './helpers/gateway.js';
-import { hasCommand, needs } from './helpers/toolchains.js';
+import { hasCommand, needs, rustMissing } from './helpers/toolchains.js';
 
 const exec = promisify(execFile);
 t.setTimeout(600_000);
@@ -19,7 +19,7 @@ const DIR = path.join(BUILD, 'test-fixtures', 'author-kit-streams');
 mkdirSync(DIR, { recursive: true });
 
 const noGo = needs((await hasCommand('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
-const noCargo = needs((await hasCommand('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)');
+const noCargo = needs(await rustMissing());
 
 const builders: Record<string, () => Promise<string>> = {
   async c() {

@@ -15,7 +15,7 @@ import type { TemplateLanguage } from '../src/commands/templates/index.js';
 import { runCli } from './helpers/cli.js';
 import { BUILD } from './helpers/fixtures.js';
 import { chat, postJson, startGateway } from './helpers/gateway.js';
-import { hasCommand, needs } from './helpers/toolchains.js';
+import { hasCommand, needs, rustMissing } from './helpers/toolchains.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const cli = runCli;
@@ -26,9 +26,7 @@ t.setTimeout(900_000);
 
 const noMake = needs((await hasCommand('make', ['--version'])) ? false : 'make is not installed (apt-get install make)');
 const noGo = needs((await hasCommand('go', ['version'])) ? false : 'Go is not installed (apt-get install golang-go)');
-const noCargo = needs(
-  (await hasCommand('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)',
-);
+const noCargo = needs(await rustMissing());
 const skip: Record<TemplateLanguage, string | false> = { c: noMake, go: noMake || noGo, rust: noMake || noCargo };
 
 // Rust's dependencies (serde, serde_json) are compiled once into a target dir kept between runs; the first run of

@@ -11,7 +11,7 @@ import t from 'tap';
 import { inspectBinary } from '../src/plugins/inspect.js';
 import { loadPlugin } from '../src/plugins/loader.js';
 import { BUILD, REPO } from './helpers/fixtures.js';
-import { hasCommand, needs } from './helpers/toolchains.js';
+import { needs, rustMissing } from './helpers/toolchains.js';
 
 const exec = promisify(execFile);
 t.setTimeout(600_000);
@@ -21,7 +21,7 @@ const TARGET = path.join(BUILD, 'cargo-target-author-kit');
 const DEBIAN = '/usr/share/cargo/registry';
 const offline = existsSync(DEBIAN) ? ['--offline', '--config', path.join(SDK, 'cargo-debian.toml')] : [];
 
-const noCargo = needs((await hasCommand('cargo', ['--version'])) ? false : 'cargo is not installed (apt-get install cargo librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)');
+const noCargo = needs(await rustMissing());
 
 /** Writes a cdylib crate with this lib.rs and builds it: the library's path, or the compiler's error output. */
 async function build(name: string, lib: string): Promise<{ ok: true; file: string } | { ok: false; stderr: string }> {

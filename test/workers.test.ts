@@ -9,6 +9,7 @@ import t from 'tap';
 import { waitFor } from './helpers/cli.js';
 import { probePlugins } from './helpers/fixtures.js';
 import { chat } from './helpers/gateway.js';
+import { startUpstream } from './helpers/upstream.js';
 import { freePort, request, sleep, spawned, startPool, startRefused, workerPids } from './helpers/pool.js';
 
 const probes = await probePlugins();
@@ -173,13 +174,14 @@ t.test('a pool of two workers', async (t) => {
 
 t.test('SIGTERM drains every worker: a slow request in flight completes, then the primary exits 0', async (t) => {
   const port = await freePort();
+  const up = await startUpstream(t); // answers model "slow" after 2 s
   const pool = await startPool(t, {
     server: { port, workers: 2, shutdown_timeout_ms: 5000 },
     log: { level: 'info', requests: false },
-    providers: { slow: { type: 'mock', latency_ms: 1200 } },
+    providers: { openai: { base_url: up.baseUrl } },
   });
-  const slow = request(`${pool.url}/v1/chat/completions`, { body: chat('slow/echo', 'take your time'), timeoutMs: 8000 });
-  await sleep(300);
+  const slow = request(`${pool.url}/v1/chat/completions`, { body: chat('openai/slow', 'take your time'), timeoutMs: 8000 });
+  await waitFor(() => up.seen.length === 1, 'the request at the upstream', 10_000);
   pool.child.kill('SIGTERM');
   const res = await slow;
   t.equal(res.status, 200, 'the request in flight was answered');
@@ -191,19 +193,16 @@ t.test('SIGTERM drains every worker: a slow request in flight completes, then th
 
 t.test('a signal to every process at once (Ctrl-C, systemd) is one drain, not a cut', async (t) => {
   const port = await freePort();
+  // A real upstream that answers model "slow" after 2 s: once it has all four requests, each is in a worker's hands.
+  const up = await startUpstream(t);
   const pool = await startPool(t, {
     server: { port, workers: 2, shutdown_timeout_ms: 5000 },
     log: { level: 'info', requests: false },
-    providers: { slow: { type: 'mock', latency_ms: 1200 } },
+    providers: { openai: { base_url: up.baseUrl } },
   });
   const pids = await workerPids(pool.url);
-  let connected = 0;
-  const slow = [0, 1, 2, 3].map((i) =>
-    request(`${pool.url}/v1/chat/completions`, { body: chat('slow/echo', `slow ${i}`), timeoutMs: 8000, onConnect: () => connected++ }),
-  );
-  // Each request reached a worker (connected, then handed over and read) well before the signal, however busy the machine.
-  await waitFor(() => connected === 4, 'the four connections', 5000);
-  await sleep(400);
+  const slow = [0, 1, 2, 3].map((i) => request(`${pool.url}/v1/chat/completions`, { body: chat('openai/slow', `slow ${i}`), timeoutMs: 8000 }));
+  await waitFor(() => up.seen.length === 4, 'the four requests at the upstream', 10_000);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   pool.child.kill('SIGTERM');
   const answers = await Promise.all(slow.map((p) => p.catch((err: Error) => ({ status: 0, body: err.message }))));

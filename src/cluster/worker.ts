@@ -162,28 +162,35 @@ export async function runWorker(): Promise<number> {
   // returns), which is what the watchdog is for. unref'd: it never keeps a draining worker alive.
   if (start.beatMs > 0) setInterval(() => send({ type: 'beat' }), start.beatMs).unref();
 
-  // The primary orders the drain; a signal sent to the worker itself (a terminal's Ctrl-C reaches the whole process
-  // group) does the same. Another one cuts the drain short, as in a single process.
+  // The primary orders the drain; a signal sent to the worker itself (a terminal's Ctrl-C, systemd's control-group
+  // kill: the whole process group) does the same. Whichever comes first starts the drain and the other joins it:
+  // a group signal reaches this worker and the primary, whose order follows, or comes first. Only a second signal,
+  // or the primary's order to stop at once, cuts the drain short, as in a single process.
   await new Promise<void>((resolve, reject) => {
-    let orders = 0;
-    const stop = (why: string, timeoutMs?: number) => {
-      if (orders++ === 0) {
-        log.info({ reason: why }, 'worker shutting down: finishing requests, then cleaning up plugins');
-        changes.abortAll();
-        gateway.close(timeoutMs === undefined ? {} : { timeoutMs }).then(resolve, reject);
-      } else {
-        void gateway.close({ timeoutMs: 0 });
-      }
+    let draining = false;
+    let signals = 0;
+    const drain = (why: string, timeoutMs?: number) => {
+      if (draining) return;
+      draining = true;
+      log.info({ reason: why }, 'worker shutting down: finishing requests, then cleaning up plugins');
+      changes.abortAll();
+      gateway.close(timeoutMs === undefined ? {} : { timeoutMs }).then(resolve, reject);
+    };
+    const cut = (why: string) => {
+      drain(why, 0);
+      void gateway.close({ timeoutMs: 0 });
     };
     process.on('message', (message: unknown) => {
       if (!isMessage<PrimaryMessage>(message) || message.type !== 'shutdown') return;
-      // A signal to the whole process group (Ctrl-C, systemd's control-group kill) reaches this worker and the
-      // primary, whose order then follows: the same drain, not a second order to cut it short.
-      if (orders > 0 && message.timeoutMs !== 0) return;
-      stop('the primary asked', message.timeoutMs);
+      if (message.timeoutMs === 0) cut('the primary asked to stop now');
+      else drain('the primary asked', message.timeoutMs);
     });
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signals++ === 0) drain(signal);
+      else cut(`a second ${signal}`);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
   log.info('worker stopped');
   return 0;

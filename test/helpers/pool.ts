@@ -98,7 +98,7 @@ export interface Answer {
 /** One request on a connection of its own (no keep-alive: each goes to whichever worker the primary picks). */
 export function request(
   url: string,
-  options: { body?: unknown; timeoutMs?: number; method?: string; headers?: Record<string, string>; onConnect?: () => void } = {},
+  options: { body?: unknown; timeoutMs?: number; method?: string; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const data = options.body === undefined ? undefined : JSON.stringify(options.body);
@@ -109,7 +109,6 @@ export function request(
       timeout: options.timeoutMs ?? 5000,
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    if (options.onConnect !== undefined) req.on('socket', (socket) => socket.once('connect', options.onConnect as () => void));
     req.on('error', reject);
     req.on('response', (res) => {
       let body = '';

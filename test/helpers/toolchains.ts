@@ -6,6 +6,7 @@
  * lose the Go, Rust or cross-architecture tests.
  */
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import tap from 'tap';
 
@@ -29,4 +30,18 @@ export async function hasCommand(cmd: string, args: string[]): Promise<boolean> 
   } catch {
     return false;
   }
+}
+
+/** Where Debian's packaged Rust crates live (apt-get install librust-serde-dev ...). */
+export const DEBIAN_CRATES = '/usr/share/cargo/registry';
+
+/**
+ * Why a Rust plugin can't be built here, or false: cargo missing, or no crates to build with (crates.io is not
+ * reachable offline, so Debian's packaged serde crates are what the build uses).
+ */
+export async function rustMissing(): Promise<string | false> {
+  if (!(await hasCommand('cargo', ['--version']))) return 'cargo is not installed (apt-get install cargo)';
+  const crates = existsSync(DEBIAN_CRATES) && readdirSync(DEBIAN_CRATES).some((d) => d.startsWith('serde_json-1'));
+  if (!crates) return "Rust's crates are not installed (apt-get install librust-serde-dev librust-serde-derive-dev librust-serde-json-dev)";
+  return false;
 }
