@@ -64,6 +64,8 @@ export function createAdminApp({ config, control, baseDir, log, limits = ADMIN_L
     keepAliveTimeout,
     http: { headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, headersTimeout / 4)) },
     bodyLimit: config.body_limit,
+    // Closing ends idle keep-alive connections at once (the gateway closes the busy ones after a bound).
+    forceCloseConnections: 'idle',
     loggerInstance: log.child({ component: 'admin' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
   });

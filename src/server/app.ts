@@ -31,6 +31,8 @@ import { modelRoutes } from './routes/models.js';
 import { openaiCompatRoutes } from './routes/openai-compat.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** How long closing the admin listener waits for its connections before closing them. */
+const ADMIN_CLOSE_MS = 2000;
 
 export interface Gateway {
   app: FastifyInstance;
@@ -168,7 +170,16 @@ export async function createGateway(loaded: LoadedConfig, options: GatewayOption
   let admin: FastifyInstance | undefined;
   app.addHook('onClose', async () => {
     watcher.close();
-    await admin?.close();
+    if (admin !== undefined) {
+      // Admin calls are short; a client that keeps its connection busy (a dashboard tab polling) must not hold the
+      // shutdown: past ADMIN_CLOSE_MS its connections are closed.
+      const force = setTimeout(() => admin?.server.closeAllConnections(), ADMIN_CLOSE_MS);
+      try {
+        await admin.close();
+      } finally {
+        clearTimeout(force);
+      }
+    }
     await plugins.closeAll();
     await providers.close();
     await releaseHost(host);
